@@ -4,7 +4,9 @@ A record holds the schema version, the plugins and their versions, the fully res
 the dataset and the fingerprint of its prepared form, the protocol, the seed, validation and test
 metrics, per-user test ranks (zlib-compressed int32, base64; every per-user metric derives from
 the rank), times, throughput, parameter count, peak memory, the device, library versions, the
-recbench version and git commit, and the command that produced it.
+recbench version and git commit, and the command that produced it. A run that re-trains the best
+trial of a `recbench tune` study also holds a `tune` field (see `tune_field`); other records have
+none, and readers treat it as optional.
 
 Files are written atomically (a temporary file renamed into place), one file per run, so records
 from many machines merge by copying. `load` upgrades older schemas to the current one.
@@ -97,6 +99,15 @@ def write(record: dict[str, Any], folder: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def tune_field(study: str, storage: str, trial: int, metric: str, value: float, params: dict[str, Any],
+               trials: dict[str, int]) -> dict[str, Any]:
+    """The record's `tune` field: the study (name and storage URL) whose best trial this run re-trains,
+    that trial's number, its validation `metric` value (the one it was selected on), the tuned
+    values and the study's trial count per state when it was chosen."""
+    return {"study": study, "storage": storage, "trial": trial, "metric": metric, "value": value,
+            "params": dict(params), "trials": dict(trials)}
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:

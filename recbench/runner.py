@@ -34,6 +34,7 @@ class RunSpec:
     config_file: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     results_dir: Path | None = None
+    tune: dict[str, Any] | None = None  # set by `recbench tune` on the re-run of a study's best trial: the record's `tune` field
 
 
 @dataclass
@@ -115,11 +116,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None) -> tuple[dict, Path]:
+def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None,
+        on_eval: Callable[[int, float], None] | None = None, test: bool = True) -> tuple[dict, Path | None]:
     """Run `spec` end to end; return the result record and where it was written.
 
     Under torchrun every process runs this; only rank 0 prints, writes checkpoints and the record
     (the other ranks return the record and None).
+
+    `on_eval` is passed to the trainer (called after each validation with the epoch and the
+    validation metric). With `test=False` the run stops after validation: the test split is never
+    evaluated and no record is written (a tuning trial); the returned record has validation metrics
+    only, and the path is None.
     """
     resolved = resolve(spec)
     device = dist.init(pick_device(spec.device))
@@ -185,7 +192,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         from .train import progress_bar, train
 
         with progress_bar() if main else contextlib.nullcontext() as progress:
-            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress)
+            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval)
         log(f"training stopped after {training.epochs} epochs ({training.stopped}); best validation epoch: {training.best_epoch}")
     else:
         model.fit(split)
@@ -193,14 +200,21 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 
     batch_size = getattr(gcfg, "eval_batch_size", 256)
     valid = evaluate(model, split, "valid", batch_size=batch_size, device=device)
-    if hasattr(model, "final_test"):
-        model.final_test = True  # e.g. DIFF_GRM decodes the test with its (larger) test beam
-    test = evaluate(model, split, "test", batch_size=batch_size, device=device)
-    record = build_record(run_id, spec, resolved, data, split, model, device, valid, test, train_seconds, sids)
+    if test:
+        if hasattr(model, "final_test"):
+            model.final_test = True  # e.g. DIFF_GRM decodes the test with its (larger) test beam
+        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device)
+    else:
+        test_eval = None
+    record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
     if training:
         record["train"].update(epochs=training.epochs, best_epoch=training.best_epoch, best_valid=training.best_valid, stopped=training.stopped)
         record["checkpoints"] = {"best": str(run_dir / "best.pt"), "last": str(run_dir / "last.pt"), "log": str(run_dir / "log.jsonl")}
     if not main:
+        return record, None
+    if not test:
+        if run_dir is not None:
+            mark_finished(run_dir, None)
         return record, None
     path = records.write(record, spec.results_dir or paths.results_dir())
     if run_dir is not None:
@@ -252,14 +266,16 @@ def is_resumable(folder: Path, identity: dict) -> bool:
     return "record" not in meta and all(meta.get(k) == v for k, v in identity.items())
 
 
-def mark_finished(folder: Path, record_path: Path) -> None:
+def mark_finished(folder: Path, record_path: Path | None) -> None:
+    """Mark a run folder finished (never resumed again), with its record (None: a run that writes none)."""
     meta = json.loads((folder / "run.json").read_text())
-    meta["record"] = str(record_path)
+    meta["record"] = None if record_path is None else str(record_path)
     (folder / "run.json").write_text(json.dumps(meta, indent=1))
 
 
-def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation, train_seconds: float,
+def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,
                  sids=None) -> dict:
+    """The result record of a run; with `test` None (a validation-only run) it has no test metrics, ranks or times."""
     gen, ds, tok = resolved.generator, resolved.dataset, resolved.tokenizer
     config = {section: cfg.to_dict(c) for section, c in resolved.configs.items()}
     tokenizer = None if tok is None else {"name": tok.name, "package": tok.package, "version": tok.version,
@@ -288,22 +304,21 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "max_seq_len": split.max_seq_len,
             "metrics_k": [5, 10, 20],
             "selection": "best validation ndcg@10",
-            "eval_users": int(len(test.users)),
+            "eval_users": int(len((valid if test is None else test).users)),
         },
         "seed": spec.seed,
         "config": config,
         "config_fingerprint": config_fingerprint(resolved),
-        "metrics": {"valid": valid.metrics, "test": test.metrics},
-        "per_user": {
+        "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
+        **({"per_user": {
             "encoding": "zlib-compressed little-endian int32, base64; rank -1 = not in the list",
             "users": records.encode_ints(test.users),
             "test_rank": records.encode_ints(test.ranks),
-        },
+        }} if test is not None else {}),
         "train": {"seconds": round(train_seconds, 3)},
         "eval": {
             "valid_seconds": round(valid.seconds, 3),
-            "test_seconds": round(test.seconds, 3),
-            "test_users_per_s": round(test.users_per_s, 1),
+            **({"test_seconds": round(test.seconds, 3), "test_users_per_s": round(test.users_per_s, 1)} if test is not None else {}),
         },
         **({"semantic_ids": {"collision_rate": sids.collision_rate, "n_digit": sids.n_digit,
                              "codebook_size": sids.codebook_size}} if sids is not None else {}),
@@ -311,4 +326,5 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},
         "environment": records.environment(),
+        **({"tune": spec.tune} if spec.tune is not None else {}),
     }

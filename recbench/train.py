@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -116,8 +116,14 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None) -> TrainResult:
-    """Train `model` in place; on return it holds the best (or, without validation, the last) weights."""
+def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
+          on_eval: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train `model` in place; on return it holds the best (or, without validation, the last) weights.
+
+    `on_eval(epoch, value)`, if given, is called on every process after each validation, once the
+    epoch's checkpoint and log line are written, with the validation metric (`val_metric`) of that
+    epoch; an exception it raises (e.g. a tuning trial being pruned) ends training there.
+    """
     terms = parse_metric(config.val_metric)
     users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
     if len(users) == 0:
@@ -212,6 +218,8 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         if progress:
             shown = f"{state['best']:.4f}" if state["best"] is not None else "-"
             progress.update(task, completed=epoch, loss=entry["loss"], speed=entry["samples_per_s"], valid=shown)
+        if on_eval is not None and "valid" in entry:
+            on_eval(epoch, entry["valid"][config.val_metric])
 
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])

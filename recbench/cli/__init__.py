@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from ..errors import RecbenchError
-from . import compare, datasets, leaderboard, plugins, reproduce, run, tokenize
+from . import compare, datasets, leaderboard, plugins, reproduce, run, tokenize, tune
 
 app = typer.Typer(
     name="recbench",
@@ -23,6 +23,7 @@ app.command("leaderboard")(leaderboard.command)
 app.command("tokenize", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(tokenize.command)
 app.command("compare")(compare.command)
 app.command("reproduce")(reproduce.command)
+app.command("tune", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(tune.command)
 
 err = Console(stderr=True)
 

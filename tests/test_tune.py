@@ -1,0 +1,284 @@
+"""`recbench tune`: search spaces and their errors, trial 0 = the defaults, real tiny studies on
+MovieLens-100K (record + leaderboard row, pruning, resuming, a killed worker, failures, two worker
+processes), a third-party generator, --show, and bad input."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from recbench import plugins, runner, tune
+from recbench.errors import UsageError
+
+TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "3", "batch_size": "256",
+        "eval_every": "1", "patience": "20", "dropout": "0.1"}
+TINY_ARGS = [f"--{k}={v}" for k, v in TINY.items()]
+
+
+def sasrec_fields():
+    return tune.space_fields(runner.resolve(runner.RunSpec("sasrec", "ml-100k")))
+
+
+def options(tmp_path, space: str, **kw) -> tune.TuneOptions:
+    path = tmp_path / "space.yaml"
+    path.write_text(space)
+    base = dict(space_file=str(path), overrides=dict(TINY), device="cpu", sampler="random", pruner="none")
+    return tune.TuneOptions("sasrec", "ml-100k", **{**base, **kw})
+
+
+# ---- search spaces -----------------------------------------------------------------------------
+
+
+def test_space_becomes_suggest_calls_with_log_int_and_categorical():
+    space = {"lr": {"type": "float", "low": "1e-4", "high": 1e-2, "log": True},  # YAML reads 1e-4 as a string
+             "n-layer": {"type": "int", "low": 1, "high": 4, "step": 1},
+             "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+             "loss": {"type": "categorical", "choices": ["bce", "ce"]}}
+    params = tune.parse_space(space, sasrec_fields(), "test")
+    assert params["lr"] == tune.Param("lr", "float", 1e-4, 1e-2, True, None)
+    assert params["n_layer"] == tune.Param("n_layer", "int", 1, 4, False, 1)  # keys are normalised like --n-layer
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        values = tune.suggest(trial, params)
+        assert 1e-4 <= values["lr"] <= 1e-2 and isinstance(values["lr"], float)
+        assert values["n_layer"] in (1, 2, 3, 4) and isinstance(values["n_layer"], int)
+        assert round(values["dropout"] * 10, 6) == int(round(values["dropout"] * 10)) and 0 <= values["dropout"] <= 0.5
+        assert values["loss"] in ("bce", "ce")
+        study.tell(trial, 0.0)
+    d = study.trials[0].distributions
+    assert d["lr"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    assert d["n_layer"] == optuna.distributions.IntDistribution(1, 4)
+    assert d["loss"] == optuna.distributions.CategoricalDistribution(["bce", "ce"])
+    assert len({t.params["lr"] for t in study.trials}) == 20  # sampled, not fixed
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"lr": {"type": "uniform", "low": 0.1, "high": 1}}, "key 'lr': unknown type 'uniform'. Valid types: float, int, categorical"),
+    ({"lr": {"type": "float", "low": 0.1, "high": 0.01}}, "key 'lr': low (0.1) is greater than high (0.01)"),
+    ({"n_layers": {"type": "int", "low": 1, "high": 2}}, "key 'n_layers': not a config field of this run. Valid keys:"),
+    ({"lr": {"type": "float", "low": 0, "high": 0.1, "log": True}}, "key 'lr': a log range needs low > 0"),
+    ({"lr": {"type": "float", "lo": 0.1, "high": 1}}, "key 'lr': unknown setting(s) 'lo' for type float"),
+    ({"lr": {"type": "float", "high": 1}}, "key 'lr': type float needs 'low' and 'high'; 'low' is missing"),
+    ({"n_layer": {"type": "float", "low": 1, "high": 3}}, "key 'n_layer': type float gives values such as 1.0, but the field is int"),
+    ({"n_layer": {"type": "int", "low": 1.5, "high": 3}}, "key 'n_layer': 'low' must be an integer"),
+    ({"loss": {"type": "categorical", "choices": []}}, "key 'loss': type categorical needs a non-empty list 'choices'"),
+    ({"loss": {"type": "categorical", "choices": ["bce", "focal"]}}, "key 'loss': choice 'focal' does not fit the field, which is one of 'bce', 'ce'"),
+    ({"resume": {"type": "categorical", "choices": ["true"]}}, "key 'resume': not a config field"),
+    ({"lr": [0.1, 0.2]}, "key 'lr': expected a mapping"),
+    ({}, "expected a non-empty mapping"),
+])
+def test_bad_space_is_a_usage_error_naming_the_key(space, message):
+    with pytest.raises(UsageError) as err:
+        tune.parse_space(space, sasrec_fields(), "test")
+    assert message in str(err.value)
+
+
+def test_space_file_errors_name_the_file_and_line(tmp_path):
+    opts = options(tmp_path, "lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\ndropout: {type: gauss, low: 0, high: 1}\n")
+    with pytest.raises(UsageError, match=r"file '.*space.yaml', line 2\), key 'dropout': unknown type 'gauss'"):
+        tune.make_plan(opts)
+    (tmp_path / "space.yaml").write_text("lr: {type: float, low: [\n")
+    with pytest.raises(UsageError, match=r"space.yaml' could not be parsed"):
+        tune.make_plan(opts)
+    opts.overrides["lr"] = "0.5"  # trial 0 runs the defaults, so they must lie in the space
+    (tmp_path / "space.yaml").write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    with pytest.raises(UsageError, match=r"'lr' \(float in \[0.0001, 0.01, log\]\) does not contain its starting value 0.5 \(from command line\)"):
+        tune.make_plan(opts)
+
+
+def test_every_declared_search_space_is_valid_and_contains_the_defaults():
+    registry = plugins.registry()
+    for name in registry.names("generator"):
+        gen = registry.entry("generator", name).obj
+        if not gen.search_space:
+            continue
+        plan = tune.make_plan(tune.TuneOptions(name, "ml-100k"))
+        assert set(plan.params) == set(gen.search_space) and plan.study == f"{name}__ml-100k"
+        assert all(tune.contains(plan.params[k], v) for k, v in plan.defaults.items())
+
+
+def test_trial_0_is_the_resolved_defaults_and_the_study_name_is_deterministic(tmp_path):
+    plain = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k"))
+    assert plain.defaults == {"lr": 1e-3, "dropout": 0.2, "n_embd": 50, "n_layer": 2, "loss": "bce"}  # dropout: ml-100k preset
+    assert plain.study == "sasrec__ml-100k" and plain.storage.endswith("/tune/studies.db")
+    fixed = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
+    assert fixed.defaults["dropout"] == 0.3 and fixed.defaults["lr"] == 1e-3
+    assert fixed.study.startswith("sasrec__ml-100k__") and len(fixed.study) == len("sasrec__ml-100k__") + 8
+    assert tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"epochs": "5", "dropout": "0.3"})).study == fixed.study
+    assert tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"epochs": "6", "dropout": "0.3"})).study != fixed.study
+
+
+# ---- real tiny studies ---------------------------------------------------------------------------
+
+
+SPACE = "lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\ndropout: {type: float, low: 0.0, high: 0.5}\n"
+
+
+def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_plots(cli, mirror, home, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    out = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "3", "--space", str(space), "--sampler", "random",
+              "--device", "cpu", *TINY_ARGS).stdout
+    assert "trial 0 {lr=0.001, dropout=0.1}" in out  # trial 0: the resolved defaults (dropout fixed by TINY)
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")  # trials write no records; the best trial's re-run does
+    record = json.loads(path.read_text())
+    info = record["tune"]
+    assert info["study"].startswith("sasrec__ml-100k__") and info["trials"] == {"complete": 3} and info["metric"] == "ndcg@10"
+    assert record["config"]["generator"]["lr"] == info["params"]["lr"] and record["command"].startswith("recbench tune")
+    assert record["metrics"]["valid"]["ndcg@10"] == pytest.approx(info["value"])  # the re-run repeats the trial exactly
+    runs = sorted((home / "home" / "runs").iterdir())
+    assert len(runs) == 4  # 3 trials + the re-run
+    metas = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert sum(m["record"] is None for m in metas) == 3 and sum(m["record"] == str(path) for m in metas) == 1
+
+    board = cli("leaderboard", "--format", "csv").stdout
+    assert record["config_fingerprint"] in board and f"{record['metrics']['test']['ndcg@10']:.4f}" in board
+
+    shown = cli("tune", "--show", info["study"], "--plot-dir", str(tmp_path / "plots")).stdout
+    assert re.findall(r"^│\s+(\d+)(?: \*)?\s+│", shown, re.M) == ["0", "1", "2"]
+    assert "COMPLETE" in shown and "defaults" in shown and "lr=0.001, dropout=0.1" in shown
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert pngs == [f"{info['study']}_{k}.png" for k in ("history", "importance", "intermediate")]
+    assert all((tmp_path / "plots" / p).stat().st_size > 10_000 for p in pngs)
+
+    again = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "3", "--space", str(space), "--device", "cpu", *TINY_ARGS).stdout
+    assert "already re-trained and tested" in again  # a finished study is not re-run, and its record is not duplicated
+    assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1
+
+
+def test_a_trial_that_is_behind_is_pruned(mirror, home, tmp_path):
+    opts = options(tmp_path, "lr: {type: float, low: 1.0e-7, high: 1.0e-2, log: true}\n", n_trials=3, pruner="median",
+                   pruner_startup_trials=1, prune_from_epoch=1)
+    opts.overrides["lr"] = "0.01"  # trial 0 learns quickly ...
+    _, study, _ = tune.start(opts)
+    study.enqueue_trial({"lr": 1e-7})  # ... trial 1 cannot learn at all
+    result = tune.run_study(opts)
+    trials = study.get_trials()
+    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.PRUNED]
+    last = max(trials[1].intermediate_values)
+    assert last < int(TINY["epochs"])  # stopped at a validation before the end of training ...
+    assert trials[1].intermediate_values[last] < trials[0].intermediate_values[last]  # ... because it was behind there
+    assert result.trials["complete"] + result.trials["pruned"] == 3 and result.best_trial != 1
+    assert f"pruned at epoch {last}" in tune.trial_rows(study)[1]["notes"]
+
+
+def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(mirror, home, tmp_path):
+    opts = options(tmp_path, SPACE, n_trials=2)
+    first = tune.run_study(opts)
+    assert first.ran == 2
+    study = tune.load_study(first.study)
+    before = [(t.number, t.state, t.params, t.value, t.datetime_complete) for t in study.get_trials()]
+    opts.n_trials = 4
+    second = tune.run_study(opts)
+    assert second.study == first.study and second.ran == 2 and second.trials == {"complete": 4}
+    after = [(t.number, t.state, t.params, t.value, t.datetime_complete) for t in tune.load_study(first.study).get_trials()]
+    assert after[:2] == before and [a[0] for a in after] == [0, 1, 2, 3]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks for a trial by hand, outside optimize()
+def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(mirror, home, tmp_path):
+    opts = options(tmp_path, SPACE, n_trials=2)
+    plan, study, _ = tune.start(opts)
+    killed = study.ask()  # trial 0 (the defaults) was running when its process died
+    tune.suggest(killed, plan.params)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    tune.run_study(opts)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].state == TrialState.COMPLETE and trials[1].params == plan.defaults and trials[1].user_attrs["retry_of"] == 0
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+
+
+def test_a_failing_trial_is_recorded_as_fail_and_retried_once(mirror, home, tmp_path, monkeypatch):
+    from recbench_plugins import sasrec
+
+    build = sasrec.SASRecGenerator.build
+
+    def failing_build(self, config, split):
+        if config.lr == 0.005:
+            raise RuntimeError("out of memory (simulated)")
+        return build(self, config, split)
+
+    monkeypatch.setattr(sasrec.SASRecGenerator, "build", failing_build)
+    opts = options(tmp_path, SPACE, n_trials=2)
+    _, study, _ = tune.start(opts)
+    study.enqueue_trial({"lr": 0.005, "dropout": 0.1})
+    result = tune.run_study(opts)
+    trials = study.get_trials()
+    assert [(t.state, t.params["lr"]) for t in trials[1:3]] == [(TrialState.FAIL, 0.005)] * 2  # the retry failed too ...
+    assert "RuntimeError: out of memory (simulated)" in trials[1].user_attrs["error"] and trials[2].user_attrs["retry_of"] == 1
+    assert result.trials == {"complete": 2, "fail": 2}  # ... and was not retried again; the study still got its 2 trials
+
+
+def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(mirror, home, tmp_path):
+    opts = options(tmp_path, SPACE, n_trials=5, jobs=2, sampler="tpe")
+    result = tune.run_study(opts)
+    trials = tune.load_study(result.study).get_trials()
+    assert result.trials == {"complete": 5} and len(trials) == 5
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 5  # no configuration tried twice
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
+
+
+def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugins, mirror, home, tmp_path):
+    journal = tmp_path / "studies.log"
+    out = cli_with_plugins("tune", "-p", "markov", "-d", "ml-100k", "--n-trials", "4", "--storage", f"journal:{journal}",
+                           "--sampler", "random").stdout
+    assert "trial 0 {pop_weight=0.01}" in out and journal.is_file()
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["generator"]["package"] == "recbench-markov" and record["tune"]["study"] == "markov__ml-100k"
+    assert record["tune"]["storage"] == f"journal:{journal}" and record["tune"]["trials"] == {"complete": 4}
+    assert record["config"]["generator"]["pop_weight"] == record["tune"]["params"]["pop_weight"]
+    shown = cli_with_plugins("tune", "--show", "markov__ml-100k", "--storage", f"journal:{journal}",
+                             "--plot-dir", str(tmp_path / "plots")).stdout
+    assert "pop_weight=0.01" in shown and shown.count("COMPLETE") == 4
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "nope", "-d", "ml-100k"], "Unknown generator 'nope'"),
+    (["-p", "sasrec", "-d", "ml-100k", "--sampler", "grid"], "Unknown sampler 'grid'. Valid samplers: tpe, random."),
+    (["--show", "nope"], "does not exist (no study was run with this storage yet)"),
+])
+def test_bad_input_exits_2_naming_the_value_and_what_is_valid(cli, args, message):
+    assert message in cli("tune", *args, check=2).stderr.replace("\n", "")
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"dataset": "ml-100"}, "Unknown dataset 'ml-100'"),
+    ({"pruner": "hyperband"}, "Unknown pruner 'hyperband'. Valid pruners: median, none."),
+    ({"plugin": "pop"}, "Generator 'pop' declares no search_space; pass --space FILE"),
+    ({"storage": "studies.db"}, "--storage 'studies.db' is not a storage URL. Valid: sqlite:///PATH, journal:PATH"),
+    ({"n_trials": 0}, "Tune option 'n-trials' must be >= 1; got 0."),
+    ({"overrides": {"n_layers": "2"}}, "Unknown config key 'n_layers'"),
+])
+def test_bad_options_are_usage_errors(kw, message):
+    with pytest.raises(UsageError) as err:
+        tune.make_plan(tune.TuneOptions(**{"plugin": "sasrec", "dataset": "ml-100k", **kw}))
+    assert message in str(err.value)
+
+
+def test_malformed_space_file_and_unknown_study_exit_2(cli, tmp_path, home):
+    bad = tmp_path / "space.toml"
+    bad.write_text("[lr\ntype = 'float'\n")
+    assert "could not be parsed" in cli("tune", "-p", "sasrec", "-d", "ml-100k", "--space", str(bad), check=2).stderr
+    bad.write_text("[lr]\ntype = 'float'\nlow = 0.1\nhigh = 0.01\n")
+    with pytest.raises(UsageError, match=r"line 1\), key 'lr': low \(0.1\) is greater than high \(0.01\)"):
+        tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", space_file=str(bad)))
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(storage=storage, study_name="other")
+    with pytest.raises(UsageError, match="No study named 'nope' in .*studies.db. Studies there: other."):
+        tune.load_study("nope", storage)
