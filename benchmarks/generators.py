@@ -1,12 +1,17 @@
-"""Training and evaluation speed of the item-ID generators on one dataset, at their default settings.
+"""Training and evaluation speed of the generators on one dataset, at their default settings.
 
     RECBENCH_DATA_MIRROR=../shared/data python benchmarks/generators.py [--dataset beauty] [--device cpu]
-        [--generators sasrec llama_rec hstu] [--steps 20] [--eval-users 2048] [--set key=value ...]
+        [--generators sasrec llama_rec hstu diff_grm ar_grm] [--preset cpu] [--steps 20] [--eval-users 2048]
+        [--set key=value ...]
 
-Each generator runs in a fresh process (so peak memory is its own): `--steps` optimizer steps at
-the default batch size (after 2 warm-up steps) give training samples/s and the extrapolated epoch
-time; ranking `--eval-users` validation users over all items gives evaluation users/s. Peak memory
-is the process's peak RSS on CPU and the peak allocated GPU memory on CUDA. Prints the machine.
+Each generator runs in a fresh process (so peak memory is its own), with its config resolved as
+`recbench run` resolves it (defaults, dataset preset, `--preset` for the generators that have it,
+`--set`): `--steps` optimizer steps at its batch size (after 2 warm-up steps) give training
+samples/s and the extrapolated epoch time; ranking (or decoding) `--eval-users` validation users
+gives evaluation users/s. Peak memory is the process's peak RSS on CPU and the peak allocated GPU
+memory on CUDA. Prints the machine. The semantic-ID generators' Beauty presets name their
+published embedding model (bge-large); offline, run them with `--preset cpu` or
+`--set sent_emb_model=all-MiniLM-L6-v2` (their IDs are built once, then cached).
 """
 
 import argparse
@@ -15,22 +20,25 @@ import resource
 import time
 
 
-def measure(name: str, dataset: str, device: str, steps: int, eval_users: int, overrides: dict, out) -> None:
+def measure(name: str, dataset: str, preset: str | None, device: str, steps: int, eval_users: int, overrides: dict, out) -> None:
     import torch
 
-    from recbench import config as cfg
-    from recbench import plugins
+    from recbench import semantic_ids
     from recbench.data import Split, prepare
     from recbench.evaluate import evaluate
+    from recbench.runner import RunSpec, resolve
 
-    registry = plugins.registry()
-    gen, ds = registry.entry("generator", name), registry.get("dataset", dataset)
-    layers = [("preset", gen.obj.presets.get(registry.entry("dataset", dataset).name, {})), ("--set", overrides)]
-    config = cfg.resolve({"generator": gen.obj.Config}, layers)["generator"]
-    split = Split(prepare(ds, ds.Config()), config.max_seq_len or ds.max_seq_len)
+    resolved = resolve(RunSpec(name, dataset, preset=preset, overrides=overrides))
+    config, ds = resolved.configs["generator"], resolved.dataset.obj
+    data = prepare(ds, resolved.configs["dataset"])
+    split = Split(data, config.max_seq_len or ds.max_seq_len)
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = gen.obj.build(config, split).to(dev)
+    if resolved.tokenizer is not None:  # semantic-ID generators: the run's IDs (built once, then cached)
+        sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"])
+        model = resolved.generator.obj.build(config, split, semantic_ids=sids).to(dev)
+    else:
+        model = resolved.generator.obj.build(config, split).to(dev)
     users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     order = torch.randperm(len(users)).numpy()
@@ -39,7 +47,7 @@ def measure(name: str, dataset: str, device: str, steps: int, eval_users: int, o
     def step(i):
         idx = order[(i * bs) % len(order):][:bs]
         batch = split.gather(users[idx], positions[idx]).to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and config.amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.amp and (dev.type == "cuda" or config.cpu_amp)):
             loss = model(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -69,11 +77,18 @@ def measure(name: str, dataset: str, device: str, steps: int, eval_users: int, o
     })
 
 
+def preset_names(name: str) -> set[str]:
+    from recbench import plugins
+
+    return set(plugins.registry().entry("generator", name).obj.named_presets)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--generators", nargs="*", default=["sasrec", "llama_rec", "hstu"])
+    parser.add_argument("--generators", nargs="*", default=["sasrec", "llama_rec", "hstu", "diff_grm", "ar_grm"])
+    parser.add_argument("--preset", default=None, help="a named preset of every generator that has it (e.g. cpu)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--eval-users", type=int, default=2048)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value for every generator")
@@ -89,7 +104,7 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     for name in args.generators:
         queue = ctx.Queue()
-        proc = ctx.Process(target=measure, args=(name, args.dataset, args.device, args.steps, args.eval_users, overrides, queue))
+        proc = ctx.Process(target=measure, args=(name, args.dataset, args.preset if args.preset in preset_names(name) else None, args.device, args.steps, args.eval_users, overrides, queue))
         proc.start()
         proc.join()
         if proc.exitcode != 0:

@@ -90,47 +90,53 @@ class ARGRM(Recommender):
         return self.beam_size_test if self.final_test else self.beam_size_val
 
     def encode(self, history):
-        return self.encoder(self.codes[history], history != 0)
+        """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L])."""
+        memory, mask = self.encoder(self.codes[history], history != 0)
+        return [block.memory_kv(memory) for block in self.decoder], mask
 
-    def decode(self, memory, memory_mask, prefix: torch.Tensor) -> torch.Tensor:
-        """prefix [M, t] (t < D digits) -> logits [M, t+1, C] of digits 1..t+1 (causal)."""
-        M, t = prefix.shape
-        x = self.bos.expand(M, 1, -1)
+    def decode(self, memory_kv, memory_mask, prefix: torch.Tensor) -> torch.Tensor:
+        """prefix [B, K, t] (t < D digits; K candidates per user) -> logits [B, K, t+1, C] of digits 1..t+1 (causal)."""
+        B, K, t = prefix.shape
+        x = self.bos.expand(B, K, 1, -1)
         if t:
-            x = torch.cat([x, self.code_emb(prefix + self.offsets[:t])], dim=1)
+            x = torch.cat([x, self.code_emb(prefix + self.offsets[:t])], dim=2)
         x = self.drop(x + self.slot_emb[: t + 1])
         causal = torch.ones(t + 1, t + 1, dtype=torch.bool, device=x.device).tril()
-        for block in self.decoder:
-            x = block(x, causal, memory, memory_mask)
+        for block, kv in zip(self.decoder, memory_kv):
+            x = block(x, causal, kv, memory_mask)
         h = self.ln_f(x)
         if self.head is None:
             table = self.code_emb.weight.view(self.n_digit, self.codebook_size, -1)[: t + 1]
-            return torch.einsum("mth,tch->mtc", h, table)
-        return torch.stack([self.head[i](h[:, i]) for i in range(t + 1)], dim=1)
+            return torch.einsum("bkth,tch->bktc", h, table)
+        return torch.stack([self.head[i](h[:, :, i]) for i in range(t + 1)], dim=2)
 
     def loss(self, batch) -> torch.Tensor:
-        memory, memory_mask = self.encode(batch.history)
+        memory_kv, memory_mask = self.encode(batch.history)
         target = self.codes[batch.target]
-        logits = self.decode(memory, memory_mask, target[:, :-1])  # teacher forcing
+        logits = self.decode(memory_kv, memory_mask, target[:, None, :-1])  # teacher forcing
         return F.cross_entropy(logits.float().reshape(-1, self.codebook_size), target.reshape(-1),
                                label_smoothing=self.label_smoothing)
 
     @torch.no_grad()
-    def search(self, memory, memory_mask, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Beam search over prefixes that exist in the item table: (item ids [B, K], log-probs [B, K]), best first."""
-        B, D, C = memory.shape[0], self.n_digit, self.codebook_size
-        index = self.index.to(memory.device)
-        prefix = torch.zeros(B, 1, 0, dtype=torch.int64, device=memory.device)
-        score = torch.zeros(B, 1, device=memory.device)
-        codes = torch.arange(C, device=memory.device)
+    def search(self, memory_kv, memory_mask, beam: int, constrained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Beam search over prefixes that exist in the item table: (item ids [B, K], log-probs [B, K]), best first.
+
+        With constrained=False any code may follow any prefix; IDs that are no item come back as item 0.
+        """
+        B, D, C = memory_mask.shape[0], self.n_digit, self.codebook_size
+        dev = memory_mask.device
+        index = self.index.to(dev)
+        prefix = torch.zeros(B, 1, 0, dtype=torch.int64, device=dev)
+        score = torch.zeros(B, 1, device=dev)
+        codes = torch.arange(C, device=dev)
         for t in range(D):
-            K = prefix.shape[1]
-            logits = self.decode(memory.repeat_interleave(K, 0), memory_mask.repeat_interleave(K, 0), prefix.reshape(B * K, t))
-            lp = logits[:, -1].float().log_softmax(-1).view(B, K, C)
+            lp = self.decode(memory_kv, memory_mask, prefix)[:, :, -1].float().log_softmax(-1)  # [B, K, C]
             key = ((prefix + 1) * index.base[:t]).sum(-1)  # [B, K] the prefix's key (later digits unset)
             cand_key = key[..., None] + (codes + 1) * index.base[t]
-            cand = (score[..., None] + lp).masked_fill(~index.contains(cand_key), float("-inf"))
-            k = min(beam, K * C)
+            cand = score[..., None] + lp
+            if constrained:
+                cand = cand.masked_fill(~index.contains(cand_key), float("-inf"))
+            k = min(beam, cand.shape[1] * C)
             score, pos = cand.reshape(B, -1).topk(k, dim=1)
             parent, code = pos // C, pos % C
             prefix = torch.cat([prefix.gather(1, parent[..., None].expand(B, k, t)), code[..., None]], dim=2)
@@ -139,8 +145,8 @@ class ARGRM(Recommender):
 
     @torch.no_grad()
     def recommend(self, batch, k: int) -> torch.Tensor:
-        memory, memory_mask = self.encode(batch.history)
-        items, _ = self.search(memory, memory_mask, self.beam)
+        memory_kv, memory_mask = self.encode(batch.history)
+        items, _ = self.search(memory_kv, memory_mask, self.beam)
         return pad_ranking(items, k, self.n_items)
 
 
@@ -160,6 +166,13 @@ class ARGRMGenerator(Generator):
                  "sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 256},
         "cds": {"n_embd": 256, "n_head": 8, "lr": 0.001, "label_smoothing": 0.1, "batch_size": 1024, "eval_start_epoch": 30,
                 "sent_emb_model": "BAAI/bge-large-en-v1.5", "sent_emb_pca": 256},
+    }
+    # `--preset cpu`: DIFF_GRM's reduced CPU setting (see recbench_plugins.diff_grm); the causal
+    # decoder trains about 1.7x faster, so 12 epochs fit in the same half hour.
+    named_presets = {
+        "cpu": {"n_embd": 128, "n_inner": 512, "encoder_n_layer": 1, "decoder_n_layer": 2, "max_seq_len": 20, "batch_size": 256,
+                "lr": 0.005, "epochs": 12, "eval_start_epoch": 6, "patience": 2, "beam_size_val": 10, "beam_size_test": 32,
+                "cpu_amp": True, "sent_emb_model": "all-MiniLM-L6-v2"},
     }
     search_space = {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

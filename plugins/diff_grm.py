@@ -92,24 +92,33 @@ class DiffGRMConfig(TrainConfig):
 
 
 class Attention(nn.Module):
-    """Multi-head attention of `x` over `memory` (itself for self-attention); mask [B, 1, Lq, Lk] True = attend."""
+    """Multi-head attention of `x` [N, Lq, d] over keys/values; mask [N, 1, Lq, Lk] (or broadcastable), True = attend."""
 
     def __init__(self, d: int, n_head: int, dropout: float):
         super().__init__()
         self.n_head, self.dropout = n_head, dropout
         self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        B, Lq, d = x.shape
-        h = self.n_head
-        q = self.q(x).view(B, Lq, h, d // h).transpose(1, 2)
-        k, v = (t.view(B, memory.shape[1], h, d // h).transpose(1, 2) for t in self.kv(memory).split(d, dim=2))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, Lq, d))
+    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """memory [N, Lk, d] -> keys, values [N, h, Lk, d/h] (computed once, reused by every query)."""
+        N, Lk, d = memory.shape
+        return tuple(t.view(N, Lk, self.n_head, d // self.n_head).transpose(1, 2) for t in self.kv(memory).split(d, dim=2))
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
+        N, Lq, d = x.shape
+        q = self.q(x).view(N, Lq, self.n_head, d // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, *kv, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(N, Lq, d))
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: self-attention, optional cross-attention, feed-forward."""
+    """Pre-LN transformer block: self-attention, optional cross-attention, feed-forward.
+
+    x is [..., T, d]: self-attention runs within each length-T sequence. Cross-attention runs on
+    x viewed as [B, (everything) * T, d] against the B memories' precomputed keys/values
+    (`memory_kv`, from `Block.memory_kv`): the beams or masking views of one user share their
+    user's memory without copying it (cross-attention does not mix queries, so this is exact).
+    """
 
     def __init__(self, d: int, n_head: int, n_inner: int, dropout: float, cross: bool):
         super().__init__()
@@ -120,11 +129,17 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, n_inner), nn.GELU(), nn.Linear(n_inner, d), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None, memory=None, memory_mask=None):
-        h = self.ln1(x)
-        x = x + self.drop(self.attn(h, h, mask))
+    def memory_kv(self, memory: torch.Tensor):
+        return self.cross.keys_values(memory)
+
+    def forward(self, x, mask=None, memory_kv=None, memory_mask=None):
+        shape = x.shape
+        h = self.ln1(x).reshape(-1, *shape[-2:])
+        x = x + self.drop(self.attn(h, self.attn.keys_values(h), mask)).view(shape)
         if self.cross is not None:
-            x = x + self.drop(self.cross(self.ln2(x), memory, memory_mask))
+            B = memory_kv[0].shape[0]
+            h = self.ln2(x).reshape(B, -1, shape[-1])
+            x = x + self.drop(self.cross(h, memory_kv, memory_mask)).view(shape)
         return x + self.mlp(self.ln3(x))
 
 
@@ -161,31 +176,52 @@ class HistoryEncoder(nn.Module):
 
 
 class ItemIndex:
-    """The items' IDs as integer keys: membership of partial IDs and the item of a complete ID.
+    """The items' IDs as integer keys: membership of partial IDs, their valid one-digit extensions,
+    and the item of a complete ID.
 
-    A partial ID (code or -1 per digit) has key sum_d (code_d + 1) * (C + 1)^d.
+    A partial ID (code or -1 per digit) has key sum_d (code_d + 1) * (C + 1)^d. `valid` holds the
+    sorted keys of every item's partial IDs (2^D per item). `extension_bits` holds, for each valid
+    partial ID and each slot d, a bit per code c: whether filling slot d with c still leads to an
+    item (packed 8 codes per byte; about n_items * 2^D * D * C / 8 bytes at most, 25 MB on Beauty).
     """
 
     def __init__(self, codes: torch.Tensor, codebook_size: int):
         n, D = codes.shape  # item rows only (no padding row)
-        self.base = torch.tensor([(codebook_size + 1) ** d for d in range(D)], dtype=torch.int64)
-        if (codebook_size + 1) ** D >= 2**62:
-            raise UsageError(f"{D} digits of {codebook_size} codes are too many for DIFF_GRM's partial-ID index.")
+        C = self.codebook_size = codebook_size
+        self.base = torch.tensor([(C + 1) ** d for d in range(D)], dtype=torch.int64)
+        if (C + 1) ** D >= 2**62:
+            raise UsageError(f"{D} digits of {C} codes are too many for DIFF_GRM's partial-ID index.")
         subsets = torch.tensor([[(s >> d) & 1 for d in range(D)] for s in range(2**D)], dtype=torch.int64)  # [S, D]
         partial = (codes[None, :, :] + 1) * subsets[:, None, :]  # [S, n, D], 0 where not revealed
-        self.valid = torch.unique((partial * self.base).sum(-1).flatten())  # sorted
+        keys = (partial * self.base).sum(-1)  # [S, n]
+        self.valid = torch.unique(keys.flatten())  # sorted
+        rows = torch.searchsorted(self.valid, keys)[..., None]  # [S, n, 1]
+        slots = torch.arange(D)
+        self.C8 = -(-C // 8) * 8
+        bit = (rows * D + slots) * self.C8 + codes[None]  # [S, n, D]: (row, slot, code) of each one-digit extension
+        bit = torch.unique(bit[subsets[:, None, :].expand_as(bit) == 0])
+        packed = torch.zeros(len(self.valid) * D * self.C8 // 8, dtype=torch.int64).index_add_(0, bit // 8, 1 << (bit % 8))
+        self.extension_bits = packed.to(torch.uint8).view(len(self.valid), D, self.C8 // 8)
         full = ((codes + 1) * self.base).sum(-1)
         order = full.argsort()
         self.full, self.items = full[order], order + 1  # item ids are row + 1
 
     def to(self, device) -> "ItemIndex":
-        for name in ("base", "valid", "full", "items"):
+        for name in ("base", "valid", "extension_bits", "full", "items"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
     def contains(self, keys: torch.Tensor) -> torch.Tensor:
         pos = torch.searchsorted(self.valid, keys).clamp(max=len(self.valid) - 1)
         return self.valid[pos] == keys
+
+    def extensions(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys [...] of valid partial IDs -> [..., D, C] bool: which (slot, code) fillings lead to an item."""
+        rows = torch.searchsorted(self.valid, keys)
+        packed = self.extension_bits[rows]  # [..., D, C8 / 8]
+        shifts = torch.arange(8, dtype=torch.uint8, device=keys.device)
+        bits = (packed[..., None] >> shifts) & 1
+        return bits.flatten(-2)[..., : self.codebook_size].bool()
 
     def item_of(self, keys: torch.Tensor) -> torch.Tensor:
         """Item ids of complete keys (0 where none)."""
@@ -200,8 +236,11 @@ def fill_schedule(n_digit: int, steps: int) -> list[int]:
 
 @torch.no_grad()
 def parallel_beam_search(logprobs: Callable[[torch.Tensor], torch.Tensor], index: ItemIndex, batch_size: int, n_digit: int,
-                         codebook_size: int, beam: int, steps: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+                         codebook_size: int, beam: int, steps: int, device, constrained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Confidence-guided parallel beam search over partial IDs that exist in `index`.
+
+    With constrained=False every code may fill every open slot (DiffGM's decoding): complete IDs
+    that are no item come back as item 0 (benchmarks/decoding.py counts them).
 
     logprobs(partial [B, K, D] with -1 = masked) -> [B, K, D, C] log-probabilities per slot.
     Returns (item ids [B, K'], summed log-probs [B, K']) of the complete IDs, best first (-inf and
@@ -218,9 +257,8 @@ def parallel_beam_search(logprobs: Callable[[torch.Tensor], torch.Tensor], index
         for _ in range(n_fill):
             keys = ((partial + 1) * base).sum(-1)  # [B, K]
             cand_key = keys[:, :, None, None] + code_keys  # [B, K, D, C]
-            cand = score[:, :, None, None] + lp
-            open_slot = (partial < 0)[..., None]
-            cand = cand.masked_fill(~open_slot | ~index.contains(cand_key), float("-inf"))
+            allowed = index.extensions(keys) if constrained else (partial < 0)[..., None].expand_as(lp)  # only open slots extend
+            cand = (score[:, :, None, None] + lp).masked_fill(~allowed, float("-inf"))
             flat, flat_key = cand.reshape(B, -1), cand_key.reshape(B, -1)
             # a state of filled+1 slots is reached from at most filled+1 parents: this many suffice to find `beam` distinct ones
             m = min(flat.shape[1], beam * (filled + 1))
@@ -278,22 +316,24 @@ class DiffGRM(Recommender):
         return self.beam_size_test if self.final_test else self.beam_size_val
 
     def encode(self, history: torch.Tensor):
-        return self.encoder(self.codes[history], history != 0)
+        """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L])."""
+        memory, mask = self.encoder(self.codes[history], history != 0)
+        return [block.memory_kv(memory) for block in self.decoder], mask
 
-    def decode(self, memory, memory_mask, partial: torch.Tensor) -> torch.Tensor:
-        """partial [M, D] (code, or -1 = masked), memory [M, L, d] -> logits [M, D, C]."""
+    def decode(self, memory_kv, memory_mask, partial: torch.Tensor) -> torch.Tensor:
+        """partial [B, K, D] (code, or -1 = masked): K candidates per user -> logits [B, K, D, C]."""
         revealed = partial >= 0
         x = torch.where(revealed[..., None], self.code_emb(partial.clamp(min=0) + self.offsets), self.mask_emb)
         x = self.drop(x + self.slot_emb)
-        for block in self.decoder:
-            x = block(x, None, memory, memory_mask)
-        h = self.ln_f(x)  # [M, D, d]
+        for block, kv in zip(self.decoder, memory_kv):
+            x = block(x, None, kv, memory_mask)
+        h = self.ln_f(x)  # [B, K, D, d]
         if self.head is None:
             table = self.code_emb.weight.view(self.n_digit, self.codebook_size, -1)
-            return torch.einsum("mdh,dch->mdc", h, table)
-        return torch.stack([head(h[:, i]) for i, head in enumerate(self.head)], dim=1)
+            return torch.einsum("bkdh,dch->bkdc", h, table)
+        return torch.stack([head(h[:, :, i]) for i, head in enumerate(self.head)], dim=2)
 
-    def views(self, target: torch.Tensor, memory, memory_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def views(self, target: torch.Tensor, memory_kv, memory_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """(revealed [V, B, D] bool, loss weight [V, B, D]) of the masking strategy."""
         B, D = target.shape
         dev = target.device
@@ -305,7 +345,7 @@ class DiffGRM(Recommender):
             return ~masked[None], (1.0 / t).expand(B, D)[None]
         if self.strategy == "guided":
             with torch.no_grad():
-                probs = self.decode(memory, memory_mask, torch.full_like(target, -1)).float().softmax(-1)
+                probs = self.decode(memory_kv, memory_mask, torch.full_like(target, -1)[:, None])[:, 0].float().softmax(-1)
                 conf = probs.max(-1).values  # [B, D]
             orders = [conf.argsort(dim=1, descending=self.guided_select == "most")]
         else:
@@ -318,13 +358,13 @@ class DiffGRM(Recommender):
         return revealed, torch.ones_like(revealed, dtype=torch.float)
 
     def loss(self, batch) -> torch.Tensor:
-        memory, memory_mask = self.encode(batch.history)
+        memory_kv, memory_mask = self.encode(batch.history)
         target = self.codes[batch.target]  # [B, D]
-        revealed, weight = self.views(target, memory, memory_mask)
-        V = revealed.shape[0]
-        partial = target[None].masked_fill(~revealed, -1).reshape(V * len(target), -1)
-        logits = self.decode(memory.repeat(V, 1, 1), memory_mask.repeat(V, 1, 1, 1), partial)  # views stacked view-major
-        ce = F.cross_entropy(logits.float().reshape(-1, self.codebook_size), target.repeat(V, 1).reshape(-1),
+        revealed, weight = self.views(target, memory_kv, memory_mask)
+        revealed, weight = revealed.transpose(0, 1), weight.transpose(0, 1)  # [B, V, D]: a user's views share its memory
+        targets = target[:, None].expand_as(revealed)
+        logits = self.decode(memory_kv, memory_mask, targets.masked_fill(~revealed, -1))
+        ce = F.cross_entropy(logits.float().reshape(-1, self.codebook_size), targets.reshape(-1),
                              label_smoothing=self.label_smoothing, reduction="none")
         masked = (~revealed).reshape(-1).float()
         w = weight.reshape(-1) * masked
@@ -332,19 +372,20 @@ class DiffGRM(Recommender):
             return (ce * w).sum() / (len(target) * self.n_digit)
         return (ce * w).sum() / masked.sum().clamp(min=1)
 
-    def slot_logprobs(self, memory, memory_mask, partial: torch.Tensor) -> torch.Tensor:
-        """partial [B, K, D] -> [B, K, D, C] log-probabilities (the decoder run on every beam)."""
-        B, K, D = partial.shape
-        logits = self.decode(memory.repeat_interleave(K, 0), memory_mask.repeat_interleave(K, 0), partial.reshape(B * K, D))
-        return logits.float().log_softmax(-1).view(B, K, D, -1)
+    def slot_logprobs(self, memory_kv, memory_mask, partial: torch.Tensor) -> torch.Tensor:
+        """partial [B, K, D] -> [B, K, D, C] log-probabilities (the decoder run once on every beam)."""
+        return self.decode(memory_kv, memory_mask, partial).float().log_softmax(-1)
+
+    @torch.no_grad()
+    def search(self, memory_kv, memory_mask, beam: int, constrained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(item ids [B, K], summed log-probs [B, K]) of the beam's complete IDs, best first (AR_GRM's interface)."""
+        B, dev = memory_mask.shape[0], memory_mask.device
+        return parallel_beam_search(lambda p: self.slot_logprobs(memory_kv, memory_mask, p), self.index.to(dev), B, self.n_digit,
+                                    self.codebook_size, beam, self.denoise_steps, dev, constrained)
 
     @torch.no_grad()
     def recommend(self, batch, k: int) -> torch.Tensor:
-        memory, memory_mask = self.encode(batch.history)
-        B, dev = len(batch.history), batch.history.device
-        self.index.to(dev)
-        items, _ = parallel_beam_search(lambda p: self.slot_logprobs(memory, memory_mask, p), self.index, B, self.n_digit,
-                                        self.codebook_size, self.beam, self.denoise_steps, dev)
+        items, _ = self.search(*self.encode(batch.history), self.beam)
         return pad_ranking(items, k, self.n_items)
 
 
@@ -388,6 +429,15 @@ class DiffGRMGenerator(Generator):
                  "sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 256},
         "cds": {"n_embd": 256, "n_head": 4, "lr": 0.001, "label_smoothing": 0.1, "batch_size": 256, "eval_start_epoch": 30,
                 "sent_emb_model": "Alibaba-NLP/gte-large-en-v1.5", "sent_emb_pca": 256},
+    }
+    # `--preset cpu`: a reduced setting that trains and evaluates Beauty in under 30 minutes on one
+    # CPU core (README, "DIFF_GRM and AR_GRM on a CPU"): a quarter of the width, half the depth,
+    # the 20 most recent items, 8 epochs, bf16 autocast, beams 10 (validation) / 32 (test), and the
+    # offline embedding model. Masking and decoding are the published ones.
+    named_presets = {
+        "cpu": {"n_embd": 128, "n_inner": 512, "encoder_n_layer": 1, "decoder_n_layer": 2, "max_seq_len": 20, "batch_size": 256,
+                "lr": 0.005, "epochs": 8, "eval_start_epoch": 4, "patience": 2, "beam_size_val": 10, "beam_size_test": 32,
+                "cpu_amp": True, "sent_emb_model": "all-MiniLM-L6-v2"},
     }
     search_space = {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

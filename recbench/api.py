@@ -99,6 +99,7 @@ class Generator:
     inputs: ClassVar[str] = "items"  # "items", or "semantic_ids" (consumes a tokenizer's codes)
     default_tokenizer: ClassVar[str | None] = None
     presets: ClassVar[dict[str, dict[str, Any]]] = {}  # dataset name -> published settings for it
+    named_presets: ClassVar[dict[str, dict[str, Any]]] = {}  # `--preset NAME` -> settings over the dataset's (e.g. "cpu")
     search_space: ClassVar[dict[str, Any]] = {}  # for tuning: field -> range (see recbench.tune)
 
     def build(self, config, split: Split, *, semantic_ids=None) -> Recommender:

@@ -29,6 +29,7 @@ class RunSpec:
     generator: str
     dataset: str
     tokenizer: str | None = None
+    preset: str | None = None  # one of the generator's named_presets, applied over its dataset preset
     seed: int = 0
     device: str = "auto"
     config_file: str | None = None
@@ -63,6 +64,11 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     preset = gen.obj.presets.get(ds.name)
     if preset:
         layers.append((f"preset {gen.name}/{ds.name}", preset))
+    if spec.preset is not None:
+        if spec.preset not in gen.obj.named_presets:
+            names = ", ".join(gen.obj.named_presets) or "none"
+            raise UsageError(f"Generator '{gen.name}' has no preset '{spec.preset}' (its presets: {names}).")
+        layers.append((f"preset {gen.name}:{spec.preset}", gen.obj.named_presets[spec.preset]))
     if spec.config_file:
         layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
     if spec.overrides:
@@ -225,8 +231,16 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 RUN_CONTROL = ("resume", "eval_only", "checkpoint")  # how a run is carried out, not what it computes
 
 
+# Settings added after records were written, left out of the fingerprint while they hold the value
+# that behaves as before they existed: an earlier record and a new run of its config stay one row.
+ADDED_LATER = {"cpu_amp": False}
+
+
 def config_fingerprint(resolved: Resolved) -> str:
-    config = {section: {k: v for k, v in cfg.to_dict(c).items() if k not in RUN_CONTROL} for section, c in resolved.configs.items()}
+    config = {
+        section: {k: v for k, v in cfg.to_dict(c).items() if k not in RUN_CONTROL and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+        for section, c in resolved.configs.items()
+    }
     if resolved.tokenizer is not None:  # pq and opq share a Config: the name is part of what the run computes
         config["tokenizer_name"] = resolved.tokenizer.name
     return cfg.fingerprint(config)

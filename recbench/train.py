@@ -51,7 +51,8 @@ class TrainConfig(GeneratorConfig):
     eval_start_epoch: int = 0  # ... from this epoch on (1-based)
     patience: int = 10  # stop after this many validations without improvement
     val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
-    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    amp: bool = True  # bf16 autocast on GPU
+    cpu_amp: bool = False  # bf16 autocast on CPU too (about 1.8x faster where the CPU has AVX512-BF16 or AMX)
     resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
     eval_only: bool = False  # evaluate --checkpoint without training
     checkpoint: str = ""  # a checkpoint file (best.pt / last.pt) for eval_only
@@ -144,7 +145,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, config.warmup_steps, config.scheduler)
     )
-    autocast = config.amp and device.type == "cuda"
+    autocast = config.amp and (device.type == "cuda" or config.cpu_amp)
     step_model = DistributedDataParallel(model) if dist.active() else model  # calling it computes the loss
     main = dist.is_main()
     if main:

@@ -57,7 +57,7 @@ def test_exhaustive_beam_equals_chain_rule_brute_force():
     with torch.no_grad():  # every item's log-prob by teacher forcing
         scores = []
         for i in range(len(items)):
-            lp = m.decode(memory, mask, items[i, :-1].expand(5, D - 1)).float().log_softmax(-1)
+            lp = m.decode(memory, mask, items[i, :-1].expand(5, 1, D - 1))[:, 0].float().log_softmax(-1)
             scores.append(sum(lp[:, t, items[i, t]] for t in range(D)))
     expect = torch.stack(scores, 1).argsort(dim=1, descending=True) + 1
     found, score = m.search(memory, mask, beam=len(items))

@@ -64,6 +64,37 @@ def test_exhaustive_beam_search_equals_brute_force(steps):
     assert torch.equal(top, brute_force(lp, codes))
 
 
+def test_extension_bits_list_exactly_the_fillings_that_lead_to_an_item():
+    codes = torch.as_tensor(table(n=13, seed=4)[1:])
+    index = diff_grm.ItemIndex(codes, C)
+    keys = index.valid  # every valid partial ID
+    digits = (keys[:, None] // index.base) % (C + 1) - 1  # [V, D], -1 = masked
+    expect = torch.zeros(len(keys), D, C, dtype=torch.bool)
+    for v, partial in enumerate(digits):
+        for d in (partial < 0).nonzero().flatten().tolist():
+            for c in range(C):
+                filled = partial.clone()
+                filled[d] = c
+                fits = ((codes == filled) | (filled < 0)).all(1)
+                expect[v, d, c] = bool(fits.any())
+    assert torch.equal(index.extensions(keys), expect)
+    assert torch.equal(index.extensions(keys), index.contains(keys[:, None, None] + (torch.arange(C) + 1) * index.base[:, None])
+                       & (digits < 0)[..., None])
+
+
+def test_candidates_sharing_a_memory_decode_as_if_alone():
+    """decode runs a user's K candidates against one copy of its memory: each candidate's logits
+    must equal those of decoding it on its own."""
+    codes = table()
+    m = model(codes)
+    memory_kv, mask = m.encode(batch().history)
+    partial = torch.randint(-1, C, (5, 7, D), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        together = m.decode(memory_kv, mask, partial)
+        alone = torch.stack([m.decode(memory_kv, mask, partial[:, j : j + 1])[:, 0] for j in range(7)], dim=1)
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
 def test_search_scores_are_summed_log_probs_and_ids_complete():
     codes = table()
     m = model(codes)
@@ -145,3 +176,33 @@ def test_diffgm_run_flags():
         diffgm_flags({"category": "Sports_and_Outdoors"}, "diff_grm", "beauty", None)
     with pytest.raises(UsageError):
         diffgm_flags({}, None, "beauty", None)
+
+
+def test_cpu_preset_layers_over_the_dataset_preset():
+    r = resolve(RunSpec("diff_grm", "beauty", preset="cpu"))
+    g = r.configs["generator"]
+    assert (g.n_embd, g.beam_size_test, g.cpu_amp) == (128, 32, True)
+    assert g.label_smoothing == 0.1 and r.origins[("generator", "label_smoothing")] == "preset diff_grm/beauty"
+    assert r.origins[("generator", "n_embd")] == "preset diff_grm:cpu"
+    assert r.configs["embedding"].sent_emb_model == "all-MiniLM-L6-v2"
+    over = resolve(RunSpec("diff_grm", "beauty", preset="cpu", overrides={"n_embd": "64"}))
+    assert over.configs["generator"].n_embd == 64  # the command line wins over a preset
+
+
+def test_unknown_preset_names_the_presets():
+    with pytest.raises(UsageError, match="no preset 'gpu'.*cpu"):
+        resolve(RunSpec("diff_grm", "beauty", preset="gpu"))
+
+
+def test_unconstrained_search_may_return_ids_that_are_no_item():
+    codes = table(n=6, seed=5)  # 6 of 64 IDs exist
+    m = model(codes)
+    lp = independent(m, 5)
+    memory = m.encode(batch(n_items=6).history)
+    free, free_score = m.search(*memory, beam=16, constrained=False)
+    held, held_score = m.search(*memory, beam=16)
+    assert (free[torch.isfinite(free_score)] == 0).any()  # most of the best IDs are no item
+    assert (held[torch.isfinite(held_score)] > 0).all()
+    # the unconstrained best is every digit's own arg-max; the constrained best cannot beat it
+    assert torch.allclose(free_score[:, 0], lp.max(-1).values.sum(-1), atol=1e-5)
+    assert (free_score[:, 0] >= held_score[:, 0]).all()

@@ -1,6 +1,7 @@
 """Result records: atomic writes, round trips, schema versions."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,3 +43,16 @@ def test_unreadable_and_future_records_are_clear_errors(tmp_path):
     future.write_text(json.dumps({**record(), "schema_version": records.SCHEMA_VERSION + 1}))
     with pytest.raises(UsageError, match="newer than this recbench"):
         records.load(future)
+
+
+def test_committed_records_keep_their_config_fingerprint():
+    """A config field added later must not change the fingerprint of the configs already recorded
+    (else a new run of a committed config becomes a separate leaderboard row); see runner.ADDED_LATER."""
+    from recbench.cli.reproduce import spec_from_record
+    from recbench.runner import config_fingerprint, resolve
+
+    paths = sorted((Path(__file__).parent.parent / "leaderboards" / "records").glob("*/*.json"))
+    assert paths
+    for path in paths:
+        record = records.load(path)
+        assert config_fingerprint(resolve(spec_from_record(record))) == record["config_fingerprint"], path.name

@@ -14,7 +14,8 @@ def listing() -> dict:
     return {
         "plugins": [
             {"kind": e.kind, "name": e.name, "description": e.description, "package": e.package,
-             "version": e.version, "aliases": list(getattr(e.obj, "aliases", ()))}
+             "version": e.version, "aliases": list(getattr(e.obj, "aliases", ())),
+             **({"dataset_presets": sorted(e.obj.presets), "presets": sorted(e.obj.named_presets)} if e.kind == "generator" else {})}
             for e in registry.all()
         ],
         "failures": [

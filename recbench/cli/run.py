@@ -44,6 +44,7 @@ def command(
     plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Generator to run (see `recbench plugins`); DiffGM's --model=DIFF_GRM also works."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators); DiffGM's --quantizer=opq also works."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu' (see `recbench plugins --json`)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),
@@ -56,7 +57,7 @@ def command(
     overrides = cfg.parse_overrides(ctx.args)
     plugin, dataset, tokenizer = diffgm_flags(overrides, plugin, dataset, tokenizer)
     spec = RunSpec(
-        generator=plugin, dataset=dataset, tokenizer=tokenizer, seed=seed, device=device,
+        generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
         config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir,
     )
     try:

@@ -1,0 +1,113 @@
+"""Decoding speed against quality of trained DIFF_GRM / AR_GRM models, per beam and denoising steps.
+
+    RECBENCH_DATA_MIRROR=../shared/data python benchmarks/decoding.py RECORD.json [RECORD.json ...]
+        [--users 1000] [--beams 10 32 256] [--steps 1 2 3 4] [--device cpu] [--batch-size 256]
+
+Each RECORD is the result record of a `recbench run` of diff_grm or ar_grm; the model is rebuilt
+from the record's config and loaded from its best checkpoint. The first `--users` test users (the
+same users for every setting) are decoded at every beam size and, for DIFF_GRM, every number of
+denoising steps (decoder passes; 4 = one digit per pass). Printed per setting: users/s, mean
+latency of one batch of `--batch-size` users, NDCG@10 and Recall@10 of the constrained decoding
+recbench evaluates, and the invalid-ID rate: the share of the top-10 IDs that are no item when the
+same search runs without the item-table constraint (as DiffGM decodes). Training samples/s of the
+run (from its log) is printed with each model. Ends with a markdown table for the README.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recbench import metrics, records, semantic_ids
+from recbench.cli.reproduce import spec_from_record
+from recbench.data import Split, prepare
+from recbench.runner import device_name, resolve
+from recbench_plugins.diff_grm import pad_ranking
+
+
+def load(record: dict, device: torch.device):
+    """(model, split) of a recorded run, with its best checkpoint loaded."""
+    resolved = resolve(spec_from_record(record))
+    gcfg = resolved.configs["generator"]
+    data = prepare(resolved.dataset.obj, resolved.configs["dataset"])
+    split = Split(data, gcfg.max_seq_len or resolved.dataset.obj.max_seq_len)
+    sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"])
+    model = resolved.generator.obj.build(gcfg, split, semantic_ids=sids).to(device)
+    checkpoint = torch.load(record["checkpoints"]["best"], map_location=device, weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), split
+
+
+def train_speed(record: dict) -> float:
+    """Mean training samples/s over the run's epochs (its log.jsonl)."""
+    lines = [json.loads(x) for x in Path(record["checkpoints"]["log"]).read_text().splitlines() if x.strip()]
+    speeds = [x["samples_per_s"] for x in lines if "samples_per_s" in x]
+    return float(np.mean(speeds)) if speeds else float("nan")
+
+
+@torch.no_grad()
+def measure(model, batches, beam: int, device: torch.device) -> dict:
+    ranks, invalid, seconds = [], [], 0.0
+    for batch in batches:
+        batch = batch.to(device)
+        start = time.perf_counter()
+        memory = model.encode(batch.history)
+        items, _ = model.search(*memory, beam)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - start
+        ranks.append(metrics.list_ranks(pad_ranking(items, 20, model.n_items), batch.target).cpu())
+        free, score = model.search(*memory, beam, constrained=False)
+        top = free[:, :10]
+        invalid.append(((top == 0) & torch.isfinite(score[:, :10])).float().mean().item())
+    users = sum(len(b.users) for b in batches)
+    summary = metrics.summarize(torch.cat(ranks).numpy())
+    return {"users_per_s": users / seconds, "batch_ms": 1000 * seconds / len(batches), "ndcg@10": summary["ndcg@10"],
+            "recall@10": summary["recall@10"], "invalid@10": float(np.mean(invalid))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", nargs="+", type=Path)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--beams", type=int, nargs="+", default=[10, 32, 256])
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"machine: {device_name(device)}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
+          f"first {args.users} test users")
+    rows = []
+    for path in args.records:
+        record = records.load(path)
+        name = record["generator"]["name"]
+        model, split = load(record, device)
+        small = Split(split.data, split.max_seq_len)
+        small.eval_users = split.eval_users[: args.users]
+        batches = list(small.eval_batches("test", args.batch_size))
+        print(f"{name} ({record['run_id']}): {sum(p.numel() for p in model.parameters()):,} parameters, "
+              f"training {train_speed(record):,.0f} samples/s")
+        step_options = args.steps if hasattr(model, "denoise_steps") else [model.n_digit]
+        for steps in step_options:
+            if hasattr(model, "denoise_steps"):
+                model.denoise_steps = steps
+            for beam in args.beams:
+                r = measure(model, batches, beam, device)
+                rows.append({"generator": name, "beam": beam, "steps": steps, **r})
+                print(f"  beam {beam:>4} steps {steps}: {r['users_per_s']:8.1f} users/s {r['batch_ms']:9.1f} ms/batch  "
+                      f"NDCG@10 {r['ndcg@10']:.4f}  Recall@10 {r['recall@10']:.4f}  invalid@10 {r['invalid@10']:.1%}")
+    print()
+    print("| generator | beam | denoising steps | users/s | ms / batch of %d | NDCG@10 | Recall@10 | invalid IDs in top 10 (unconstrained) |"
+          % args.batch_size)
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['generator']} | {r['beam']} | {r['steps']} | {r['users_per_s']:,.1f} | {r['batch_ms']:,.0f} | "
+              f"{r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['invalid@10']:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
