@@ -46,6 +46,17 @@ def config_text(rec: dict) -> str:
     )
 
 
+def tune_lines(rec: dict) -> list[str]:
+    """For the re-run of a tuning study's best trial: which study, trial and values (else nothing)."""
+    tune = rec.get("tune")
+    if not tune:
+        return []
+    trials = ", ".join(f"{n} {state}" for state, n in sorted(tune["trials"].items()))
+    values = ", ".join(f"{k}={v!r}" for k, v in tune["params"].items())
+    return ["", f"Tuned by `recbench tune`: the best trial ({tune['trial']}) of study `{tune['study']}` ({trials}), chosen on "
+                f"validation {tune['metric']} {tune['value']:.4f}; tuned values: {values}."]
+
+
 def protocol_lines(board: Board) -> list[str]:
     runs = [rec for row in board.rows for rec in row.runs]
     data = {(r["dataset"]["fingerprint"], r["dataset"]["users"], r["dataset"]["items"], r["dataset"]["interactions"]) for r in runs}
@@ -86,7 +97,7 @@ def dataset_page(board: Board, folders: list[Path], out: Path, with_references: 
     ]
     for rank, (row, label) in enumerate(zip(board.rows, row_labels(board.rows)), start=1):
         lines += ["", f"### {rank}. {label} (config `{row.config_fingerprint}`)", "",
-                  f"Config: {config_text(row.runs[0])}.", ""]
+                  f"Config: {config_text(row.runs[0])}.", *tune_lines(row.runs[0]), ""]
         head = ["run", "seed", "command", "hardware", "software", "reproduce"]
         cells = []
         for rec in row.runs:
