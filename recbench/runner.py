@@ -123,16 +123,19 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None,
-        on_eval: Callable[[int, float], None] | None = None, test: bool = True) -> tuple[dict, Path | None]:
+        on_eval: Callable[[int, float], None] | None = None, on_run_dir: Callable[[Path], None] | None = None,
+        test: bool = True) -> tuple[dict, Path | None]:
     """Run `spec` end to end; return the result record and where it was written.
 
     Under torchrun every process runs this; only rank 0 prints, writes checkpoints and the record
     (the other ranks return the record and None).
 
     `on_eval` is passed to the trainer (called after each validation with the epoch and the
-    validation metric). With `test=False` the run stops after validation: the test split is never
-    evaluated and no record is written (a tuning trial); the returned record has validation metrics
-    only, and the path is None.
+    validation metric). `on_run_dir` is called on rank 0 with the run's folder for checkpoints and
+    logs as soon as it exists (runs that train), so that a caller can mark it when the run
+    ends early (see mark_abandoned). With `test=False` the run stops after validation: the test split
+    is never evaluated and no record is written (a tuning trial); the returned record has validation
+    metrics only, and the path is None.
     """
     resolved = resolve(spec)
     device = dist.init(pick_device(spec.device))
@@ -176,6 +179,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     eval_only = getattr(gcfg, "eval_only", False)
     if model.trainable and not eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved) if main else None)
+        if main and on_run_dir is not None:
+            on_run_dir(run_dir)
     else:
         run_id, run_dir = records.run_id(gen.name, ds.name, spec.seed), None
     training = None
@@ -284,6 +289,17 @@ def mark_finished(folder: Path, record_path: Path | None) -> None:
     """Mark a run folder finished (never resumed again), with its record (None: a run that writes none)."""
     meta = json.loads((folder / "run.json").read_text())
     meta["record"] = None if record_path is None else str(record_path)
+    (folder / "run.json").write_text(json.dumps(meta, indent=1))
+
+
+def mark_abandoned(folder: Path, why: str) -> None:
+    """Mark the folder of a run that stopped early and is never to be continued (e.g. a tuning trial
+    that was pruned, failed or killed: `why`), so that `--resume` does not pick it up. A folder that
+    is already finished is left as it is."""
+    meta = json.loads((folder / "run.json").read_text())
+    if "record" in meta:
+        return
+    meta.update(record=None, abandoned=why)
     (folder / "run.json").write_text(json.dumps(meta, indent=1))
 
 

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -115,6 +116,23 @@ def test_trial_0_is_the_resolved_defaults_and_the_study_name_is_deterministic(tm
     assert tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"epochs": "6", "dropout": "0.3"})).study != fixed.study
 
 
+def test_a_named_preset_is_part_of_the_study_and_of_every_trials_run():
+    preset = plugins.registry().entry("generator", "diff_grm").obj.named_presets["cpu"]
+    plain = tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k"))
+    opts = tune.TuneOptions("diff_grm", "ml-100k", preset="cpu")
+    cpu = tune.make_plan(opts)
+    assert plain.study == "diff_grm__ml-100k" and "preset" not in plain.identity  # studies without a preset keep their names
+    assert cpu.identity["preset"] == "cpu" and cpu.study.startswith("diff_grm__ml-100k__") and cpu.study != plain.study
+    assert cpu.defaults["lr"] == preset["lr"] and cpu.resolved.origins[("generator", "lr")] == "preset diff_grm:cpu"  # trial 0
+    assert tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k", preset="cpu")).study == cpu.study  # deterministic
+    spec = tune.base_spec(opts, {"lr": 0.002})  # a trial's run, and the best trial's re-run
+    gen = runner.resolve(spec).configs["generator"]
+    assert spec.preset == "cpu" and (gen.n_embd, gen.epochs, gen.lr) == (preset["n_embd"], preset["epochs"], 0.002)
+    same_values = tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k", overrides=dict(preset)))
+    assert same_values.identity["config"] == cpu.identity["config"]  # the same resolved config ...
+    assert same_values.study not in (cpu.study, plain.study)  # ... but the preset counts by name
+
+
 # ---- real tiny studies ---------------------------------------------------------------------------
 
 
@@ -167,6 +185,15 @@ def test_a_trial_that_is_behind_is_pruned(mirror, home, tmp_path):
     assert trials[1].intermediate_values[last] < trials[0].intermediate_values[last]  # ... because it was behind there
     assert result.trials["complete"] + result.trials["pruned"] == 3 and result.best_trial != 1
     assert f"pruned at epoch {last}" in tune.trial_rows(study)[1]["notes"]
+    run_json = Path(trials[1].user_attrs["run_dir"]) / "run.json"  # the pruned trial's run folder is marked ...
+    meta = json.loads(run_json.read_text())
+    assert meta["abandoned"] == "pruned" and meta["record"] is None
+    spec = tune.base_spec(opts, trials[1].params)
+    spec.overrides["resume"] = "true"
+    with pytest.raises(UsageError, match="--resume: no unfinished run of sasrec on ml-100k with this config"):
+        runner.run_folder(spec, runner.resolve(spec))  # ... so `recbench run --resume=true` of its config does not continue it
+    run_json.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("record", "abandoned")}))
+    assert runner.run_folder(spec, runner.resolve(spec))[1] == run_json.parent  # (which it would, unmarked)
 
 
 def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(mirror, home, tmp_path):
@@ -188,6 +215,9 @@ def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(mirr
     plan, study, _ = tune.start(opts)
     killed = study.ask()  # trial 0 (the defaults) was running when its process died
     tune.suggest(killed, plan.params)
+    spec = tune.base_spec(opts, plan.defaults)
+    _, folder = runner.run_folder(spec, runner.resolve(spec))  # its run folder, as the runner made it
+    killed.set_user_attr("run_dir", str(folder))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     killed.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
@@ -196,6 +226,7 @@ def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(mirr
     assert trials[0].state == TrialState.FAIL
     assert trials[1].state == TrialState.COMPLETE and trials[1].params == plan.defaults and trials[1].user_attrs["retry_of"] == 0
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert json.loads((folder / "run.json").read_text())["abandoned"] == "killed"  # never resumed by `recbench run --resume`
 
 
 def test_a_failing_trial_is_recorded_as_fail_and_retried_once(mirror, home, tmp_path, monkeypatch):
@@ -204,9 +235,13 @@ def test_a_failing_trial_is_recorded_as_fail_and_retried_once(mirror, home, tmp_
     build = sasrec.SASRecGenerator.build
 
     def failing_build(self, config, split):
-        if config.lr == 0.005:
-            raise RuntimeError("out of memory (simulated)")
-        return build(self, config, split)
+        model = build(self, config, split)
+        if config.lr == 0.005:  # fails in its first training step, after its run folder was made
+            def loss(batch):
+                raise RuntimeError("out of memory (simulated)")
+
+            model.loss = loss
+        return model
 
     monkeypatch.setattr(sasrec.SASRecGenerator, "build", failing_build)
     opts = options(tmp_path, SPACE, n_trials=2)
@@ -217,6 +252,8 @@ def test_a_failing_trial_is_recorded_as_fail_and_retried_once(mirror, home, tmp_
     assert [(t.state, t.params["lr"]) for t in trials[1:3]] == [(TrialState.FAIL, 0.005)] * 2  # the retry failed too ...
     assert "RuntimeError: out of memory (simulated)" in trials[1].user_attrs["error"] and trials[2].user_attrs["retry_of"] == 1
     assert result.trials == {"complete": 2, "fail": 2}  # ... and was not retried again; the study still got its 2 trials
+    metas = [json.loads((Path(t.user_attrs["run_dir"]) / "run.json").read_text()) for t in trials]
+    assert [m.get("abandoned") for m in metas] == [None, "failed", "failed", None] and all(m["record"] is None for m in metas)
 
 
 def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(mirror, home, tmp_path):
@@ -245,6 +282,16 @@ def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugi
     assert "pop_weight=0.01" in shown and shown.count("COMPLETE") == 4
 
 
+def test_a_named_preset_is_used_by_every_trial_and_the_best_trials_record(cli_with_plugins, mirror, home, tmp_path):
+    out = cli_with_plugins("tune", "-p", "markov", "-d", "ml-100k", "--preset", "short", "--n-trials", "2",
+                           "--storage", f"journal:{tmp_path / 'studies.log'}", "--sampler", "random").stdout
+    assert "trial 0 {pop_weight=0.1}" in out  # trial 0 starts from the preset's value, not the default 0.01
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = json.loads(path.read_text())
+    assert "--preset short" in record["command"] and record["config"]["generator"]["max_seq_len"] == 10
+    assert record["tune"]["study"].startswith("markov__ml-100k__") and record["tune"]["trials"] == {"complete": 2}
+
+
 # ---- bad input -----------------------------------------------------------------------------------
 
 
@@ -252,6 +299,8 @@ def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugi
     (["-p", "nope", "-d", "ml-100k"], "Unknown generator 'nope'"),
     (["-p", "sasrec", "-d", "ml-100k", "--sampler", "grid"], "Unknown sampler 'grid'. Valid samplers: tpe, random."),
     (["--show", "nope"], "does not exist (no study was run with this storage yet)"),
+    (["-p", "diff_grm", "-d", "ml-100k", "--preset", "gpu"], "Generator 'diff_grm' has no preset 'gpu' (its presets: cpu)."),
+    (["-p", "sasrec", "-d", "ml-100k", "--preset", "cpu"], "Generator 'sasrec' has no preset 'cpu' (its presets: none)."),
 ])
 def test_bad_input_exits_2_naming_the_value_and_what_is_valid(cli, args, message):
     assert message in cli("tune", *args, check=2).stderr.replace("\n", "")

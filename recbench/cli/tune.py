@@ -28,12 +28,14 @@ def command(
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///PATH, postgresql://..., ...) or "
                                                                  "journal:PATH (default: sqlite:///RECBENCH_HOME/tune/studies.db)."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: GENERATOR__DATASET, plus a short hash when the "
-                                                                       "fixed config, space, seed or tokenizer are not the defaults."),
+                                                                       "fixed config, space, seed, tokenizer or preset are not the defaults."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes sharing the study."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
     space: Optional[Path] = typer.Option(None, "--space", help="Search space file (YAML, TOML or JSON) instead of the generator's own."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu' (see "
+                                                               "`recbench plugins --json`), used by every trial and the best trial's re-run."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every trial."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values fixed for every trial."),
@@ -52,8 +54,8 @@ def command(
             raise UsageError(f"Missing option '{option}' (or --show STUDY to look at a study).")
     options = tuning.TuneOptions(
         plugin=plugin, dataset=dataset, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
-        sampler=sampler, pruner=pruner, space_file=str(space) if space else None, tokenizer=tokenizer, seed=seed, device=device,
-        config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir,
+        sampler=sampler, pruner=pruner, space_file=str(space) if space else None, tokenizer=tokenizer, preset=preset, seed=seed,
+        device=device, config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir,
     )
     result = tuning.run_study(options, log=console.print, show_config=show_config)
     summary(result)

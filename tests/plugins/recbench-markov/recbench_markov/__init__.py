@@ -45,6 +45,7 @@ class Markov(Generator):
     name = "markov"
     description = "First-order Markov chain over the last item, blended with popularity (example plugin)"
     Config = MarkovConfig
+    named_presets = {"short": {"max_seq_len": 10, "pop_weight": 0.1}}  # `--preset short`
     search_space = {"pop_weight": {"type": "float", "low": 1e-4, "high": 10.0, "log": True}}
 
     def build(self, config, split):

@@ -1,0 +1,92 @@
+"""Where studies live: the default SQLite file, `journal:PATH` and database URLs, opening a storage,
+and creating, continuing or loading a study in it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+
+from .. import paths
+from ..errors import UsageError
+from .trials import requeue
+
+if TYPE_CHECKING:
+    from .plan import Plan, TuneOptions
+
+STUDY_ATTR = "recbench"  # the study's user attribute that records what it tunes
+
+
+def default_storage() -> str:
+    return f"sqlite:///{(paths.home() / 'tune' / 'studies.db').resolve()}"
+
+
+def journal_path(url: str) -> Path | None:
+    return Path(url[len("journal:"):]).expanduser() if url.startswith("journal:") else None
+
+
+def sqlite_path(url: str) -> Path | None:
+    rest = url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
+    return None if rest in (None, "", ":memory:") else Path(rest)
+
+
+def check_storage_url(url: str) -> None:
+    if not url.startswith("journal:") and "://" not in url:
+        raise UsageError(f"--storage '{url}' is not a storage URL. Valid: sqlite:///PATH, journal:PATH, or another "
+                         "SQLAlchemy database URL (postgresql://..., mysql://...).")
+
+
+def open_storage(url: str, options: TuneOptions | None = None, create: bool = True) -> optuna.storages.BaseStorage:
+    """`journal:PATH` -> a JournalStorage on that file; any other URL -> an RDBStorage (SQLite, PostgreSQL,
+    MySQL, ...). With `options` (to run trials), RDB storage gets heartbeats: a running trial whose
+    worker stopped beating is failed and queued again (Optuna's stale-trial retry, through `requeue`).
+    With create=False a missing SQLite or journal file is a UsageError instead of a new empty storage."""
+    local = journal_path(url) or sqlite_path(url)
+    if local is not None:
+        if not create and not local.is_file():
+            raise UsageError(f"--storage {url}: '{local}' does not exist (no study was run with this storage yet).")
+        local.parent.mkdir(parents=True, exist_ok=True)
+    if journal_path(url) is not None:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(local)))
+    check_storage_url(url)
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None  # wait for other workers' writes
+    heartbeat = {} if options is None else {
+        "heartbeat_interval": options.heartbeat_interval, "grace_period": options.grace_period,
+        "heartbeat_stale_trial_callback": lambda study, trial: requeue(study, trial, options.max_retries)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+    except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, an unreachable server
+        raise UsageError(f"--storage '{url}' cannot be opened: {exc}. Valid: sqlite:///PATH, journal:PATH, or another "
+                         "SQLAlchemy database URL (postgresql://..., mysql://...).") from exc
+
+
+def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """The plan's study, created (maximising the validation metric) or loaded; a study of the same
+    name made for another generator, dataset, fixed config, search space or seed is a UsageError."""
+    study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize", load_if_exists=True)
+    info = {**plan.identity, "metric": plan.metric}
+    stored = study.user_attrs.get(STUDY_ATTR)
+    if stored is None and not study.trials:
+        study.set_user_attr(STUDY_ATTR, info)
+    elif stored != info or study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        differ = sorted(k for k in info if (stored or {}).get(k) != info[k]) if isinstance(stored, dict) else ["everything"]
+        raise UsageError(f"Study '{plan.study}' in {plan.storage} was made for another run (differs in: {', '.join(differ)}); "
+                         "pick another --study-name, or leave it out for the default name.")
+    return study
+
+
+def load_study(name: str, storage_url: str | None = None) -> optuna.Study:
+    """An existing study; an unknown name is a UsageError that lists the studies in the storage."""
+    url = storage_url or default_storage()
+    storage = open_storage(url, create=False)
+    names = optuna.study.get_all_study_names(storage)
+    if name not in names:
+        raise UsageError(f"No study named '{name}' in {url}. Studies there: {', '.join(sorted(names)) or '(none)'}.")
+    return optuna.load_study(study_name=name, storage=storage)

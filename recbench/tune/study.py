@@ -1,0 +1,227 @@
+"""Running a study: a trial's objective (a validation-only run, pruned through the trainer's on_eval
+hook), worker loops and processes, and a whole `recbench tune` run ending with the best trial
+re-trained and tested."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from .. import paths, records, runner
+from ..errors import RunError
+from ..train import metric_value, parse_metric
+from .plan import Plan, TuneOptions, base_spec, make_plan
+from .space import describe, suggest
+from .storage import open_storage, open_study
+from .trials import FINISHED, AfterTrial, Surplus, TrialFailed, abandon, claim, counts, finished, recover, worker_id
+
+
+def make_sampler(options: TuneOptions, worker: int, n_existing: int) -> optuna.samplers.BaseSampler:
+    """A sampler seeded by (seed, worker, trials so far): workers and resumed runs draw different values."""
+    seed = int(np.random.SeedSequence([options.seed, worker, n_existing]).generate_state(1)[0])
+    if options.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)  # with workers in parallel, running trials count as provisional (constant liar)
+
+
+def make_pruner(options: TuneOptions) -> optuna.pruners.BasePruner:
+    if options.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=options.pruner_startup_trials, n_warmup_steps=options.prune_from_epoch)
+
+
+def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callable[[str], None]) -> float:
+    """One trial: a training run of the suggested config on validation only; its value is the best
+    validation metric of the run. Pruned through the trainer's on_eval hook. The run's folder is
+    kept in the trial's `run_dir` attribute and marked abandoned if the trial is pruned or fails."""
+    trial.set_user_attr("worker", worker_id())
+    if not claim(trial, plan.target):
+        trial.set_user_attr("surplus", True)
+        raise Surplus(f"trial {trial.number}: the study already has its {plan.target} trials")
+    params = suggest(trial, plan.params)
+    terms = parse_metric(plan.metric)
+    start = time.perf_counter()
+
+    def on_eval(epoch: int, value: float) -> None:
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({plan.metric} {value:.4f})")
+
+    def on_run_dir(folder: Path) -> None:
+        trial.set_user_attr("run_dir", str(folder))
+
+    try:
+        record, _ = runner.run(base_spec(options, params), on_eval=on_eval, on_run_dir=on_run_dir, test=False)
+    except optuna.TrialPruned as exc:
+        abandon(trial.user_attrs.get("run_dir"), "pruned")
+        log(f"trial {trial.number} {fmt_params(params)}: {exc} after {time.perf_counter() - start:.0f} s")
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the run is the trial's, recorded as FAIL
+        abandon(trial.user_attrs.get("run_dir"), "failed")
+        error = f"{type(exc).__name__}: {exc}"
+        trial.set_user_attr("error", error[:1000])
+        log(f"trial {trial.number} {fmt_params(params)}: failed ({error.splitlines()[0][:200]})")
+        raise TrialFailed(error) from exc
+    except BaseException:  # interrupted (Ctrl-C): Optuna records the trial as FAIL and it is run again as a new trial
+        abandon(trial.user_attrs.get("run_dir"), "interrupted")
+        raise
+    value = metric_value(record["metrics"]["valid"], terms)
+    train = record["train"]
+    trial.set_user_attr("valid", record["metrics"]["valid"])
+    for key in ("epochs", "best_epoch"):
+        if key in train:
+            trial.set_user_attr(key, train[key])
+    log(f"trial {trial.number} {fmt_params(params)}: {plan.metric} {value:.4f} "
+        f"({train.get('epochs', 0)} epochs, {time.perf_counter() - start:.0f} s)")
+    return value
+
+
+def fmt_params(params: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items()) + "}"
+
+
+def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = print, plan: Plan | None = None,
+         study: optuna.Study | None = None) -> None:
+    """One worker: run trials of the study until it has its target of finished trials (or the timeout)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    plan = plan or make_plan(options)
+    study = study or open_study(plan, open_storage(plan.storage, options))
+    if finished(study) >= plan.target:
+        return
+    study.sampler = make_sampler(options, worker, len(study.trials))
+    study.pruner = make_pruner(options)
+    after = AfterTrial(options.max_retries, options.max_consecutive_failures)
+    # stop once finished + running trials reach the target: a running trial that fails is re-run by its own worker
+    enough = optuna.study.MaxTrialsCallback(plan.target, states=(*FINISHED, TrialState.RUNNING))
+    prefix = f"[worker {worker}] " if options.jobs > 1 else ""
+    try:
+        study.optimize(lambda trial: objective(trial, plan, options, lambda s: log(prefix + s)), timeout=options.timeout,
+                       catch=(TrialFailed,), callbacks=[after, enough], gc_after_trial=True)
+    except Surplus:
+        pass
+    if after.in_a_row >= after.limit:
+        raise RunError(f"{after.in_a_row} trials of study '{plan.study}' failed in a row; the last error: {after.last_error}")
+
+
+def spawned_worker(options: TuneOptions, worker: int) -> None:
+    """Entry point of a worker process (`--jobs N`): trials only, one log line each, no progress bars."""
+    import contextlib
+    import sys
+
+    from .. import train
+    from ..errors import RecbenchError
+
+    train.progress_bar = lambda console=None: contextlib.nullcontext()  # N processes would draw N bars over each other
+    try:
+        work(options, worker, log=lambda s: print(s, flush=True))
+    except RecbenchError as exc:
+        print(f"[worker {worker}] Error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_workers(options: TuneOptions, jobs: int) -> None:
+    """Run `jobs` worker processes (spawned) on the study and wait for them."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=spawned_worker, args=(options, i), name=f"recbench-tune-{i}") for i in range(jobs)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    failed = [f"worker {i}: exit code {p.exitcode}" for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise RunError(f"Tuning workers failed ({'; '.join(failed)}); see their messages above.")
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    trials: dict[str, int]  # per state, after this run
+    ran: int  # trials that finished in this run
+    best_trial: int
+    best_value: float
+    best_params: dict[str, Any]
+    record: dict
+    record_path: Path
+    retrained: bool  # False: the best trial's record already existed and was reused
+    seconds: float
+
+
+def start(options: TuneOptions, log: Callable[[str], None] = print) -> tuple[Plan, optuna.Study, optuna.storages.BaseStorage]:
+    """Make the plan, open (or create) the study, recover from a killed run, queue trial 0 (the defaults) in a new study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    plan = make_plan(options)
+    from ..data import prepare
+
+    prepare(plan.resolved.dataset.obj, plan.resolved.configs["dataset"])  # missing data is a usage error now, not N failed trials
+    storage = open_storage(plan.storage, options)
+    study = open_study(plan, storage)
+    again = recover(study, storage, options.max_retries)
+    if again:
+        log(f"queued again with the same parameters: trial(s) {', '.join(map(str, again))} (failed or killed)")
+    if not study.trials:
+        study.enqueue_trial(plan.defaults, user_attrs={"defaults": True})
+    return plan, study, storage
+
+
+def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_config=None) -> TuneResult:
+    """Run the study to its target (in `options.jobs` processes), then re-train its best trial and
+    evaluate it on test, writing a result record with a `tune` field."""
+    t0 = time.perf_counter()
+    plan, study, storage = start(options, log)
+    before = finished(study)
+    log(f"study '{plan.study}' in {plan.storage}: {before} of {plan.target} trials finished; "
+        f"searching {', '.join(f'{k} ({describe(p)})' for k, p in plan.params.items())}")
+    if before < plan.target:
+        if options.jobs == 1:
+            work(options, 0, log, plan, study)
+        else:
+            run_workers(options, min(options.jobs, plan.target - before))
+    trials = counts(study)
+    if not trials.get("complete"):
+        raise RunError(f"Study '{plan.study}' has no completed trial ({trials}); nothing to re-train.")
+    best = study.best_trial
+    log(f"best: trial {best.number} with {plan.metric} {best.value:.4f} {fmt_params(best.params)}")
+    record, path, retrained = evaluate_best(plan, options, study, best, trials, log, show_config)
+    return TuneResult(plan.study, plan.storage, trials, finished(study) - before, best.number, best.value, dict(best.params),
+                      record, path, retrained, time.perf_counter() - t0)
+
+
+def find_record(folder: Path, dataset: str, study: str, storage: str, trial: int) -> Path | None:
+    """An existing record that re-trained `trial` of this study, if any."""
+    for path in records.find([folder], dataset):
+        tune = records.load(path).get("tune") or {}
+        if (tune.get("study"), tune.get("storage"), tune.get("trial")) == (study, storage, trial):
+            return path
+    return None
+
+
+def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: optuna.trial.FrozenTrial, trials: dict[str, int],
+                  log: Callable[[str], None], show_config=None) -> tuple[dict, Path, bool]:
+    """Re-train the best trial's config and evaluate it once on test (a normal run with a `tune`
+    field); if that was already done for this trial, return the existing record."""
+    folder = options.results_dir or paths.results_dir()
+    existing = find_record(folder, plan.dataset, plan.study, plan.storage, best.number)
+    if existing is not None:
+        log(f"trial {best.number} was already re-trained and tested: {existing}")
+        return records.load(existing), existing, False
+    spec = base_spec(options, best.params)
+    spec.tune = records.tune_field(plan.study, plan.storage, best.number, plan.metric, best.value, best.params, trials)
+    log(f"re-training trial {best.number}'s config and evaluating it on test")
+    record, path = runner.run(spec, log=log, show_config=show_config)
+    return record, path, True
