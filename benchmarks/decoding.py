@@ -4,8 +4,8 @@
         [--users 1000] [--beams 10 32 256] [--steps 1 2 3 4] [--device cpu] [--batch-size 256]
 
 Each RECORD is the result record of a `recbench run` of diff_grm or ar_grm; the model is rebuilt
-from the record's config and loaded from its best checkpoint. The first `--users` test users (the
-same users for every setting) are decoded at every beam size and, for DIFF_GRM, every number of
+from the record's config and loaded from its best checkpoint. `--users` test users sampled uniformly (the
+same users for every setting, `--seed`) are decoded at every beam size and, for DIFF_GRM, every number of
 denoising steps (decoder passes; 4 = one digit per pass). Printed per setting: users/s, mean
 latency of one batch of `--batch-size` users, NDCG@10 and Recall@10 of the constrained decoding
 recbench evaluates, and the invalid-ID rate: the share of the top-10 IDs that are no item when the
@@ -73,21 +73,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="+", type=Path)
     parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample of test users")
     parser.add_argument("--beams", type=int, nargs="+", default=[10, 32, 256])
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"machine: {device_name(device)}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
-          f"first {args.users} test users")
+    print(f"machine: {device_name(device)}; torch {torch.__version__}; {args.users} test users sampled with seed {args.seed}")
     rows = []
     for path in args.records:
         record = records.load(path)
         name = record["generator"]["name"]
         model, split = load(record, device)
         small = Split(split.data, split.max_seq_len)
-        small.eval_users = split.eval_users[: args.users]
+        rng = np.random.default_rng(args.seed)  # a uniform sample: user order is not random (early users are harder)
+        small.eval_users = np.sort(rng.choice(split.eval_users, min(args.users, len(split.eval_users)), replace=False))
         batches = list(small.eval_batches("test", args.batch_size))
         print(f"{name} ({record['run_id']}): {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"training {train_speed(record):,.0f} samples/s")

@@ -52,6 +52,11 @@ COLUMNS_NOTE = (
 )
 
 
+def device_label(rec: dict) -> str:
+    """The record's device name (records written before the thread count was pluralised correctly say "(1 threads)")."""
+    return rec["device"]["name"].replace("(1 threads)", "(1 thread)")
+
+
 @dataclass
 class Row:
     dataset: str
@@ -85,7 +90,7 @@ class Row:
         return float(np.mean([r["eval"]["test_users_per_s"] for r in self.runs]))
 
     def device(self) -> str:
-        return ", ".join(sorted({r["device"]["name"] for r in self.runs}))
+        return ", ".join(sorted({device_label(r) for r in self.runs}))
 
     def name(self) -> str:
         return self.generator + (f"/{self.tokenizer}" if self.tokenizer else "")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from . import references
-from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, fmt_metric, fmt_seconds, md_board, md_table, row_labels
+from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
 
 def posix_relpath(path: Path, start: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
@@ -28,7 +28,7 @@ def distinct(values) -> str:
 def hardware(rec: dict) -> str:
     dev, env = rec["device"], rec.get("environment", {})
     processes = dev.get("processes", 1)
-    return (f"{dev['name']}, {processes} process{'es' if processes != 1 else ''}; {env.get('platform', '?')}, "
+    return (f"{device_label(rec)}, {processes} process{'es' if processes != 1 else ''}; {env.get('platform', '?')}, "
             f"{env.get('cpu_count', '?')} CPUs; torch {env.get('torch', '?')}, CUDA {env.get('cuda') or '-'}; "
             f"peak memory {rec.get('peak_memory_mb', 0):,.0f} MB")
 
@@ -135,8 +135,9 @@ def readme_page(boards_: list[Board], folders: list[Path], out: Path, with_refer
         "rest is training history (the most recent 50 items for Amazon, 200 for MovieLens are fed to a model).",
         "- Item-ID generators rank all items (full ranking, no sampled negatives); ties count against the model. "
         "Semantic-ID generators decode a ranked list of IDs that the core maps to items (evaluation on items).",
-        "- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR. The model with the best validation NDCG@10 is "
-        "evaluated once on test.",
+        "- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR. The model with the best validation score (NDCG@10, "
+        "or the generator's published validation metric, e.g. 0.8 NDCG@10 + 0.2 Recall@10 for DIFF_GRM and AR_GRM) is "
+        "evaluated once on test; the test split is never used for selection.",
         "- One row per generator, tokenizer, embedding model and config; seeds of a row are averaged (mean ± std).",
         f"- Significance: {SIGNIFICANCE_NOTE}",
         "",

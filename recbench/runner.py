@@ -333,7 +333,8 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "ties": "pessimistic (equal scores rank above the target)",
             "max_seq_len": split.max_seq_len,
             "metrics_k": [5, 10, 20],
-            "selection": "best validation ndcg@10",
+            "selection": f"best validation {resolved.configs['generator'].val_metric}" if model.trainable and hasattr(
+                resolved.configs["generator"], "val_metric") else "none (not trained on validation)",
             "eval_users": int(len((valid if test is None else test).users)),
         },
         "seed": spec.seed,
