@@ -47,6 +47,11 @@ def test_unknown_dataset_exits_2(cli):
     assert "Unknown dataset 'ml-100'" in proc.stderr and "ml-100k" in proc.stderr
 
 
+def test_unknown_preset_exits_2_naming_the_generators_presets(cli):
+    proc = cli("run", "--plugin", "ar_grm", "--dataset", "beauty", "--preset", "gpu", check=2)
+    assert "has no preset 'gpu' (its presets: cpu)" in proc.stderr
+
+
 def test_bad_value_exits_2_naming_key_and_type(cli):
     proc = cli("run", "-p", "pop", "-d", "ml-100k", "--eval_batch_size=abc", check=2)
     assert "'eval_batch_size' must be int" in proc.stderr
@@ -80,6 +85,8 @@ def test_plugins_json_lists_builtins(cli):
     kinds = {(p["kind"], p["name"]): p for p in data["plugins"]}
     assert kinds[("generator", "pop")]["package"] == "recbench"
     assert kinds[("dataset", "ml-100k")]["version"]
+    diff = kinds[("generator", "diff_grm")]
+    assert diff["presets"] == ["cpu"] and "beauty" in diff["dataset_presets"]
 
 
 @pytest.mark.parametrize(
