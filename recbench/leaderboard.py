@@ -17,6 +17,7 @@ import csv
 import html
 import io
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,10 @@ SIGNIFICANCE_NOTE = (
 )
 COLUMNS_NOTE = (
     "Bold: the best value of a column. Test split, full ranking, leave-one-out; mean ± std over seeds "
-    "where a row has several. params: trainable parameters; train: training time (mean over seeds); "
+    "where a row has several. setting: the config options the run's command gave (a named preset, "
+    "key=value overrides; defaults: none, i.e. the generator's defaults when it ran), and the config "
+    "fingerprint; the full config of each row is under \"How to reproduce each row\". "
+    "params: trainable parameters; train: training time (mean over seeds); "
     "users/s: test inference throughput; device: where the runs ran."
 )
 
@@ -94,6 +98,39 @@ class Row:
 
     def name(self) -> str:
         return self.generator + (f"/{self.tokenizer}" if self.tokenizer else "")
+
+    def setting(self) -> str:
+        """What the first run's command changed from the generator's defaults (the full config is on each page)."""
+        return setting(self.runs[0]["command"])
+
+
+# options of `recbench run` and `recbench tune` that choose where and how a run happens, not its config
+PLACEMENT_OPTIONS = {"--plugin", "-p", "--dataset", "-d", "--tokenizer", "--seed", "--device", "--results-dir", "--nproc",
+                     "--n-trials", "--timeout", "--storage", "--study-name", "--jobs", "--sampler", "--pruner", "--space"}
+
+
+def setting(command: str) -> str:
+    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': the config-changing options of a recorded command.
+
+    `--key=value` overrides are shown as they were typed; `--preset` and `--config` by name. What
+    "defaults" were is the generator's defaults when the run was made; the record keeps the full config.
+    """
+    args = shlex.split(command)
+    parts = ["tuned"] if args[1:2] == ["tune"] else []
+    i = 2
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        takes_next = not eq and i + 1 < len(args) and not args[i + 1].startswith("-")
+        if not eq and takes_next:
+            value, i = args[i + 1], i + 1
+        if flag == "--preset":
+            parts.append(f"preset {value}")
+        elif flag == "--config":
+            parts.append(f"config {Path(value).name}")
+        elif flag.startswith("--") and flag not in PLACEMENT_OPTIONS and flag[2:] not in records.RUN_CONTROL:
+            parts.append(f"{flag[2:]}={value}" if value else flag[2:])
+        i += 1
+    return ", ".join(parts) or "defaults"
 
 
 @dataclass
@@ -172,13 +209,13 @@ METRIC_COLUMNS = range(5, 5 + len(METRICS))
 
 def table_rows(board: Board) -> tuple[list[str], list[list[str]], list[set[int]]]:
     """Header, cells and, per row, the column indices holding that column's best value."""
-    head = ["generator", "tokenizer", "emb. model", "config", "seeds", *(header(m) for m in METRICS),
+    head = ["generator", "tokenizer", "emb. model", "setting [config]", "seeds", *(header(m) for m in METRICS),
             "≈ best", "params", "train", "users/s", "device"]
     best = {m: max(r.mean(m) for r in board.rows) for m in METRICS}
     cells, marks = [], []
     for r, verdict in zip(board.rows, board.verdicts):
         cells.append([
-            r.generator, r.tokenizer or "-", r.embedding_model or "-", r.config_fingerprint[:8], str(r.seeds),
+            r.generator, r.tokenizer or "-", r.embedding_model or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", str(r.seeds),
             *(fmt_metric(r, m) for m in METRICS), fmt_verdict(verdict),
             f"{r.params():,}", fmt_seconds(r.train_seconds()), f"{r.users_per_s():,.0f}", r.device(),
         ])
@@ -359,6 +396,7 @@ def rich_tables(boards_: list[Board]) -> list:
 
 
 def row_labels(rows: list[Row]) -> list[str]:
-    """Generator (and tokenizer); the config fingerprint too where two rows would read the same."""
-    names = [r.name() for r in rows]
+    """Generator (and tokenizer) with its setting where it is not the defaults; the config fingerprint
+    too where two rows would still read the same."""
+    names = [r.name() + (f" ({r.setting()})" if r.setting() != "defaults" else "") for r in rows]
     return [f"{n} [{r.config_fingerprint[:6]}]" if names.count(n) > 1 else n for n, r in zip(names, rows)]

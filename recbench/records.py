@@ -71,6 +71,9 @@ def environment() -> dict[str, Any]:
     }
 
 
+RUN_CONTROL = ("resume", "eval_only", "checkpoint")  # config keys that say how a run is carried out, not what it computes
+
+
 def command_line() -> str:
     import shlex
 

@@ -233,7 +233,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     return record, path
 
 
-RUN_CONTROL = ("resume", "eval_only", "checkpoint")  # how a run is carried out, not what it computes
+RUN_CONTROL = records.RUN_CONTROL
 
 
 # Settings added after records were written, left out of the fingerprint while they hold the value

@@ -48,7 +48,7 @@ class TrainConfig(GeneratorConfig):
     train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
     min_hist_len: int = 1  # shortest history of a sliding-window sample
     eval_every: int = 1  # validate every this many epochs ...
-    eval_start_epoch: int = 0  # ... from this epoch on (1-based)
+    eval_start_epoch: int = 0  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
     patience: int = 10  # stop after this many validations without improvement
     val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
     amp: bool = True  # bf16 autocast on GPU
@@ -119,7 +119,7 @@ class TrainResult:
 
 def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
           on_eval: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train `model` in place; on return it holds the best (or, without validation, the last) weights.
+    """Train `model` in place; on return it holds the weights of the best validation.
 
     `on_eval(epoch, value)`, if given, is called on every process after each validation, once the
     epoch's checkpoint and log line are written, with the validation metric (`val_metric`) of that
@@ -194,7 +194,8 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         seconds = time.perf_counter() - start
         entry = {"epoch": epoch, "loss": total_loss / n_batches, "seconds": round(seconds, 3),
                  "samples_per_s": round(len(users) / seconds, 1), "lr": scheduler.get_last_lr()[0]}
-        if epoch >= config.eval_start_epoch and epoch % config.eval_every == 0:
+        due = epoch >= config.eval_start_epoch and epoch % config.eval_every == 0
+        if due or (epoch == config.epochs and state["best"] is None):  # a run too short to reach eval_start_epoch
             valid = evaluate(model, split, "valid", batch_size=config.eval_batch_size, device=device)
             score = metric_value(valid.metrics, terms)
             entry["valid"] = {config.val_metric: score, **valid.metrics}

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 ARGS = ["run", "-p", "sasrec", "-d", "ml-100k", "--device", "cpu", "--epochs=3", "--n_embd=16", "--max_seq_len=30",
-        "--dropout=0", "--loss=ce", "--batch_size=128", "--lr=0.005"]
+        "--dropout=0", "--loss=ce", "--batch_size=128", "--lr=0.005", "--eval_start_epoch=1"]
 
 
 def test_two_processes_write_one_record_close_to_single_process(cli, mirror, home):

@@ -129,6 +129,18 @@ def board_records(tmp_path):
     return folder
 
 
+@pytest.mark.parametrize("command, expected", [
+    ("recbench run -p sasrec -d beauty --results-dir leaderboards/records --resume", "defaults"),
+    ("recbench run --plugin sasrec --dataset beauty --loss=ce --resume=/tmp/runs/x --seed 2 --device cpu", "loss=ce"),
+    ("recbench run --plugin diff_grm --dataset beauty --tokenizer rq --preset cpu --config my/space.yaml --nproc 2",
+     "preset cpu, config space.yaml"),
+    ("recbench tune --plugin sasrec --dataset ml-100k --n-trials 8 --space s.yaml --epochs=12 --eval_every=1",
+     "tuned, epochs=12, eval_every=1"),
+])
+def test_a_row_names_the_options_its_command_gave(command, expected):
+    assert lb.setting(command) == expected
+
+
 def test_rows_are_tested_against_the_best(board_records):
     [board] = lb.boards(lb.collect([board_records], "ml-100k"))
     status = {row.generator: v.status for row, v in zip(board.rows, board.verdicts)}

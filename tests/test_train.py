@@ -10,7 +10,7 @@ from recbench import runner, train
 from recbench.errors import RunError, UsageError
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "4", "batch_size": "256",
-        "eval_every": "1", "patience": "20", "dropout": "0.1"}
+        "eval_every": "1", "eval_start_epoch": "1", "patience": "20", "dropout": "0.1"}
 
 
 def spec(results, **extra):
@@ -61,6 +61,16 @@ def test_checkpoints_log_and_eval_only(mirror, home):
     assert again["metrics"]["test"] == record["metrics"]["test"]
     with pytest.raises(UsageError, match="not a recbench checkpoint"):
         runner.run(spec(home / "r", eval_only="true", checkpoint=ckpt["log"]))
+
+
+def test_validation_schedule_and_a_run_too_short_for_it(mirror, home):
+    """Validation from eval_start_epoch every eval_every epochs; a run that ends first is validated once, at its end."""
+    record, _ = runner.run(spec(home / "r", eval_start_epoch="2", eval_every="2"))
+    log = [json.loads(line) for line in open(record["checkpoints"]["log"])]
+    assert [e["epoch"] for e in log if "valid" in e] == [2, 4]
+    short, _ = runner.run(spec(home / "s", eval_start_epoch="20", epochs="3"))
+    log = [json.loads(line) for line in open(short["checkpoints"]["log"])]
+    assert [e["epoch"] for e in log if "valid" in e] == [3] and short["train"]["best_epoch"] == 3
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(mirror, home, monkeypatch):

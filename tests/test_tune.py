@@ -18,7 +18,7 @@ from recbench import plugins, runner, tune
 from recbench.errors import UsageError
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "3", "batch_size": "256",
-        "eval_every": "1", "patience": "20", "dropout": "0.1"}
+        "eval_every": "1", "eval_start_epoch": "1", "patience": "20", "dropout": "0.1"}
 TINY_ARGS = [f"--{k}={v}" for k, v in TINY.items()]
 
 
