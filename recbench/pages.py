@@ -134,7 +134,9 @@ def readme_page(boards_: list[Board], folders: list[Path], out: Path, with_refer
         "- Leave-one-out: each user's last item is the test target, the second-to-last the validation target, the "
         "rest is training history (the most recent 50 items for Amazon, 200 for MovieLens are fed to a model).",
         "- Item-ID generators rank all items (full ranking, no sampled negatives); ties count against the model. "
-        "Semantic-ID generators decode a ranked list of IDs that the core maps to items (evaluation on items).",
+        "Semantic-ID generators decode a ranked list of IDs that the core maps to items (evaluation on items); "
+        "their IDs are built from item text, so a dataset without item text (Sports from an offline mirror that "
+        "lacks its metadata file) has no semantic-ID rows.",
         "- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR. The model with the best validation score (NDCG@10, "
         "or the generator's published validation metric, e.g. 0.8 NDCG@10 + 0.2 Recall@10 for DIFF_GRM and AR_GRM) is "
         "evaluated once on test; the test split is never used for selection.",
