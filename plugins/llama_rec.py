@@ -148,12 +148,15 @@ class LlamaRecGenerator(Generator):
     Config = LlamaRecConfig
     presets = {
         "ml-1m": {"max_seq_len": 50, "warmup_steps": 1000},  # Toy-RecLM main.py, on MovieLens-1M
+        "ml-100k": {"max_seq_len": 50},  # its MovieLens history length; 1000 warmup steps would be 34 of 50 epochs here
     }
     # `--preset cpu`: the same blocks at SASRec's size, so that Beauty trains in about 15 s per epoch
     # on one CPU core (Toy-RecLM's 31.5 M parameters take 44 min): width 64, 2 layers, 2 heads,
-    # SASRec's batch and learning rate, 100 epochs of cosine decay, bf16 autocast.
+    # SASRec's batch and learning rate, 100 epochs of cosine decay, bf16 autocast, and the dataset's
+    # history length as the other generators' rows have it (0: 200 on MovieLens, not Toy-RecLM's 50).
     named_presets = {
-        "cpu": {"n_embd": 64, "n_layer": 2, "n_head": 2, "batch_size": 128, "lr": 1e-3, "epochs": 100, "cpu_amp": True},
+        "cpu": {"n_embd": 64, "n_layer": 2, "n_head": 2, "batch_size": 128, "lr": 1e-3, "epochs": 100, "cpu_amp": True,
+                "max_seq_len": 0},
     }
     search_space = {
         "lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
