@@ -398,5 +398,6 @@ def rich_tables(boards_: list[Board]) -> list:
 def row_labels(rows: list[Row]) -> list[str]:
     """Generator (and tokenizer) with its setting where it is not the defaults; the config fingerprint
     too where two rows would still read the same."""
-    names = [r.name() + (f" ({r.setting()})" if r.setting() != "defaults" else "") for r in rows]
+    settings = [r.setting() for r in rows]
+    names = [r.name() + (f" ({s})" if s != "defaults" else "") for r, s in zip(rows, settings)]
     return [f"{n} [{r.config_fingerprint[:6]}]" if names.count(n) > 1 else n for n, r in zip(names, rows)]

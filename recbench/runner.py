@@ -233,9 +233,6 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     return record, path
 
 
-RUN_CONTROL = records.RUN_CONTROL
-
-
 # Settings added after records were written, left out of the fingerprint while they hold the value
 # that behaves as before they existed: an earlier record and a new run of its config stay one row.
 ADDED_LATER = {"cpu_amp": False}
@@ -243,7 +240,7 @@ ADDED_LATER = {"cpu_amp": False}
 
 def config_fingerprint(resolved: Resolved) -> str:
     config = {
-        section: {k: v for k, v in cfg.to_dict(c).items() if k not in RUN_CONTROL and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+        section: {k: v for k, v in cfg.to_dict(c).items() if k not in records.RUN_CONTROL and not (k in ADDED_LATER and v == ADDED_LATER[k])}
         for section, c in resolved.configs.items()
     }
     if resolved.tokenizer is not None:  # pq and opq share a Config: the name is part of what the run computes
