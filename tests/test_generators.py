@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recbench import plugins
-from recbench.data import Prepared, Split, prepare
+from recbench.data import Batch, Prepared, Split, prepare
 from recbench.embeddings import EmbeddingConfig
 from recbench.runner import seed_everything
 from recbench.train import train
@@ -128,3 +128,31 @@ def test_same_seed_same_result(name, split, semantic_ids, tmp_path):
         model.eval()
         outputs.append(model.recommend(first_batch(split), 20))
     assert torch.equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_users_ranking_does_not_depend_on_the_rest_of_the_batch(name, split, semantic_ids, tmp_path):
+    """Histories of many lengths in one batch, and each user alone: the same scores (or lists).
+    Guards models that skip padding (llama_rec drops padded tokens and all-padding columns)."""
+    model, config = build(name, split, semantic_ids)
+    fit(model, config, split, tmp_path)
+    model.eval()
+    batch = first_batch(split)
+    keep = torch.arange(batch.history.shape[1])[None, :] >= batch.history.shape[1] - 1 - torch.arange(len(batch))[:, None] % 7
+    batch = Batch(**{f.name: getattr(batch, f.name) for f in dataclasses.fields(Batch)})
+    batch.history = batch.history * keep  # user i keeps its last 1 + i % 7 items
+    if batch.history_time is not None:
+        batch.history_time = batch.history_time * keep
+    alone = [rows(batch, [i]) for i in range(len(batch))]
+    with torch.no_grad():
+        if model.has_scores():
+            together = model.score(batch)
+            for i, one in enumerate(alone):
+                torch.testing.assert_close(model.score(one)[0], together[i], rtol=1e-4, atol=1e-5)
+        else:
+            together = model.recommend(batch, 10)
+            assert all(torch.equal(model.recommend(one, 10)[0], together[i]) for i, one in enumerate(alone))
+
+
+def rows(batch, idx):
+    return Batch(**{f.name: None if getattr(batch, f.name) is None else getattr(batch, f.name)[idx] for f in dataclasses.fields(Batch)})
