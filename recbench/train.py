@@ -164,6 +164,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
 
     progress = progress if main else None
     task = progress.add_task("train", total=config.epochs, completed=state["epoch"], loss=float("nan"), speed=0.0, valid="-") if progress else None
+    last_valid = "-"
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["stopped"]:
             break
@@ -218,8 +219,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                          "rng": rngs, "state": state}, last_path)
         dist.barrier()
         if progress:
-            shown = f"{state['best']:.4f}" if state["best"] is not None else "-"
-            progress.update(task, completed=epoch, loss=entry["loss"], speed=entry["samples_per_s"], valid=shown)
+            if "valid" in entry:
+                last_valid = f"{entry['valid'][config.val_metric]:.4f} (best {state['best']:.4f}, epoch {state['best_epoch']})"
+            progress.update(task, completed=epoch, loss=entry["loss"], speed=entry["samples_per_s"], valid=last_valid)
         if on_eval is not None and "valid" in entry:
             on_eval(epoch, entry["valid"][config.val_metric])
 
@@ -236,13 +238,13 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def progress_bar(console=None):
-    """A rich progress bar with epoch, loss, samples/s and the best validation metric."""
+    """A rich progress bar with epoch, loss, samples/s and the last validation metric (and the best)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
         TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} samples/s"),
-        TextColumn("best valid {task.fields[valid]}"), TimeElapsedColumn(),
+        TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(),
         console=console,
     )
 
