@@ -145,8 +145,9 @@ class LlamaRec(Recommender):
         short = history[:, int(keep.any(0).nonzero()[0, 0]):]  # without the columns that are padding in every row
         L = short.shape[1]  # RoPE is relative, so dropping leading columns changes nothing
         mask, cos, sin = attention_mask(short), self.cos[:L], self.sin[:L]
+        short_keep = short != 0
         for block in self.blocks:
-            x = block(x, short != 0, mask, cos, sin)
+            x = block(x, short_keep, mask, cos, sin)
         return pad(self.norm(x), keep)
 
     def loss(self, batch) -> torch.Tensor:

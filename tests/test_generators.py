@@ -139,10 +139,8 @@ def test_a_users_ranking_does_not_depend_on_the_rest_of_the_batch(name, split, s
     model.eval()
     batch = first_batch(split)
     keep = torch.arange(batch.history.shape[1])[None, :] >= batch.history.shape[1] - 1 - torch.arange(len(batch))[:, None] % 7
-    batch = Batch(**{f.name: getattr(batch, f.name) for f in dataclasses.fields(Batch)})
-    batch.history = batch.history * keep  # user i keeps its last 1 + i % 7 items
-    if batch.history_time is not None:
-        batch.history_time = batch.history_time * keep
+    batch = dataclasses.replace(batch, history=batch.history * keep,  # user i keeps its last 1 + i % 7 items
+                                history_time=None if batch.history_time is None else batch.history_time * keep)
     alone = [rows(batch, [i]) for i in range(len(batch))]
     with torch.no_grad():
         if model.has_scores():
