@@ -142,10 +142,10 @@ class LlamaRec(Recommender):
         """
         keep = history != 0
         x = self.drop(self.item(history[keep]) * math.sqrt(self.item.embedding_dim))
-        short = history[:, int(keep.any(0).nonzero()[0, 0]):]  # without the columns that are padding in every row
+        start = int(keep.any(0).nonzero()[0, 0])  # drop the columns that are padding in every row
+        short, short_keep = history[:, start:], keep[:, start:]
         L = short.shape[1]  # RoPE is relative, so dropping leading columns changes nothing
         mask, cos, sin = attention_mask(short), self.cos[:L], self.sin[:L]
-        short_keep = short != 0
         for block in self.blocks:
             x = block(x, short_keep, mask, cos, sin)
         return pad(self.norm(x), keep)
