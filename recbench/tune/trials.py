@@ -17,10 +17,12 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, by lower-case state name (complete, pruned, fail, running, waiting)."""
+    """Trials per state, by lower-case state name (complete, pruned, fail, running, waiting), with
+    surplus trials (see `claim`: Optuna stores them as FAIL, but they never ran) counted as `surplus`."""
     out: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        key = "surplus" if t.user_attrs.get("surplus") else t.state.name.lower()
+        out[key] = out.get(key, 0) + 1
     return out
 
 
@@ -45,7 +47,8 @@ def alive(pid: int) -> bool:
 def claim(trial: optuna.Trial, target: int) -> bool:
     """Whether `trial` is within the study's target: fewer than `target` trials are finished or were
     running before it (ordered by start time, then number). Two workers that start at once cannot
-    both take the last place, so the study ends with exactly `target` finished trials."""
+    both take the last place, so the study ends with exactly `target` finished trials; the one that
+    loses the race stops before suggesting anything and stays in the storage as a surplus trial."""
     me = (trial.datetime_start, trial.number)
     ahead = sum(1 for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
                 if t.number != trial.number and (t.state != TrialState.RUNNING or (t.datetime_start, t.number) < me))
