@@ -267,6 +267,34 @@ def test_of_two_trials_started_for_the_last_place_the_later_one_is_surplus_and_c
     assert tune.trials.counts(study) == {"complete": 2, "surplus": 1} and tune.trials.finished(study) == 2
 
 
+def take_a_queued_trial(url: str, ready, go, taken) -> None:
+    study = optuna.load_study(study_name="race", storage=tune.open_storage(url))
+    ready.wait()
+    go.wait()
+    taken.put(study._pop_waiting_trial_id())  # what study.optimize does first in every worker
+
+
+def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round in range(5):  # without a write lock, 4 processes took one trial twice in most rounds
+        url = f"sqlite:///{tmp_path / f'race{round}.db'}"
+        study = optuna.create_study(study_name="race", storage=tune.open_storage(url))
+        for _ in range(3):
+            study.enqueue_trial({"x": 1.0})
+        ready, go, taken = ctx.Barrier(5), ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=take_a_queued_trial, args=(url, ready, go, taken)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        ready.wait()
+        go.set()
+        for p in procs:
+            p.join()
+        ids = [i for i in (taken.get() for _ in procs) if i is not None]
+        assert len(ids) == 3 and len(set(ids)) == 3, f"round {round}: queued trials taken {ids}"
+
+
 def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(mirror, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=5, jobs=2, sampler="tpe")
     result = tune.run_study(opts)

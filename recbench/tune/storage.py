@@ -54,17 +54,31 @@ def open_storage(url: str, options: TuneOptions | None = None, create: bool = Tr
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(local)))
     check_storage_url(url)
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None  # wait for other workers' writes
+    sqlite = url.startswith("sqlite:")
+    # wait up to 60 s for other workers' writes; transactions are begun by SQLAlchemy (see `lock_sqlite_transactions`)
+    engine = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else None
     heartbeat = {} if options is None else {
         "heartbeat_interval": options.heartbeat_interval, "grace_period": options.grace_period,
         "heartbeat_stale_trial_callback": lambda study, trial: requeue(study, trial, options.max_retries)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
     except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, an unreachable server
         raise UsageError(f"--storage '{url}' cannot be opened: {exc}. Valid: sqlite:///PATH, journal:PATH, or another "
                          "SQLAlchemy database URL (postgresql://..., mysql://...).") from exc
+    if sqlite:
+        lock_sqlite_transactions(storage.engine)
+    return storage
+
+
+def lock_sqlite_transactions(engine) -> None:
+    """Begin every transaction on this SQLite engine with BEGIN IMMEDIATE (the database's write lock).
+    SQLite ignores Optuna's SELECT ... FOR UPDATE, so without it two worker processes can both read a
+    queued trial as WAITING and both take it (trial 0, the defaults, run twice at once)."""
+    from sqlalchemy import event
+
+    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
 
 
 def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
