@@ -267,10 +267,9 @@ def test_of_two_trials_started_for_the_last_place_the_later_one_is_surplus_and_c
     assert tune.trials.counts(study) == {"complete": 2, "surplus": 1} and tune.trials.finished(study) == 2
 
 
-def take_a_queued_trial(url: str, ready, go, taken) -> None:
+def take_a_queued_trial(url: str, ready, taken) -> None:
     study = optuna.load_study(study_name="race", storage=tune.open_storage(url))
-    ready.wait()
-    go.wait()
+    ready.wait()  # all four at once
     taken.put(study._pop_waiting_trial_id())  # what study.optimize does first in every worker
 
 
@@ -283,12 +282,10 @@ def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tm
         study = optuna.create_study(study_name="race", storage=tune.open_storage(url))
         for _ in range(3):
             study.enqueue_trial({"x": 1.0})
-        ready, go, taken = ctx.Barrier(5), ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=take_a_queued_trial, args=(url, ready, go, taken)) for _ in range(4)]
+        ready, taken = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=take_a_queued_trial, args=(url, ready, taken)) for _ in range(4)]
         for p in procs:
             p.start()
-        ready.wait()
-        go.set()
         for p in procs:
             p.join()
         ids = [i for i in (taken.get() for _ in procs) if i is not None]
