@@ -10,13 +10,19 @@ or a linear head; loss: cross-entropy with `label_smoothing`.
 Decoding: beam search digit by digit, constrained to prefixes that exist in the item table (the
 same index of partial IDs as DIFF_GRM, which holds every item's prefixes: a trie in a sorted
 array), so every finished beam is an item. Beam: `beam_size_val` until the runner sets
-`final_test`, then `beam_size_test`. Tokenizer: PQ by default; OPQ or RQ with --tokenizer
-(or DiffGM's --quantizer).
+`final_test`, then `beam_size_test`. Tokenizer: OPQ by default, DIFF_GRM's, so a DIFF_GRM and an
+AR_GRM run of one dataset and embedding setting share one ID cache and are compared on the same
+IDs (DiffGM's `--quantizer=pq` builds OPQ+PQ IDs too: faiss "OPQ4,IVF1,PQ4x8"); plain PQ or RQ with
+--tokenizer pq / rq (or DiffGM's --disable_opq=true / --quantizer=rq).
+
+Training recipe as DiffGM's: AdamW, 10,000 warmup steps, cosine decay to 0 at the last of
+`epochs`, gradients clipped at 1.0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +32,7 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender
 from recbench.errors import UsageError
 from recbench.train import TrainConfig
-from recbench_plugins.diff_grm import Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.diff_grm import SHORT_WARMUP, Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
@@ -41,11 +47,15 @@ class ARGRMConfig(TrainConfig):
     lr: float = 0.003
     label_smoothing: float = 0.1
     batch_size: int = 1024
-    epochs: int = 200
+    epochs: int = 100  # DiffGM config.yaml
+    warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
+    scheduler: Literal["constant", "cosine"] = "cosine"
+    grad_clip: float = 1.0  # ... and gradient norms clipped at 1.0 (its max_grad_norm)
     patience: int = 15
     eval_start_epoch: int = 20
     val_metric: str = "0.8*ndcg@10+0.2*recall@10"
     train_sliding: bool = True
+    bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
     min_hist_len: int = 2
     share_decoder_output_embedding: bool = True
     beam_size_val: int = 32
@@ -155,7 +165,7 @@ class ARGRMGenerator(Generator):
     description = "AR_GRM (DiffGM's control; TIGER with RQ): causal decoding of semantic IDs, prefix-constrained beam search"
     Config = ARGRMConfig
     inputs = "semantic_ids"
-    default_tokenizer = "pq"
+    default_tokenizer = "opq"  # DIFF_GRM's: the two are compared on the same IDs (DiffGM's --quantizer=pq builds OPQ+PQ too)
     # DiffGM README table (AR_GRM rows); pass --sent_emb_model=all-MiniLM-L6-v2 for the offline model
     presets = {
         "beauty": {"n_embd": 256, "n_head": 8, "lr": 0.01, "label_smoothing": 0.1, "batch_size": 1024, "eval_start_epoch": 20,
@@ -163,9 +173,10 @@ class ARGRMGenerator(Generator):
         "sports": {"n_embd": 256, "n_head": 8, "lr": 0.003, "label_smoothing": 0.1, "batch_size": 1024, "eval_start_epoch": 25,
                    "sent_emb_model": "Alibaba-NLP/gte-large-en-v1.5", "sent_emb_pca": 0},
         "toys": {"n_embd": 128, "n_head": 8, "lr": 0.003, "label_smoothing": 0.05, "batch_size": 1024, "eval_start_epoch": 20,
-                 "sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 256},
+                 "sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 256, **SHORT_WARMUP},
         "cds": {"n_embd": 256, "n_head": 8, "lr": 0.001, "label_smoothing": 0.1, "batch_size": 1024, "eval_start_epoch": 30,
                 "sent_emb_model": "BAAI/bge-large-en-v1.5", "sent_emb_pca": 256},
+        "ml-100k": SHORT_WARMUP,  # no published setting (see recbench_plugins.diff_grm)
     }
     # `--preset cpu`: DIFF_GRM's reduced CPU setting (see recbench_plugins.diff_grm); the causal
     # decoder trains about 1.5x faster, so 12 epochs fit in the same half hour.

@@ -83,9 +83,10 @@ class HSTULayer(nn.Module):
         B, L, d = x.shape
         u, v, q, k = F.silu(self.uvqk(F.layer_norm(x, (d,), eps=1e-6))).split(d, dim=2)
         q, k, v = (t.view(B, L, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
-        # pointwise attention normalised by n = L, the padded history length (the reference divides by
-        # its padded length too), not by each user's number of items
-        scores = F.silu(q @ k.transpose(-1, -2) + self.rab(L, buckets)) / L
+        # pointwise attention normalised by n = max_len, the padded history length (the reference divides
+        # by its padded length too), not by each user's number of items, nor by the length of a batch
+        # trimmed to its longest history (so trimming changes nothing)
+        scores = F.silu(q @ k.transpose(-1, -2) + self.rab(L, buckets)) / len(self.pos_bias)
         attn = (scores * mask) @ v  # masked positions contribute nothing
         attn = F.layer_norm(attn.transpose(1, 2).reshape(B, L, d), (d,), eps=1e-6)
         return x + self.o(self.drop(u * attn))
@@ -110,7 +111,8 @@ class HSTU(Recommender):
     def hidden(self, batch) -> torch.Tensor:
         """[B, L, d] the L2-normalised state after each history position (left-padded histories)."""
         history = batch.history
-        pos = torch.arange(history.shape[1], device=history.device)
+        L, max_len = history.shape[1], self.pos.num_embeddings
+        pos = torch.arange(max_len - L, max_len, device=history.device)  # from the right: a trimmed batch gets the same positions
         x = self.item(history) * math.sqrt(self.item.embedding_dim) + self.pos(pos)
         x = self.drop(x) * (history != 0)[..., None]
         mask = attention_mask(history)

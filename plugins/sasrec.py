@@ -103,7 +103,8 @@ class SASRec(Recommender):
 
     def hidden(self, history: torch.Tensor) -> torch.Tensor:
         """[B, L, d] the state after each history position (left-padded histories)."""
-        pos = torch.arange(history.shape[1], device=history.device)
+        L, max_len = history.shape[1], self.pos.num_embeddings
+        pos = torch.arange(max_len - L, max_len, device=history.device)  # from the right: a trimmed batch gets the same positions
         x = self.item(history) * math.sqrt(self.item.embedding_dim) + self.pos(pos)
         x = self.drop(x) * (history != 0)[..., None]
         mask = attention_mask(history)

@@ -26,6 +26,11 @@ class Evaluation:
     users: np.ndarray  # [U'] evaluated user indices
     ranks: np.ndarray  # [U'] 0-based rank of the target, -1 where not ranked
     seconds: float
+    id_ranks: np.ndarray | None = None  # [U'] ID-level ranks (metrics.id_level_ranks), for semantic-ID models given `id_of`
+
+    @property
+    def id_metrics(self) -> dict[str, float] | None:
+        return None if self.id_ranks is None else metrics.summarize(self.id_ranks)
 
     @property
     def users_per_s(self) -> float:
@@ -33,8 +38,12 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 256, device="cpu", list_len: int | None = None) -> Evaluation:
+def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 256, device="cpu", list_len: int | None = None,
+             id_of: np.ndarray | None = None) -> Evaluation:
     """Rank every evaluated user's `part` target ('valid' or 'test').
+
+    With `id_of` ([N+1] each item's semantic-ID number before collisions were resolved) a model that
+    returns lists is also scored at the ID level, from the same lists (metrics.id_level_ranks).
 
     Under torchrun each process ranks every world()-th user and the results are gathered, so
     every process returns the same Evaluation.
@@ -43,25 +52,32 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     model.eval()
     full = model.has_scores()
     k = list_len or getattr(model, "ranking_depth", max(metrics.KS))
-    ranks, users = [], []
+    ranks, users, id_ranks = [], [], []
+    id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
     for batch in split.eval_batches(part, batch_size, shard=(dist.rank(), dist.world())):
         batch = batch.to(device)
         if full:
             r = metrics.full_ranks(model.score(batch), batch.target)
         else:
-            r = metrics.list_ranks(model.recommend(batch, k), batch.target)
+            ranked = model.recommend(batch, k)
+            r = metrics.list_ranks(ranked, batch.target)
+            if id_of is not None:
+                id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
         ranks.append(r.cpu())
         users.append(batch.users.cpu())
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
     ranks_np = torch.cat(ranks).numpy().astype(np.int32) if ranks else np.zeros(0, np.int32)
     users_np = torch.cat(users).numpy() if users else np.zeros(0, np.int64)
+    id_np = torch.cat(id_ranks).numpy().astype(np.int32) if id_ranks else (None if id_of is None else np.zeros(0, np.int32))
     if dist.active():
-        shards = dist.gather((users_np, ranks_np))
-        users_np, ranks_np = np.concatenate([u for u, _ in shards]), np.concatenate([r for _, r in shards])
+        shards = dist.gather((users_np, ranks_np, id_np))
+        users_np, ranks_np = np.concatenate([s[0] for s in shards]), np.concatenate([s[1] for s in shards])
         order = np.argsort(users_np, kind="stable")
         users_np, ranks_np = users_np[order], ranks_np[order]
+        if id_np is not None:
+            id_np = np.concatenate([s[2] for s in shards])[order]
     seconds = time.perf_counter() - start
     model.train(was_training)
-    return Evaluation(part, metrics.summarize(ranks_np), users_np, ranks_np, seconds)
+    return Evaluation(part, metrics.summarize(ranks_np), users_np, ranks_np, seconds, id_np)

@@ -84,6 +84,14 @@ class Row:
         v = self.values(metric)
         return float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
+    def has_id_level(self) -> bool:
+        return all("id_level" in r for r in self.runs)
+
+    def id_level(self, metric: str) -> tuple[float, float]:
+        """Mean and std over seeds of the test `metric` at the ID level (the papers' protocol; see recbench.metrics)."""
+        v = np.array([r["id_level"]["metrics"]["test"][metric] for r in self.runs], dtype=float)
+        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
     def params(self) -> int:
         return int(self.runs[0].get("params", 0))
 
@@ -223,6 +231,33 @@ def table_rows(board: Board) -> tuple[list[str], list[list[str]], list[set[int]]
     return head, cells, marks
 
 
+ID_LEVEL_METRICS = ("ndcg@10", "recall@10")
+ID_LEVEL_NOTE = (
+    "Item level is recbench's metric (every item its own ID, a hit is the target item). ID level scores the same "
+    "decoded lists as the papers do (DiffGRM's and RPG's evaluators): items whose semantic IDs collided before recbench "
+    "made them unique share one ID again, a listed ID equal to the target's ID is a hit (a look-alike of the target "
+    "counts), each ID counts once. The published semantic-ID rows (*) are ID-level numbers. Never ranked."
+)
+
+
+def id_level_rows(board: Board) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the item-level against ID-level table, for the rows that have both."""
+    head = ["generator", "tokenizer", "setting [config]", "seeds"]
+    for m in ID_LEVEL_METRICS:
+        head += [f"{header(m)} item", f"{header(m)} ID", "ID / item"]
+    cells = []
+    for r in board.rows:
+        if not r.has_id_level():
+            continue
+        row = [r.generator, r.tokenizer or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", str(r.seeds)]
+        for m in ID_LEVEL_METRICS:
+            item, (ident, ident_std) = r.mean(m), r.id_level(m)
+            row += [fmt_metric(r, m), f"{ident:.4f}" + (f" ± {ident_std:.4f}" if r.seeds > 1 else ""),
+                    f"{ident / item:.2f}x" if item > 0 else "-"]
+        cells.append(row)
+    return head, cells
+
+
 def reference_rows(board: Board) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the published rows: model, the metrics any of them gives, source."""
     shown = references.metric_names(board.references)
@@ -253,6 +288,10 @@ def md_board(board: Board, level: int = 3) -> list[str]:
     """The measured table with its notes, then the published rows (if any) with theirs."""
     head, cells, marks = table_rows(board)
     lines = [*md_table(head, cells, marks), "", COLUMNS_NOTE, "", SIGNIFICANCE_NOTE]
+    id_head, id_cells = id_level_rows(board)
+    if id_cells:
+        lines += ["", f"{'#' * level} {board.dataset}: item level against ID level (the papers' protocol)", "",
+                  *md_table(id_head, id_cells), "", ID_LEVEL_NOTE]
     if board.references:
         lines += ["", f"{'#' * level} {board.dataset}: published (not measured here)", "",
                   *md_table(*reference_rows(board)), ""]
@@ -305,6 +344,8 @@ def to_json(boards_: list[Board]) -> str:
                     "generator": r.generator, "tokenizer": r.tokenizer, "embedding_model": r.embedding_model,
                     "config_fingerprint": r.config_fingerprint, "seeds": r.seeds,
                     "test": {m: {"mean": r.mean(m), "std": r.std(m)} for m in METRICS},
+                    **({"test_id_level": {m: dict(zip(("mean", "std"), r.id_level(m))) for m in METRICS}}
+                       if r.has_id_level() else {}),
                     "vs_best": verdict_json(v),
                     "params": r.params(), "train_seconds": r.train_seconds(), "users_per_s": r.users_per_s(),
                     "device": r.device(), "runs": [rec["run_id"] for rec in r.runs],
@@ -381,6 +422,14 @@ def rich_tables(boards_: list[Board]) -> list:
         for row_cells, row_marks in zip(cells, marks):
             table.add_row(*(Text(c, style="bold green") if i in row_marks else Text(c) for i, c in enumerate(row_cells)))
         out += [table, Text(SIGNIFICANCE_NOTE, style="dim")]
+        id_head, id_cells = id_level_rows(board)
+        if id_cells:
+            id_table = Table(title=f"{board.dataset} — item level against ID level (the papers' protocol)", header_style="bold")
+            for i, h in enumerate(id_head):
+                id_table.add_column(h, justify="left" if i < 3 else "right")
+            for row_cells in id_cells:
+                id_table.add_row(*map(Text, row_cells))
+            out += [id_table, Text(ID_LEVEL_NOTE, style="dim")]
         if board.references:
             ref_head, ref_cells = reference_rows(board)
             ref_table = Table(title=f"{board.dataset} — published (not measured here)", header_style="bold", style="dim")

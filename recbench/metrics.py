@@ -9,6 +9,13 @@ every metric, MRR included.
     Recall@K = 1 if rank < K            (equal to HR@K with one target)
     NDCG@K   = 1 / log2(rank + 2) if rank < K   (the ideal DCG of one relevant item is 1)
     MRR      = 1 / (rank + 1)
+
+ID-level ranks (`id_level_ranks`) are the papers' protocol for semantic-ID models (DiffGRM's and
+RPG's evaluators), kept beside the item-level ones: items whose semantic IDs collided before
+recbench made every ID unique share one ID again, a listed ID is a hit when it equals the
+target's ID (so a look-alike of the target counts), the list of IDs is de-duplicated keeping the
+first occurrence (the reference's beam search returns distinct IDs) and the first hit's position
+is the rank. The same formulas above turn these ranks into metrics.
 """
 
 from __future__ import annotations
@@ -56,3 +63,17 @@ def list_ranks(ranked: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     match = ranked == target[:, None]
     pos = match.float().argmax(1)
     return torch.where(match.any(1), pos, torch.full_like(pos, -1))
+
+
+def id_level_ranks(ranked: torch.Tensor, target: torch.Tensor, id_of: torch.Tensor) -> torch.Tensor:
+    """[B] 0-based position of the target's ID in each row's list of distinct IDs, -1 where absent.
+
+    ranked: [B, k] item ids (0 = empty); id_of: [N+1] each item's ID number before collisions were
+    resolved (items that shared codes share a number; 0 for padding).
+    """
+    ids = id_of[ranked]  # [B, k]
+    earlier = (ids[:, :, None] == ids[:, None, :]).tril(diagonal=-1).any(-1)  # the ID already appeared higher up
+    kept = (ids > 0) & ~earlier
+    position = kept.long().cumsum(1) - 1  # place in the de-duplicated list
+    hit = kept & (ids == id_of[target][:, None])
+    return torch.where(hit.any(1), (position * hit).sum(1), torch.full_like(target, -1))

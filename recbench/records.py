@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def encode_ints(values: np.ndarray) -> str:
@@ -120,7 +120,28 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown schema_version {version!r}")
     if version > SCHEMA_VERSION:
         raise ValueError(f"schema_version {version} is newer than this recbench reads ({SCHEMA_VERSION}); upgrade recbench")
-    # Future versions: one step per version, e.g. `if version == 1: ...; version = 2`.
+    if version == 1:
+        record = upgrade_1_to_2(record)
+    return record
+
+
+def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 (length-bucketed training, warmup_ratio, cpu_amp=auto, DiffGM's meaning of guided_select).
+
+    A trained generator's config gains the values that behave as schema 1 runs did: no bucketing
+    (bucket_pool 0), no warmup_ratio, cpu_amp off where it was not recorded. DIFF_GRM's
+    guided_select named the digits *revealed* first; DiffGM's flag names the digits *masked* first,
+    so the value is swapped (schema 1 "most" is schema 2 "least"), and the new guided options take
+    the values schema 1 used.
+    """
+    record = {**record, "schema_version": 2}
+    config = (record.get("config") or {}).get("generator")
+    if isinstance(config, dict) and "eval_every" in config:  # a TrainConfig
+        config = {**config, **{k: v for k, v in (("warmup_ratio", 0.0), ("cpu_amp", False), ("bucket_pool", 0)) if k not in config}}
+        if "guided_select" in config and "guided_conf_metric" not in config:
+            config["guided_select"] = {"most": "least", "least": "most"}.get(config["guided_select"], config["guided_select"])
+            config.update(guided_conf_metric="msp", guided_refresh_each_step=False, guided_steps=0)
+        record["config"] = {**record["config"], "generator": config}
     return record
 
 

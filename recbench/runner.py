@@ -22,6 +22,7 @@ from .data import Split, prepare
 from .embeddings import EmbeddingConfig
 from .errors import UsageError
 from .evaluate import Evaluation, evaluate
+from .train import decide_cpu_amp
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Resolved:
     configs: dict[str, Any]  # section -> config dataclass instance
     origins: dict[tuple[str, str], str]  # (section, key) -> layer that set it
     tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
+    cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
 
 
 def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
@@ -64,11 +66,11 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     preset = gen.obj.presets.get(ds.name)
     if preset:
         layers.append((f"preset {gen.name}/{ds.name}", preset))
-    if spec.preset is not None:
-        if spec.preset not in gen.obj.named_presets:
+    for name in preset_names(spec.preset):  # "cpu,ocn": each layered over the one before
+        if name not in gen.obj.named_presets:
             names = ", ".join(gen.obj.named_presets) or "none"
-            raise UsageError(f"Generator '{gen.name}' has no preset '{spec.preset}' (its presets: {names}).")
-        layers.append((f"preset {gen.name}:{spec.preset}", gen.obj.named_presets[spec.preset]))
+            raise UsageError(f"Generator '{gen.name}' has no preset '{name}' (its presets: {names}; several as --preset a,b).")
+        layers.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
     if spec.config_file:
         layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
     if spec.overrides:
@@ -78,7 +80,22 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     if tok is not None:  # a key such as n_digit is set in every section that has it
         sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
     configs = cfg.resolve(sections, layers, origins)
-    return Resolved(gen, ds, configs, origins, tok)
+    resolved = Resolved(gen, ds, configs, origins, tok)
+    if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
+        resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
+        if resolved.cpu_amp_auto is not None:
+            origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
+    return resolved
+
+
+def preset_names(preset: str | None) -> list[str]:
+    """`--preset cpu,ocn` -> ['cpu', 'ocn'] (applied in that order)."""
+    if preset is None:
+        return []
+    names = [p.strip() for p in preset.split(",")]
+    if not all(names):
+        raise UsageError(f"--preset {preset!r}: expected a name or comma-separated names such as cpu,ocn.")
+    return names
 
 
 def pick_device(name: str) -> torch.device:
@@ -140,12 +157,15 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     resolved = resolve(spec)
     device = dist.init(pick_device(spec.device))
     main = dist.is_main()
+    gen, ds = resolved.generator, resolved.dataset
+    gcfg, dcfg = resolved.configs["generator"], resolved.configs["dataset"]
+    amp_why = resolved.cpu_amp_auto
     if not main:
         log = lambda s: None  # noqa: E731
     elif show_config:
         show_config(resolved)
-    gen, ds = resolved.generator, resolved.dataset
-    gcfg, dcfg = resolved.configs["generator"], resolved.configs["dataset"]
+    if amp_why is not None and device.type == "cpu":
+        log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {amp_why})")
 
     t0 = time.perf_counter()
     if not main:
@@ -210,14 +230,17 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     train_seconds = training.seconds if training else time.perf_counter() - t1
 
     batch_size = getattr(gcfg, "eval_batch_size", 256)
-    valid = evaluate(model, split, "valid", batch_size=batch_size, device=device)
+    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the papers' ID-level metrics too
+    valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of)
     if test:
         if hasattr(model, "final_test"):
             model.final_test = True  # e.g. DIFF_GRM decodes the test with its (larger) test beam
-        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device)
+        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of)
     else:
         test_eval = None
     record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
+    if amp_why is not None:
+        record["train"]["cpu_amp_auto"] = amp_why  # why cpu_amp=auto chose the value in the config
     if training:
         record["train"].update(epochs=training.epochs, best_epoch=training.best_epoch, best_valid=training.best_valid, stopped=training.stopped)
         record["checkpoints"] = {"best": str(run_dir / "best.pt"), "last": str(run_dir / "last.pt"), "log": str(run_dir / "log.jsonl")}
@@ -233,9 +256,15 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     return record, path
 
 
+ID_LEVEL_DEFINITION = ("the papers' protocol (DiffGRM, RPG): the same decoded lists scored on semantic IDs with collisions "
+                       "left unresolved; a listed ID that equals the target's ID is a hit, duplicate IDs count once (first "
+                       "occurrence); not the leaderboard's metric")
+
+
 # Settings added after records were written, left out of the fingerprint while they hold the value
 # that behaves as before they existed: an earlier record and a new run of its config stay one row.
-ADDED_LATER = {"cpu_amp": False}
+ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
+               "guided_refresh_each_step": False, "guided_steps": 0}
 
 
 def config_fingerprint(resolved: Resolved) -> str:
@@ -243,6 +272,9 @@ def config_fingerprint(resolved: Resolved) -> str:
         section: {k: v for k, v in cfg.to_dict(c).items() if k not in records.RUN_CONTROL and not (k in ADDED_LATER and v == ADDED_LATER[k])}
         for section, c in resolved.configs.items()
     }
+    for section, c in resolved.configs.items():  # a config may hash keys that have no effect at one fixed value
+        if hasattr(c, "fingerprint_values"):
+            config[section] = c.fingerprint_values(config[section])
     if resolved.tokenizer is not None:  # pq and opq share a Config: the name is part of what the run computes
         config["tokenizer_name"] = resolved.tokenizer.name
     return cfg.fingerprint(config)
@@ -350,6 +382,11 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         },
         **({"semantic_ids": {"collision_rate": sids.collision_rate, "n_digit": sids.n_digit,
                              "codebook_size": sids.codebook_size}} if sids is not None else {}),
+        **({"id_level": {
+            "definition": ID_LEVEL_DEFINITION,
+            "metrics": {"valid": valid.id_metrics, **({"test": test.id_metrics} if test is not None else {})},
+            **({"test_rank": records.encode_ints(test.id_ranks)} if test is not None else {}),
+        }} if valid.id_ranks is not None else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},

@@ -45,7 +45,7 @@ from .data import Prepared, Split
 from .embeddings import EmbeddingConfig, Log
 from .errors import UsageError
 
-SEMANTIC_IDS_VERSION = 1
+SEMANTIC_IDS_VERSION = 2  # 2: the codes before collisions were resolved are kept too
 STAGES = ("embed", "pca", "fit", "encode", "resolve")
 
 
@@ -65,6 +65,13 @@ class SemanticIDs:
     config: dict  # {"tokenizer": {...}, "embedding": {...}}
     path: Path  # the cache file
     load_seconds: float | None = None  # set when the IDs themselves were loaded from the cache
+    raw_codes: np.ndarray | None = None  # [N+1, n_digit] the tokenizer's codes before collisions were resolved
+
+    def id_numbers(self) -> np.ndarray:
+        """[N+1] a number per distinct *unresolved* ID (1, 2, ...; 0 for padding): items that collided
+        share one. The papers evaluate on these IDs (recbench.metrics.id_level_ranks)."""
+        _, inverse = np.unique(self.raw_codes[1:], axis=0, return_inverse=True)
+        return np.concatenate([[0], inverse.ravel() + 1]).astype(np.int64)
 
     @property
     def items(self) -> int:
@@ -184,6 +191,7 @@ def diagnose(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> dict:
 @dataclass
 class Tokenized:
     codes: np.ndarray  # [N, n_digit] int64, unique rows
+    raw: np.ndarray  # [N, n_digit] int64, the codes before resolution
     quantizer: Quantizer
     collision_rate: float  # before resolution
     moved: int
@@ -209,7 +217,7 @@ def tokenize(x: np.ndarray, train: np.ndarray, tokenizer: Tokenizer, config) -> 
         codes, increase = resolve(x, raw, quantizer)
         timings["resolve"] = time.perf_counter() - start
     base_error = float(((x - quantizer.decode(raw)) ** 2).sum(1).mean())
-    return Tokenized(codes, quantizer, collision_rate(raw), int((raw != codes).any(1).sum()),
+    return Tokenized(codes, raw, quantizer, collision_rate(raw), int((raw != codes).any(1).sum()),
                      float(increase.mean() / base_error) if base_error > 0 else 0.0, diagnose(x, codes, quantizer), timings)
 
 
@@ -235,9 +243,12 @@ def load(path: Path, n_items: int, config, settings: dict, log: Log) -> Semantic
         return None
     arrays, meta = cached
     try:
-        ids = SemanticIDs(arrays["codes"], config=settings, path=path, timings=dict.fromkeys(STAGES), **meta["ids"])
+        ids = SemanticIDs(arrays["codes"], config=settings, path=path, timings=dict.fromkeys(STAGES), raw_codes=arrays["raw_codes"],
+                          **meta["ids"])
         if ids.codes.shape != (n_items + 1, config.n_digit) or ids.codes.dtype != np.int64 or ids.unique_ids != n_items:
             raise ValueError(f"codes of shape {ids.codes.shape}, {ids.unique_ids:,} unique")
+        if ids.raw_codes.shape != ids.codes.shape or ids.raw_codes.dtype != np.int64:
+            raise ValueError(f"unresolved codes of shape {ids.raw_codes.shape}")
     except (KeyError, TypeError, ValueError) as exc:
         log(f"cache file {path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it")
         return None
@@ -273,6 +284,8 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     result = tokenize(x, mask[1:], entry.obj, config)
     codes = np.zeros((prepared.n_items + 1, config.n_digit), dtype=np.int64)
     codes[1:] = result.codes
+    raw_codes = np.zeros_like(codes)
+    raw_codes[1:] = result.raw
     ids = {
         "n_digit": config.n_digit, "codebook_size": config.codebook_size, "tokenizer": entry.name,
         "embedding_model": emb.model, "collision_rate": result.collision_rate, "moved": result.moved,
@@ -280,5 +293,5 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
         "items_without_text": emb.items_without_text,
     }
     timings = {"embed": emb.seconds, "pca": pca_seconds, **result.timings}
-    embeddings.write_cache(path, {"codes": codes}, {"ids": ids, "built_in_seconds": timings, "config": settings})
-    return SemanticIDs(codes, config=settings, path=path, timings=timings, **ids)
+    embeddings.write_cache(path, {"codes": codes, "raw_codes": raw_codes}, {"ids": ids, "built_in_seconds": timings, "config": settings})
+    return SemanticIDs(codes, config=settings, path=path, timings=timings, raw_codes=raw_codes, **ids)

@@ -29,7 +29,7 @@ from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
 from .api import GeneratorConfig, Recommender
-from .data import Split
+from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
 
@@ -42,17 +42,25 @@ class TrainConfig(GeneratorConfig):
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.999
-    warmup_steps: int = 0  # linear warmup from 0 to lr over this many optimizer steps
+    warmup_steps: int = 0  # linear warmup from 0 to lr over this many optimizer steps ...
+    warmup_ratio: float = 0.0  # ... or over this fraction of the run's planned steps (epochs x batches; not both)
     scheduler: Literal["constant", "cosine"] = "constant"  # after warmup: keep lr, or cosine-decay to 0
     grad_clip: float = 0.0  # max gradient norm (0: no clipping)
     train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
     min_hist_len: int = 1  # shortest history of a sliding-window sample
+    # batches per pool whose samples are sorted by history length (0: plain shuffling). With N > 0,
+    # each epoch's shuffled samples are cut into pools of N * batch_size, sorted by length within a
+    # pool, cut into batches, the batches shuffled, and each batch trimmed to its longest history
+    # (recbench.data.buckets); fewer padding positions, the same samples per epoch
+    bucket_pool: int = 0
     eval_every: int = 1  # validate every this many epochs ...
     eval_start_epoch: int = 0  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
     patience: int = 10  # stop after this many validations without improvement
     val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
     amp: bool = True  # bf16 autocast on GPU
-    cpu_amp: bool = False  # bf16 autocast on CPU too (about 1.8x faster where the CPU has AVX512-BF16 or AMX)
+    # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
+    # slower where it has neither; "auto" decides from the CPU (the run prints and records the choice)
+    cpu_amp: bool | Literal["auto"] = "auto"
     resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
     eval_only: bool = False  # evaluate --checkpoint without training
     checkpoint: str = ""  # a checkpoint file (best.pt / last.pt) for eval_only
@@ -62,6 +70,15 @@ class TrainConfig(GeneratorConfig):
         for key in ("epochs", "batch_size", "eval_every", "patience"):
             if getattr(self, key) < 1:
                 raise UsageError(f"Config value for '{key}' must be >= 1; got {getattr(self, key)}.")
+        if self.bucket_pool < 0:
+            raise UsageError(f"Config value for 'bucket_pool' must be >= 0; got {self.bucket_pool}.")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise UsageError(f"Config value for 'warmup_ratio' must be in [0, 1); got {self.warmup_ratio}.")
+        if self.warmup_steps < 0:
+            raise UsageError(f"Config value for 'warmup_steps' must be >= 0; got {self.warmup_steps}.")
+        if self.warmup_steps and self.warmup_ratio:
+            raise UsageError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) both set a warmup; "
+                             "set the other to 0.")
         if self.eval_only and not self.checkpoint:
             raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
 
@@ -90,6 +107,42 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return 1.0
+
+
+def warmup_steps(config: TrainConfig, total_steps: int) -> int:
+    """The run's warmup in optimizer steps (`warmup_steps`, or `warmup_ratio` of the planned steps);
+    a warmup that would not end before the last planned step is an error."""
+    warmup = config.warmup_steps or round(config.warmup_ratio * total_steps)
+    if warmup and warmup >= total_steps:
+        raise UsageError(
+            f"warmup_steps={warmup} is not shorter than the run's {total_steps} planned optimizer steps (epochs={config.epochs}): "
+            "the learning rate would never reach lr. Set fewer --warmup_steps, or --warmup_steps=0 --warmup_ratio=0.05 "
+            "(a fraction of the planned steps)."
+        )
+    return warmup
+
+
+def bf16_cpu() -> tuple[bool, str]:
+    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX), and the reason."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False, "no /proc/cpuinfo flags to read: assumed without native bf16"
+    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    if found:
+        return True, f"the CPU has {' and '.join(found)}"
+    return False, "the CPU has neither avx512_bf16 nor amx_bf16 (bf16 autocast would be several times slower)"
+
+
+def decide_cpu_amp(config: TrainConfig, device: torch.device) -> str | None:
+    """Replace cpu_amp="auto" by the choice for `device`; return why (None when it was set explicitly)."""
+    if config.cpu_amp != "auto":
+        return None
+    if device.type != "cpu":
+        config.cpu_amp = False
+        return f"not used on {device.type}"
+    config.cpu_amp, why = bf16_cpu()
+    return why
 
 
 def rng_state() -> dict:
@@ -132,7 +185,19 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     # every rank walks its shard of one shared permutation per epoch, seeded by (seed, epoch)
     sampler = DistributedSampler(range(len(users)), num_replicas=dist.world(), rank=dist.rank(), shuffle=True, seed=seed)
     local_batch = math.ceil(config.batch_size / dist.world())  # the global batch stays config.batch_size
-    steps_per_epoch = math.ceil(len(sampler) / local_batch)
+    lengths = split.history_lengths(users, positions) if config.bucket_pool else None
+
+    def epoch_batches(epoch: int) -> list[np.ndarray]:
+        """This rank's batches of `epoch` (indices of samples), in training order; seeded by (seed, epoch) only."""
+        if config.bucket_pool:  # length-bucketed global batches; each rank takes its share of every one
+            return [buckets.rank_share(b, dist.rank(), dist.world())
+                    for b in buckets.epoch_batches(lengths, config.batch_size, config.bucket_pool, seed, epoch)]
+        sampler.set_epoch(epoch)
+        order = np.fromiter(sampler, dtype=np.int64)
+        return [order[i : i + local_batch] for i in range(0, len(order), local_batch)]
+
+    # the optimizer steps of an epoch: one per (global) batch
+    steps_per_epoch = math.ceil(len(users) / config.batch_size) if config.bucket_pool else math.ceil(len(sampler) / local_batch)
     total_steps = steps_per_epoch * config.epochs
     decay, no_decay = [], []
     for p in model.parameters():
@@ -142,10 +207,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr, betas=(config.beta1, config.beta2),
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, config.warmup_steps, config.scheduler)
-    )
-    autocast = config.amp and (device.type == "cuda" or config.cpu_amp)
+    warmup = warmup_steps(config, total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup, config.scheduler))
+    autocast = config.amp and (device.type == "cuda" or config.cpu_amp is True)
     step_model = DistributedDataParallel(model) if dist.active() else model  # calling it computes the loss
     main = dist.is_main()
     if main:
@@ -170,12 +234,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             break
         model.train()
         start = time.perf_counter()
-        sampler.set_epoch(epoch)
-        order = np.fromiter(sampler, dtype=np.int64)
         total_loss, n_batches = 0.0, 0
-        for i in range(0, len(order), local_batch):
-            idx = order[i : i + local_batch]
-            batch = split.gather(users[idx], positions[idx]).to(device)
+        for idx in epoch_batches(epoch):
+            batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = step_model(batch)
             if dist.any_nonfinite(loss):

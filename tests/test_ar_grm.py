@@ -69,5 +69,5 @@ def test_any_tokenizer_resolves(tokenizer):
     from recbench.runner import RunSpec, resolve
 
     r = resolve(RunSpec("ar_grm", "Beauty", tokenizer=tokenizer, overrides={"n_digit": "4"}))
-    assert r.tokenizer.name == (tokenizer or "pq")
+    assert r.tokenizer.name == (tokenizer or "opq")  # DIFF_GRM's default: both on the same IDs
     assert r.configs["generator"].n_head == 8 and r.configs["tokenizer"].n_digit == 4

@@ -168,9 +168,17 @@ def test_runner_resolves_tokenizer_and_embedding_sections():
 
 def test_diffgm_run_flags():
     overrides = {"category": "Beauty", "model": "DIFF_GRM", "quantizer": "pq", "lr": "0.01", "train_batch_size": "512"}
-    assert diffgm_flags(overrides, None, None, None) == ("diff_grm", "Beauty", "pq")
+    assert diffgm_flags(overrides, None, None, None) == ("diff_grm", "Beauty", "opq")  # DiffGM's pq is OPQ+PQ
     assert overrides == {"lr": "0.01", "batch_size": "512"}
     assert diffgm_flags({"sid_quantizer": "rq_kmeans"}, "diff_grm", "beauty", None)[2] == "rq"
+    assert diffgm_flags({"quantizer": "rq"}, "ar_grm", "beauty", None)[2] == "rq"
+    assert diffgm_flags({"disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"  # plain PQ, DiffGM's way
+    assert diffgm_flags({"quantizer": "pq", "disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"
+    assert diffgm_flags({}, "ar_grm", "beauty", "pq")[2] == "pq"  # recbench's own --tokenizer pq stays plain PQ
+    with pytest.raises(UsageError, match="contradicts"):
+        diffgm_flags({"quantizer": "pq"}, "ar_grm", "beauty", "pq")
+    with pytest.raises(UsageError, match="disable_opq"):
+        diffgm_flags({"disable_opq": "maybe"}, "ar_grm", "beauty", None)
     assert diffgm_flags({"category": "beauty"}, "diff_grm", "beauty", None)[1] == "beauty"
     with pytest.raises(UsageError):
         diffgm_flags({"category": "Sports_and_Outdoors"}, "diff_grm", "beauty", None)
@@ -181,7 +189,8 @@ def test_diffgm_run_flags():
 def test_cpu_preset_layers_over_the_dataset_preset():
     r = resolve(RunSpec("diff_grm", "beauty", preset="cpu"))
     g = r.configs["generator"]
-    assert (g.n_embd, g.beam_size_test, g.cpu_amp) == (128, 32, True)
+    assert (g.n_embd, g.beam_size_test, g.warmup_ratio) == (128, 32, 0.05)
+    assert g.cpu_amp in (True, False) and r.origins[("generator", "cpu_amp")].startswith("auto: ")  # decided from the CPU
     assert g.label_smoothing == 0.1 and r.origins[("generator", "label_smoothing")] == "preset diff_grm/beauty"
     assert r.origins[("generator", "n_embd")] == "preset diff_grm:cpu"
     assert r.configs["embedding"].sent_emb_model == "all-MiniLM-L6-v2"
@@ -206,3 +215,90 @@ def test_unconstrained_search_may_return_ids_that_are_no_item():
     # the unconstrained best is every digit's own arg-max; the constrained best cannot beat it
     assert torch.allclose(free_score[:, 0], lp.max(-1).values.sum(-1), atol=1e-5)
     assert (free_score[:, 0] >= held_score[:, 0]).all()
+
+
+def test_diff_and_ar_grm_share_tokenizer_embedding_and_id_cache():
+    for preset in (None, "cpu"):
+        d, a = resolve(RunSpec("diff_grm", "beauty", preset=preset)), resolve(RunSpec("ar_grm", "beauty", preset=preset))
+        assert d.tokenizer.name == a.tokenizer.name == "opq"
+        assert d.configs["tokenizer"] == a.configs["tokenizer"] and d.configs["embedding"] == a.configs["embedding"]
+
+
+def test_ocn_preset_layers_over_the_cpu_preset():
+    r = resolve(RunSpec("diff_grm", "beauty", preset="cpu,ocn"))
+    g = r.configs["generator"]
+    assert (g.masking_strategy, g.guided_select, g.encoder_n_layer, g.label_smoothing, g.n_embd) == ("guided", "least", 1, 0.2, 128)
+    assert r.origins[("generator", "masking_strategy")] == "preset diff_grm:ocn"
+    with pytest.raises(UsageError, match="no preset 'gpu'"):
+        resolve(RunSpec("diff_grm", "beauty", preset="cpu,gpu"))
+
+
+def test_guided_flags_need_the_guided_strategy():
+    with pytest.raises(UsageError, match="guided_refresh_each_step.*masking_strategy=guided"):
+        resolve(RunSpec("diff_grm", "beauty", overrides={"guided_refresh_each_step": "true"}))
+    with pytest.raises(UsageError, match="guided_select"):
+        resolve(RunSpec("diff_grm", "beauty", overrides={"masking_strategy": "random", "guided_select": "most"}))
+    g = resolve(RunSpec("diff_grm", "beauty", overrides={"masking_strategy": "guided", "guided_conf_metric": "entropy"}))
+    assert g.configs["generator"].guided_conf_metric == "entropy"
+
+
+def fixed_confidence(m, conf_of):
+    """Make the decoder's confidence per slot a function of the masked slots: conf_of(masked [B, D]) -> [B, D].
+    Records whether the model was in training mode at each scoring pass."""
+    modes = []
+
+    def confidence(memory_kv, memory_mask, partial):
+        modes.append(m.training)
+        return conf_of(partial < 0)
+
+    m.confidence = confidence
+    return modes
+
+
+@pytest.mark.parametrize("select, order", [("least", [1, 2, 0]), ("most", [0, 2, 1])])
+def test_guided_views_follow_the_reference_order(select, order):
+    """Confidences 0.9, 0.1, 0.5 for digits 0, 1, 2. DiffGM's view t masks the first t digits of the
+    order: `least` masks digit 1 (least sure) first and reveals digit 0 (surest) first."""
+    m = model(table(), masking_strategy="guided", guided_select=select)
+    modes = fixed_confidence(m, lambda masked: torch.tensor([0.9, 0.1, 0.5]).expand(masked.shape))
+    target = torch.tensor([[1, 2, 3], [0, 1, 2]])
+    m.train()
+    revealed, weight = m.views(target, None, None)
+    assert revealed.shape == (D, 2, D) and (weight == 1).all()
+    for t in range(1, D + 1):  # view t: the first t digits of `order` masked, the rest revealed
+        expect = torch.ones(D, dtype=torch.bool)
+        expect[order[:t]] = False
+        assert (revealed[t - 1] == expect).all(), (t, revealed[t - 1])
+    assert modes == [False] and m.training  # scored without dropout, training mode restored
+
+
+def test_guided_refresh_rescores_after_each_masked_digit():
+    """With refresh the next digit is chosen by a pass with the digits chosen so far masked."""
+    def conf_of(masked):  # once digit 2 is masked, digit 0 becomes the least sure
+        conf = torch.tensor([0.6, 0.5, 0.1]).expand(masked.shape).clone()
+        conf[masked[:, 2], 0] = 0.05
+        return conf
+
+    m = model(table(), masking_strategy="guided", guided_select="least", guided_refresh_each_step=True)
+    modes = fixed_confidence(m, conf_of)
+    m.train()
+    order = m.guided_order(torch.tensor([[1, 2, 3]]), None, None)
+    assert order.tolist() == [[2, 0, 1]]
+    assert modes == [False] * D and m.training
+    m.guided_refresh = False  # one pass over the fully masked target (digit 0 at 0.05): 0, 2, 1
+    assert m.guided_order(torch.tensor([[1, 2, 3]]), None, None).tolist() == [[0, 2, 1]]
+
+
+def test_guided_steps_limits_the_views():
+    m = model(table(), masking_strategy="guided", guided_steps=2)
+    fixed_confidence(m, lambda masked: torch.tensor([0.9, 0.1, 0.5]).expand(masked.shape))
+    revealed, _ = m.views(torch.tensor([[1, 2, 3]]), None, None)
+    assert revealed.shape[0] == 2 and (~revealed).sum(-1).flatten().tolist() == [1, 2]
+
+
+def test_entropy_confidence_prefers_peaked_slots():
+    m = model(table(), masking_strategy="guided", guided_conf_metric="entropy")
+    logits = torch.tensor([[[[5.0, 0, 0, 0], [0.0, 0, 0, 0], [2.0, 0, 0, 0]]]])  # [B=1, K=1, D, C]
+    m.decode = lambda memory_kv, memory_mask, partial: logits
+    conf = m.confidence(None, None, torch.full((1, D), -1))
+    assert conf.argmax().item() == 0 and conf.argmin().item() == 1

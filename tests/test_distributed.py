@@ -29,3 +29,22 @@ def test_nproc_flag_launches_torchrun(cli, mirror, home):
     cli(*ARGS, "--epochs=1", "--nproc", "2")
     [record] = (home / "home" / "results" / "ml-100k").glob("*.json")
     assert json.loads(record.read_text())["device"]["processes"] == 2
+
+
+def test_two_processes_share_every_length_bucketed_batch(cli, mirror, home):
+    """bucket_pool > 0: each rank trains on its share of every global batch (trimmed to its own longest
+    history); the result stays close to one process's, and no rank waits for a batch it never gets."""
+    args = [*ARGS, "--bucket_pool=4"]  # 943 samples in batches of 128: the last one (47) splits 24 + 23
+    cli(*args, "--results-dir", str(home / "single"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "recbench",
+         *args, "--results-dir", str(home / "ddp")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [single] = (home / "single" / "ml-100k").glob("*.json")
+    [ddp] = (home / "ddp" / "ml-100k").glob("*.json")
+    single, ddp = json.loads(single.read_text()), json.loads(ddp.read_text())
+    assert ddp["device"]["processes"] == 2 and ddp["config"]["generator"]["bucket_pool"] == 4
+    for metric in ("ndcg@10", "recall@10", "mrr"):
+        assert abs(ddp["metrics"]["test"][metric] - single["metrics"]["test"][metric]) < 0.01, metric

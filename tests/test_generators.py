@@ -15,7 +15,7 @@ from recbench.train import train
 GENERATORS = plugins.load(third_party=False).names("generator")
 # small settings so every generator runs in seconds on CPU; only keys a config has are applied
 SMALL = {"n_embd": 16, "n_head": 2, "n_layer": 1, "dropout": 0.1, "batch_size": 64, "epochs": 3, "lr": 5e-3,
-         "eval_batch_size": 64, "patience": 100,
+         "eval_batch_size": 64, "patience": 100, "warmup_steps": 0,
          # semantic-ID generators: IDs of 4 digits x 16 codes (see the semantic_ids fixture), small decoders and beams
          "n_digit": 4, "n_inner": 32, "encoder_n_layer": 1, "decoder_n_layer": 1, "beam_size_val": 32, "beam_size_test": 32}
 SMALL_IDS = {"n_digit": 4, "codebook_size": 16}  # tokenizer config of the semantic_ids fixture

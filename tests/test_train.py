@@ -2,11 +2,13 @@
 
 import contextlib
 import json
+import math
 
 import pytest
 import torch
 
-from recbench import runner, train
+from recbench import plugins, runner, train
+from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "4", "batch_size": "256",
@@ -49,6 +51,27 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(mirror, home, monkey
     assert resumed["config_fingerprint"] == straight["config_fingerprint"]
     with pytest.raises(UsageError, match="no unfinished run"):  # the finished run is not resumed again
         runner.run(spec(home / "b", resume="true"))
+
+
+def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(mirror, home, monkeypatch):
+    """bucket_pool > 0: each epoch's bucketed batches depend on (seed, epoch) only, so a resumed run
+    trains on the same batches; the scheduler's step count is the real number of batches."""
+    bucketed = {"bucket_pool": "4", "train_sliding": "true", "batch_size": "1024", "epochs": "3"}
+    straight, _ = runner.run(spec(home / "a", **bucketed))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(1))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "b", **bucketed))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
+    resumed, _ = runner.run(spec(home / "b", resume="true", **bucketed))
+    assert resumed["train"]["epochs"] == 3
+    assert resumed["metrics"]["test"] == straight["metrics"]["test"]
+    assert resumed["config_fingerprint"] == straight["config_fingerprint"]
+    last = torch.load(straight["checkpoints"]["last"], weights_only=False)
+    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    users, _ = Split(prepare(ds, ds.Config()), 20).train_positions(sliding=True)
+    assert last["scheduler"]["last_epoch"] == 3 * math.ceil(len(users) / 1024)  # the optimizer steps taken
+    with pytest.raises(UsageError, match="'bucket_pool' must be >= 0"):
+        runner.run(spec(home / "c", bucket_pool="-1"))
 
 
 def test_checkpoints_log_and_eval_only(mirror, home):

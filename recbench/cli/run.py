@@ -44,7 +44,7 @@ def command(
     plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Generator to run (see `recbench plugins`); DiffGM's --model=DIFF_GRM also works."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators); DiffGM's --quantizer=opq also works."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu' (see `recbench plugins --json`)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu', or several layered in order: cpu,ocn (see `recbench plugins --json`)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),
@@ -76,7 +76,9 @@ DIFFGM_FLAGS = {
     "quantizer": "--tokenizer",
     "sid_quantizer": "--tokenizer",  # DiffGM's config key: opq_pq, rq_kmeans
 }
-DIFFGM_QUANTIZERS = {"opq_pq": "opq", "rq_kmeans": "rq"}
+# what DiffGM's quantizer names build there: its `pq` is OPQ+PQ (faiss "OPQ4,IVF1,PQ4x8"); recbench's
+# own --tokenizer pq stays plain PQ (DiffGM: --disable_opq=true)
+DIFFGM_QUANTIZERS = {"pq": "opq", "opq_pq": "opq", "rq": "rq", "rq_kmeans": "rq"}
 
 
 def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, tokenizer: str | None) -> tuple[str, str, str | None]:
@@ -98,6 +100,14 @@ def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, token
         if current is not None and not same:
             raise UsageError(f"--{flag}={value} contradicts {option} {current}; give one of them.")
         given[option] = current if same else value
+    if "disable_opq" in overrides:  # DiffGM: PQ without the OPQ rotation
+        value = str(overrides.pop("disable_opq")).strip().lower()
+        if value not in cfg.TRUE | cfg.FALSE:
+            raise UsageError(f"--disable_opq={value}: expected true or false.")
+        if value in cfg.TRUE:
+            if given["--tokenizer"] not in (None, "opq", "pq"):
+                raise UsageError(f"--disable_opq=true contradicts --tokenizer {given['--tokenizer']}; give one of them.")
+            given["--tokenizer"] = "pq"
     if "train_batch_size" in overrides:  # DiffGM's name for batch_size
         if "batch_size" in overrides:
             raise UsageError("--train_batch_size and --batch_size are the same setting; give one of them.")

@@ -93,9 +93,20 @@ class Split:
         back = 2 if part == "valid" else 1
         return users, self.data.offsets[users + 1] - back
 
-    def gather(self, users: np.ndarray, positions: np.ndarray) -> Batch:
-        """The batch whose sample i is (history before positions[i], target at positions[i])."""
+    def history_lengths(self, users: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The number of non-padding items in each sample's history: min(position - user start, max_seq_len)."""
+        return np.minimum(positions - self.data.offsets[users], self.max_seq_len)
+
+    def gather(self, users: np.ndarray, positions: np.ndarray, trim: bool = False) -> Batch:
+        """The batch whose sample i is (history before positions[i], target at positions[i]).
+
+        With `trim`, the leading history columns that are padding in every row are dropped (at
+        least one column is kept), so the batch is as long as its longest history. The newest item
+        stays in the last column; models that embed positions index them from the right.
+        """
         L = self.max_seq_len
+        if trim and len(users):
+            L = int(max(1, self.history_lengths(users, positions).max()))
         idx = positions[:, None] - L + np.arange(L)[None, :]
         valid = idx >= self.data.offsets[users][:, None]
         idx = np.where(valid, idx, 0)
