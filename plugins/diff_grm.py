@@ -15,8 +15,17 @@ Masking (`masking_strategy`):
   with the first 0, 1, ..., n_digit-1 digits of the order revealed.
 - `random`: a ratio t ~ U(0,1) per sample, each digit masked with probability t (at least one),
   loss weighted by 1/t (LLaDA).
-- `guided`: the model scores the fully masked sample (no gradient); digits are revealed from the
-  most confident to the least (`guided_select=most`, or the reverse with `least`), n_digit views.
+- `guided` (the paper's on-policy coherent noising, OCN; DiffGM's flags and meanings): the model
+  scores the fully masked target in eval mode (no dropout, no gradient); view t masks the first t
+  digits of the order, t = 1..`guided_steps`. `guided_select=least` (DiffGM's published commands)
+  masks the least confident digits first, so the most confident one is revealed first, as
+  decoding fills it first; `most` is the reverse. `guided_conf_metric`: max probability or minus
+  the entropy; `guided_refresh_each_step`: re-score after each masked digit. `--preset ocn` is the
+  reference repository's current recipe (guided/least, 1 encoder layer, label smoothing 0.2).
+
+Training recipe (DiffGM's trainer): AdamW, linear warmup over 10,000 steps, cosine decay to 0 at
+the last planned step (`epochs` x batches), gradients clipped at 1.0; training samples batched by
+history length (`bucket_pool`).
 
 Decoding (`recommend`): confidence-guided parallel beam search. All slots start masked; at each of
 `denoise_steps` steps the decoder runs once on every beam; for every beam and every still-masked

@@ -28,14 +28,30 @@ app.command("tune", context_settings={"allow_extra_args": True, "ignore_unknown_
 err = Console(stderr=True)
 
 
+def parser_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage errors, aborts) of the command-line parser. Recent typer versions raise their own
+    copies of click's exceptions, older ones click's: catch both, whichever typer is installed."""
+    usage, abort = [click.ClickException], [click.exceptions.Abort]
+    try:
+        from typer._click.exceptions import ClickException
+        from typer.exceptions import Abort
+    except ImportError:
+        pass
+    else:
+        usage.append(ClickException)
+        abort.append(Abort)
+    return tuple(usage), tuple(abort)
+
+
 def main() -> None:
     """Entry point: recbench's own errors become a message and an exit code (2 usage, 1 failed run)."""
+    usage, abort = parser_exceptions()
     try:
         code = app(standalone_mode=False)
-    except click.ClickException as exc:
+    except usage as exc:  # a malformed command line: typer's message, exit 2
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except abort:  # Ctrl-C or end of input at a prompt
         err.print("Aborted.")
         sys.exit(1)
     except RecbenchError as exc:
