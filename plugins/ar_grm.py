@@ -30,22 +30,22 @@ from torch import nn
 
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
-from recbench.errors import UsageError
-from recbench.train import TrainConfig
+from recbench.config import ranged
+from recbench.train import TrainConfig, check_heads
 from recbench_plugins.diff_grm import SHORT_WARMUP, Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
 class ARGRMConfig(TrainConfig):
-    n_digit: int = 4  # digits per semantic ID; also sets the tokenizer's
-    n_embd: int = 256
-    n_head: int = 8  # the published AR_GRM runs use 8 heads
-    encoder_n_layer: int = 2
-    decoder_n_layer: int = 4
-    n_inner: int = 1024
-    dropout: float = 0.1  # DiffGM's config default (the README's runs leave it)
+    n_digit: int = ranged(4, ge=1)  # digits per semantic ID; also sets the tokenizer's
+    n_embd: int = ranged(256, ge=1)
+    n_head: int = ranged(8, ge=1)  # the published AR_GRM runs use 8 heads
+    encoder_n_layer: int = ranged(2, ge=1)
+    decoder_n_layer: int = ranged(4, ge=1)
+    n_inner: int = ranged(1024, ge=1)
+    dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
     lr: float = 0.003
-    label_smoothing: float = 0.1
+    label_smoothing: float = ranged(0.1, ge=0, lt=1)
     batch_size: int = 1024
     epochs: int = 100  # DiffGM config.yaml
     warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
@@ -58,16 +58,12 @@ class ARGRMConfig(TrainConfig):
     bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
     min_hist_len: int = 2
     share_decoder_output_embedding: bool = True
-    beam_size_val: int = 32
-    beam_size_test: int = 256
+    beam_size_val: int = ranged(32, ge=1)
+    beam_size_test: int = ranged(256, ge=1)
 
     def validate(self) -> None:
         super().validate()
-        if self.n_embd % self.n_head:
-            raise UsageError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}).")
-        for key in ("n_digit", "beam_size_val", "beam_size_test", "encoder_n_layer", "decoder_n_layer"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"Config value for '{key}' must be >= 1; got {getattr(self, key)}.")
+        check_heads(self.n_embd, self.n_head)
 
 
 class ARGRM(Recommender):

@@ -59,20 +59,21 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
 from recbench.errors import UsageError
-from recbench.train import TrainConfig
+from recbench.config import ranged
+from recbench.train import TrainConfig, check_heads
 
 
 @dataclass
 class DiffGRMConfig(TrainConfig):
-    n_digit: int = 4  # digits per semantic ID; also sets the tokenizer's
-    n_embd: int = 256
-    n_head: int = 4
-    encoder_n_layer: int = 2
-    decoder_n_layer: int = 4
-    n_inner: int = 1024  # feed-forward width
-    dropout: float = 0.1  # DiffGM's config default (the README's runs leave it)
+    n_digit: int = ranged(4, ge=1)  # digits per semantic ID; also sets the tokenizer's
+    n_embd: int = ranged(256, ge=1)
+    n_head: int = ranged(4, ge=1)
+    encoder_n_layer: int = ranged(2, ge=1)
+    decoder_n_layer: int = ranged(4, ge=1)
+    n_inner: int = ranged(1024, ge=1)  # feed-forward width
+    dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
     lr: float = 0.003
-    label_smoothing: float = 0.1
+    label_smoothing: float = ranged(0.1, ge=0, lt=1)
     batch_size: int = 1024  # DiffGM's --train_batch_size (recbench run accepts that name too)
     weight_decay: float = 0.0
     epochs: int = 100  # DiffGM config.yaml
@@ -86,17 +87,17 @@ class DiffGRMConfig(TrainConfig):
     bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
     min_hist_len: int = 2
     masking_strategy: Literal["sequential", "random", "guided"] = "sequential"
-    sequential_paths: int = 1  # random digit orders per sample (sequential)
+    sequential_paths: int = ranged(1, ge=1)  # random digit orders per sample (sequential)
     # guided (on-policy coherent noising, OCN), DiffGM's flags and meanings: view t masks the first t
     # digits of an order set by the model's confidence on the fully masked target (eval mode)
     guided_select: Literal["most", "least"] = "least"  # mask the least (or most) confident digits first; DiffGM's commands: least
     guided_conf_metric: Literal["msp", "entropy"] = "msp"  # confidence: max softmax probability, or minus the entropy
     guided_refresh_each_step: bool = False  # re-score after each masked digit (n_digit scoring passes instead of one)
-    guided_steps: int = 0  # views per sample, masking 1..guided_steps digits (0: n_digit)
+    guided_steps: int = ranged(0, ge=0)  # views per sample, masking 1..guided_steps digits (0: n_digit)
     share_decoder_output_embedding: bool = True  # logits = dot product with the digit's code embeddings
-    beam_size_val: int = 32  # DiffGM's vectorized_beam_search.val.beam_act
-    beam_size_test: int = 256  # DiffGM's vectorized_beam_search.test.beam_act
-    denoise_steps: int = 0  # decoder passes per decoding (0: n_digit, one slot per step)
+    beam_size_val: int = ranged(32, ge=1)  # DiffGM's vectorized_beam_search.val.beam_act
+    beam_size_test: int = ranged(256, ge=1)  # DiffGM's vectorized_beam_search.test.beam_act
+    denoise_steps: int = ranged(0, ge=0)  # decoder passes per decoding (0: n_digit, one slot per step)
 
     def fingerprint_values(self, values: dict) -> dict:
         """Without guided masking guided_select has no effect: hashed as "most", the value records
@@ -105,11 +106,7 @@ class DiffGRMConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.n_embd % self.n_head:
-            raise UsageError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}).")
-        for key in ("n_digit", "sequential_paths", "beam_size_val", "beam_size_test", "encoder_n_layer", "decoder_n_layer"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"Config value for '{key}' must be >= 1; got {getattr(self, key)}.")
+        check_heads(self.n_embd, self.n_head)
         if not 0 <= self.guided_steps <= self.n_digit:
             raise UsageError(f"guided_steps must be between 1 and n_digit ({self.n_digit}), or 0 for n_digit; got {self.guided_steps}.")
         if self.masking_strategy != "guided":

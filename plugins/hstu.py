@@ -32,25 +32,30 @@ from torch import nn
 
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
-from recbench.train import TrainConfig
+from recbench.config import ranged
+from recbench.train import TrainConfig, check_heads
 from recbench_plugins.sasrec import attention_mask
 
 
 @dataclass
 class HSTUConfig(TrainConfig):
     # official ML-1M config (configs/ml-1m/hstu-sampled-softmax-n128-final.gin)
-    n_embd: int = 50
-    n_layer: int = 2
-    n_head: int = 1  # per-head size is n_embd / n_head (dqk = dv = 50 in the official config)
-    dropout: float = 0.2  # on the input embeddings and before W_o
-    num_negatives: int = 128
-    temperature: float = 0.05
-    time_buckets: int = 128  # the reference's num_buckets
+    n_embd: int = ranged(50, ge=1)
+    n_layer: int = ranged(2, ge=1)
+    n_head: int = ranged(1, ge=1)  # per-head size is n_embd / n_head (dqk = dv = 50 in the official config)
+    dropout: float = ranged(0.2, ge=0, lt=1)  # on the input embeddings and before W_o
+    num_negatives: int = ranged(128, ge=1)
+    temperature: float = ranged(0.05, gt=0)
+    time_buckets: int = ranged(128, ge=1)  # the reference's num_buckets
     lr: float = 1e-3
     weight_decay: float = 0.0
     beta2: float = 0.98  # the reference trainer's AdamW betas (0.9, 0.98)
     batch_size: int = 128
     epochs: int = 101
+
+    def validate(self) -> None:
+        super().validate()
+        check_heads(self.n_embd, self.n_head)
 
 
 def gap_buckets(times: torch.Tensor, n_buckets: int) -> torch.Tensor:

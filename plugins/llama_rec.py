@@ -30,17 +30,19 @@ from torch import nn
 
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
-from recbench.train import TrainConfig
+from recbench.config import ranged
+from recbench.errors import UsageError
+from recbench.train import TrainConfig, check_heads
 from recbench_plugins.sasrec import attention_mask, next_item_loss
 
 
 @dataclass
 class LlamaRecConfig(TrainConfig):
-    n_embd: int = 512  # Toy-RecLM main.py: dim 512, 8 layers, 8 heads
-    n_layer: int = 8
-    n_head: int = 8
-    multiple_of: int = 32  # SwiGLU hidden size is rounded up to a multiple of this
-    dropout: float = 0.1  # our choice: Toy-RecLM uses 0.0 ("for finetuning try 0.1+")
+    n_embd: int = ranged(512, ge=1)  # Toy-RecLM main.py: dim 512, 8 layers, 8 heads
+    n_layer: int = ranged(8, ge=1)
+    n_head: int = ranged(8, ge=1)
+    multiple_of: int = ranged(32, ge=1)  # SwiGLU hidden size is rounded up to a multiple of this
+    dropout: float = ranged(0.1, ge=0, lt=1)  # our choice: Toy-RecLM uses 0.0 ("for finetuning try 0.1+")
     loss: Literal["bce", "ce"] = "bce"  # Toy-RecLM: BCE with one sampled negative per position
     lr: float = 3e-4
     weight_decay: float = 0.1
@@ -51,6 +53,12 @@ class LlamaRecConfig(TrainConfig):
     batch_size: int = 32
     epochs: int = 50
     eval_start_epoch: int = 20  # as sasrec: BCE with one negative sits at popularity level for its first epochs
+
+    def validate(self) -> None:
+        super().validate()
+        check_heads(self.n_embd, self.n_head)
+        if (self.n_embd // self.n_head) % 2:
+            raise UsageError(f"rotary embeddings rotate pairs: n_embd / n_head ({self.n_embd // self.n_head}) must be even.")
 
 
 class Attention(nn.Module):

@@ -23,15 +23,16 @@ from torch import nn
 
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
-from recbench.train import TrainConfig
+from recbench.config import ranged
+from recbench.train import TrainConfig, check_heads
 
 
 @dataclass
 class SASRecConfig(TrainConfig):
-    n_embd: int = 50  # hidden size of the original paper
-    n_layer: int = 2
-    n_head: int = 1
-    dropout: float = 0.5  # 0.5 on the sparse Amazon data, 0.2 on MovieLens (paper)
+    n_embd: int = ranged(50, ge=1)  # hidden size of the original paper
+    n_layer: int = ranged(2, ge=1)
+    n_head: int = ranged(1, ge=1)
+    dropout: float = ranged(0.5, ge=0, lt=1)  # 0.5 on the sparse Amazon data, 0.2 on MovieLens (paper)
     loss: Literal["bce", "ce"] = "bce"  # original: BCE with one sampled negative per position
     lr: float = 1e-3
     batch_size: int = 128
@@ -40,6 +41,10 @@ class SASRecConfig(TrainConfig):
     # SASRec's code validates first at epoch 20. With BCE and one sampled negative, validation sits at
     # popularity level for the first ~10 epochs; patience 10 counted from epoch 1 stopped Sports there.
     eval_start_epoch: int = 20
+
+    def validate(self) -> None:
+        super().validate()
+        check_heads(self.n_embd, self.n_head)
 
 
 def attention_mask(history: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import ranged
 from .data import Batch, RawData, Source, Split
 from .errors import UsageError
 
 
 @dataclass
 class DatasetConfig:
-    k_core: int = 0  # filter to users and items with >= k interactions (0: take the data as published)
+    k_core: int = ranged(0, ge=0)  # filter to users and items with >= k interactions (0: take the data as published)
 
 
 class Dataset:
@@ -51,8 +52,8 @@ class Dataset:
 
 @dataclass
 class GeneratorConfig:
-    max_seq_len: int = 0  # most recent history items fed to the model (0: the dataset's default)
-    eval_batch_size: int = 256  # users per evaluation batch
+    max_seq_len: int = ranged(0, ge=0)  # most recent history items fed to the model (0: the dataset's default)
+    eval_batch_size: int = ranged(256, ge=1)  # users per evaluation batch
 
 
 class Recommender(nn.Module):
@@ -116,8 +117,8 @@ class Generator:
 
 @dataclass
 class TokenizerConfig:
-    n_digit: int = 4  # digits per semantic ID (DiffGM's --n_digit)
-    codebook_size: int = 256  # codes per digit (DiffGM's --codebook_size): one byte per digit
+    n_digit: int = ranged(4, ge=1)  # digits per semantic ID (DiffGM's --n_digit)
+    codebook_size: int = ranged(256, ge=2)  # codes per digit (DiffGM's --codebook_size): one byte per digit
     seed: int = 0  # seeds k-means; a fit is deterministic for a seed
 
     def validate(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -63,7 +64,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"Config file '{path}' does not exist.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UsageError(f"Config file '{path}', line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start}); expected a YAML, TOML or JSON file.") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -175,6 +181,57 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
     raise UsageError(f"Config field '{key}' has a type recbench cannot parse: {tp!r}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric field: bounds, each inclusive (ge, le) or exclusive (gt, lt)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, v: float) -> bool:
+        return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
+                and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
+
+    def __str__(self) -> str:
+        low = f">= {self.ge:g}" if self.ge is not None else f"> {self.gt:g}" if self.gt is not None else ""
+        high = f"<= {self.le:g}" if self.le is not None else f"< {self.lt:g}" if self.lt is not None else ""
+        return " and ".join(p for p in (low, high) if p) or "any number"
+
+
+def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None):
+    """A config field with a valid range, declared where the field is: `lr: float = ranged(1e-3, gt=0)`.
+    A subclass that only changes the default (`lr: float = 0.01`) keeps the range."""
+    return dataclasses.field(default=default, metadata={"range": Range(ge, gt, le, lt)})
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The range declared for field `name` by `cls` or the nearest base class that declares one."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and "range" in f.metadata:
+            return f.metadata["range"]
+    return None
+
+
+def field_ranges(cls: type) -> dict[str, Range]:
+    return {f.name: r for f in dataclasses.fields(cls) if (r := field_range(cls, f.name)) is not None}
+
+
+def check_ranges(config: Any) -> None:
+    """Every number of `config` finite and inside its field's range, else a UsageError naming key, value and range."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"Config value for '{f.name}' must be a finite number; got {value}.")
+        valid = field_range(type(config), f.name)
+        if valid is not None and value not in valid:
+            raise UsageError(f"Config value for '{f.name}' must be {valid}; got {value!r}.")
+
+
 def field_types(cls: type) -> dict[str, Any]:
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -208,6 +265,7 @@ def resolve(
     out = {}
     for name, cls in sections.items():
         instance = cls(**values[name])
+        check_ranges(instance)
         check = getattr(instance, "validate", None)
         if check is not None:
             check()  # a config may check relations between fields and raise UsageError
@@ -227,11 +285,16 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "Range",
+    "check_ranges",
     "coerce",
+    "field_range",
+    "field_ranges",
     "fingerprint",
     "load_file",
     "normalize_key",
     "parse_overrides",
+    "ranged",
     "resolve",
     "to_dict",
 ]

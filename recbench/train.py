@@ -29,6 +29,7 @@ from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
 from .api import GeneratorConfig, Recommender
+from .config import ranged
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
@@ -36,26 +37,26 @@ from .evaluate import evaluate
 
 @dataclass
 class TrainConfig(GeneratorConfig):
-    epochs: int = 200  # upper bound; early stopping usually ends the run sooner
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    warmup_steps: int = 0  # linear warmup from 0 to lr over this many optimizer steps ...
-    warmup_ratio: float = 0.0  # ... or over this fraction of the run's planned steps (epochs x batches; not both)
+    epochs: int = ranged(200, ge=1)  # upper bound; early stopping usually ends the run sooner
+    batch_size: int = ranged(128, ge=1)
+    lr: float = ranged(1e-3, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    beta1: float = ranged(0.9, ge=0, lt=1)
+    beta2: float = ranged(0.999, ge=0, lt=1)
+    warmup_steps: int = ranged(0, ge=0)  # linear warmup from 0 to lr over this many optimizer steps ...
+    warmup_ratio: float = ranged(0.0, ge=0, lt=1)  # ... or over this fraction of the run's planned steps (epochs x batches; not both)
     scheduler: Literal["constant", "cosine"] = "constant"  # after warmup: keep lr, or cosine-decay to 0
-    grad_clip: float = 0.0  # max gradient norm (0: no clipping)
+    grad_clip: float = ranged(0.0, ge=0)  # max gradient norm (0: no clipping)
     train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
-    min_hist_len: int = 1  # shortest history of a sliding-window sample
+    min_hist_len: int = ranged(1, ge=1)  # shortest history of a sliding-window sample
     # batches per pool whose samples are sorted by history length (0: plain shuffling). With N > 0,
     # each epoch's shuffled samples are cut into pools of N * batch_size, sorted by length within a
     # pool, cut into batches, the batches shuffled, and each batch trimmed to its longest history
     # (recbench.data.buckets); fewer padding positions, the same samples per epoch
-    bucket_pool: int = 0
-    eval_every: int = 1  # validate every this many epochs ...
-    eval_start_epoch: int = 0  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
-    patience: int = 10  # stop after this many validations without improvement
+    bucket_pool: int = ranged(0, ge=0)
+    eval_every: int = ranged(1, ge=1)  # validate every this many epochs ...
+    eval_start_epoch: int = ranged(0, ge=0)  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
+    patience: int = ranged(10, ge=1)  # stop after this many validations without improvement
     val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
     amp: bool = True  # bf16 autocast on GPU
     # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
@@ -67,20 +68,18 @@ class TrainConfig(GeneratorConfig):
 
     def validate(self) -> None:
         parse_metric(self.val_metric)
-        for key in ("epochs", "batch_size", "eval_every", "patience"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"Config value for '{key}' must be >= 1; got {getattr(self, key)}.")
-        if self.bucket_pool < 0:
-            raise UsageError(f"Config value for 'bucket_pool' must be >= 0; got {self.bucket_pool}.")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise UsageError(f"Config value for 'warmup_ratio' must be in [0, 1); got {self.warmup_ratio}.")
-        if self.warmup_steps < 0:
-            raise UsageError(f"Config value for 'warmup_steps' must be >= 0; got {self.warmup_steps}.")
         if self.warmup_steps and self.warmup_ratio:
             raise UsageError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) both set a warmup; "
                              "set the other to 0.")
         if self.eval_only and not self.checkpoint:
             raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
+
+
+def check_heads(n_embd: int, n_head: int) -> None:
+    """Attention splits n_embd into n_head equal heads: n_head must divide it."""
+    if n_embd % n_head:
+        raise UsageError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}); e.g. --n_head="
+                         f"{max(h for h in range(1, n_head + 1) if n_embd % h == 0)}.")
 
 
 def parse_metric(spec: str) -> list[tuple[float, str]]:

@@ -17,3 +17,50 @@ def test_a_malformed_command_line_exits_2_with_the_parsers_message(cli, args, me
     proc = cli(*args, check=2)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert message in proc.stderr
+
+
+VALUE_ERRORS = [
+    (("--lr=-1",), "Config value for 'lr' must be > 0; got -1.0."),
+    (("--lr=nan",), "Config value for 'lr' must be a finite number; got nan."),
+    (("--dropout=1.5",), "Config value for 'dropout' must be >= 0 and < 1; got 1.5."),
+    (("--n_head=3", "--n_embd=50"), "n_embd (50) must be divisible by n_head (3)"),
+    (("--n_embd=0",), "Config value for 'n_embd' must be >= 1; got 0."),
+    (("--eval_batch_size=0",), "Config value for 'eval_batch_size' must be >= 1; got 0."),
+    (("--warmup_ratio=1",), "Config value for 'warmup_ratio' must be >= 0 and < 1; got 1.0."),
+]
+
+
+@pytest.mark.parametrize("args, message", VALUE_ERRORS, ids=[" ".join(a) for a, _ in VALUE_ERRORS])
+def test_a_value_outside_its_range_exits_2_before_any_data_is_loaded(cli, home, args, message):
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *args, check=2)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert message in proc.stderr
+    assert not (home / "home" / "runs").exists() and not (home / "data").exists()  # nothing was created
+
+
+def test_a_config_file_that_is_not_utf8_names_the_file_and_line(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"lr: 0.001\ndropout: 0.2\nname: caf\xe9\n")
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--config", str(bad), check=2)
+    assert f"Config file '{bad}', line 3: not UTF-8 text" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ranges_are_declared_once_and_inherited():
+    from recbench import config as cfg
+    from recbench_plugins.diff_grm import DiffGRMConfig
+
+    assert DiffGRMConfig.lr == 0.003 and cfg.field_range(DiffGRMConfig, "lr") == cfg.Range(gt=0)  # TrainConfig's range
+    assert str(cfg.field_range(DiffGRMConfig, "dropout")) == ">= 0 and < 1"
+
+
+def test_a_search_space_outside_a_fields_range_is_refused():
+    from recbench import runner, tune
+    from recbench.errors import UsageError
+
+    resolved = runner.resolve(runner.RunSpec("sasrec", "ml-100k"))
+    fields, ranges = tune.space_fields(resolved), tune.space_ranges(resolved)
+    with pytest.raises(UsageError, match=r"key 'dropout': 1.2 is outside the field's valid range \(>= 0 and < 1\)"):
+        tune.parse_space({"dropout": {"type": "float", "low": 0.1, "high": 1.2}}, fields, "test", ranges=ranges)
+    with pytest.raises(UsageError, match="key 'n_layer': 0 is outside"):
+        tune.parse_space({"n_layer": {"type": "categorical", "choices": [0, 1, 2]}}, fields, "test", ranges=ranges)
+    assert tune.parse_space({"dropout": {"type": "float", "low": 0.0, "high": 0.9}}, fields, "test", ranges=ranges)

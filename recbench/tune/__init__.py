@@ -27,7 +27,7 @@ The modules, in the order a study uses them:
 from .plan import PRUNERS, SAMPLERS, Plan, TuneOptions, base_spec, check_options, identity, make_plan, study_name
 from .show import trial_rows, write_plots
 from .space import (SPACE_KEYS, SPACE_TYPES, Param, contains, default_values, describe, load_space, parse_space, space_fields,
-                    suggest)
+                    space_ranges, suggest)
 from .storage import STUDY_ATTR, check_storage_url, default_storage, load_study, open_storage, open_study
 from .study import TuneResult, evaluate_best, fmt_params, run_study, start, work
 from .trials import FINISHED, counts, finished, recover, requeue
@@ -36,6 +36,6 @@ __all__ = [
     "FINISHED", "PRUNERS", "SAMPLERS", "SPACE_KEYS", "SPACE_TYPES", "STUDY_ATTR", "Param", "Plan", "TuneOptions", "TuneResult",
     "base_spec", "check_options", "check_storage_url", "contains", "counts", "default_storage", "default_values", "describe",
     "evaluate_best", "finished", "fmt_params", "identity", "load_space", "load_study", "make_plan", "open_storage", "open_study",
-    "parse_space", "recover", "requeue", "run_study", "space_fields", "start", "study_name", "suggest", "trial_rows", "work",
+    "parse_space", "recover", "requeue", "run_study", "space_fields", "space_ranges", "start", "study_name", "suggest", "trial_rows", "work",
     "write_plots",
 ]

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from .. import config as cfg
 from .. import runner
 from ..errors import UsageError
-from .space import Param, contains, default_values, describe, load_space, parse_space, space_fields
+from .space import Param, contains, default_values, describe, load_space, parse_space, space_fields, space_ranges
 from .storage import check_storage_url, default_storage
 
 SAMPLERS = ("tpe", "random")
@@ -90,12 +90,12 @@ def make_plan(options: TuneOptions) -> Plan:
     gen = resolved.generator
     if options.space_file:
         path = Path(options.space_file)
-        params = parse_space(load_space(path), space_fields(resolved), f"file '{path}'", path)
+        params = parse_space(load_space(path), space_fields(resolved), f"file '{path}'", path, space_ranges(resolved))
     else:
         if not gen.obj.search_space:
             raise UsageError(f"Generator '{gen.name}' declares no search_space; pass --space FILE "
                              "(YAML/TOML/JSON: key: {type: float|int|categorical, ...}).")
-        params = parse_space(gen.obj.search_space, space_fields(resolved), f"generator '{gen.name}'")
+        params = parse_space(gen.obj.search_space, space_fields(resolved), f"generator '{gen.name}'", ranges=space_ranges(resolved))
     defaults = default_values(resolved, params)
     for key, value in defaults.items():
         if not contains(params[key], value):
@@ -127,7 +127,7 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     seed 0, its default tokenizer)."""
     gen = resolved.generator
     default_res = runner.resolve(runner.RunSpec(gen.name, resolved.dataset.name))
-    declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'") if gen.obj.search_space else {}
+    declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res)) if gen.obj.search_space else {}
     mine = identity(resolved, params, options.seed, options.preset)
     base = f"{gen.name}__{resolved.dataset.name}"
     return base if mine == identity(default_res, declared, 0) else f"{base}__{cfg.fingerprint(mine)[:8]}"

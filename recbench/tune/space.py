@@ -61,8 +61,18 @@ def space_fields(resolved: runner.Resolved) -> dict[str, Any]:
     return out
 
 
-def parse_space(space: Any, fields: Mapping[str, Any], source: str, path: Path | None = None) -> dict[str, Param]:
-    """Validate a search space against the run's config fields; {key: Param}.
+def space_ranges(resolved: runner.Resolved) -> dict[str, cfg.Range]:
+    """{key: valid range} of the run's config keys that declare one (the ranges `recbench run` checks)."""
+    out: dict[str, cfg.Range] = {}
+    for config in resolved.configs.values():
+        for key, valid in cfg.field_ranges(type(config)).items():
+            out.setdefault(key, valid)
+    return out
+
+
+def parse_space(space: Any, fields: Mapping[str, Any], source: str, path: Path | None = None,
+                ranges: Mapping[str, cfg.Range] | None = None) -> dict[str, Param]:
+    """Validate a search space against the run's config fields (and their valid `ranges`); {key: Param}.
 
     `source` names where the space comes from in error messages ("file X" or "generator Y");
     with `path`, messages also give the line of the offending key.
@@ -91,6 +101,11 @@ def parse_space(space: Any, fields: Mapping[str, Any], source: str, path: Path |
             raise UsageError(f"{at}: unknown setting(s) {', '.join(map(repr, unknown))} for type {kind}. "
                              f"Valid: {', '.join(SPACE_KEYS[kind])}.")
         params[key] = categorical(at, key, spec, fields[key]) if kind == "categorical" else numeric(at, key, kind, spec, fields[key])
+        valid = (ranges or {}).get(key)
+        values = params[key].choices if kind == "categorical" else (params[key].low, params[key].high)
+        outside = [v for v in values if valid is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v not in valid]
+        if outside:
+            raise UsageError(f"{at}: {outside[0]!r} is outside the field's valid range ({valid}).")
     return params
 
 
