@@ -170,7 +170,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     t0 = time.perf_counter()
     if not main:
         dist.barrier()  # rank 0 prepares (and caches) the data first
-    data = prepare(ds.obj, dcfg)
+    data = prepare(ds.obj, dcfg, log=log)
     if main:
         dist.barrier()
     max_seq_len = getattr(gcfg, "max_seq_len", 0) or ds.obj.max_seq_len

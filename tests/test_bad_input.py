@@ -64,3 +64,28 @@ def test_a_search_space_outside_a_fields_range_is_refused():
     with pytest.raises(UsageError, match="key 'n_layer': 0 is outside"):
         tune.parse_space({"n_layer": {"type": "categorical", "choices": [0, 1, 2]}}, fields, "test", ranges=ranges)
     assert tune.parse_space({"dropout": {"type": "float", "low": 0.0, "high": 0.9}}, fields, "test", ranges=ranges)
+
+
+def flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped bit"])
+def test_a_corrupt_prepared_cache_is_found_and_rebuilt(cli, mirror, home, damage):
+    cli("datasets", "prepare", "ml-100k")
+    (arrays,) = (home / "data" / "prepared" / "ml-100k").glob("*/arrays.npz")
+    prepared_rows = lambda: [ln for ln in cli("datasets").stdout.splitlines() if "ml-100k" in ln and "yes" in ln]  # noqa: E731
+    assert prepared_rows()  # intact: "prepared: yes"
+    if damage == "truncated":
+        arrays.write_bytes(arrays.read_bytes()[:1000])
+    elif damage == "empty":
+        arrays.write_bytes(b"")
+    else:
+        flip_a_bit(arrays)
+    assert prepared_rows() == []  # damaged: not "prepared: yes"
+    proc = cli("datasets", "prepare", "ml-100k")
+    assert "is corrupt" in proc.stdout and "rebuilding it" in proc.stdout and "Traceback" not in proc.stderr
+    assert "943 users" in proc.stdout
+    assert "is corrupt" not in cli("datasets", "prepare", "ml-100k").stdout  # rebuilt intact

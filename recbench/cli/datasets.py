@@ -8,6 +8,7 @@ from rich.table import Table
 
 from .. import paths, plugins
 from ..data import Source, prepare
+from ..data.prepare import verify
 from ..errors import DataError
 
 app = typer.Typer(help="List, prepare and describe datasets.", invoke_without_command=True, no_args_is_help=False)
@@ -15,8 +16,9 @@ console = Console()
 
 
 def is_prepared(name: str) -> bool:
+    """Whether an intact prepared cache of `name` exists (files checked against their checksums)."""
     folder = paths.data_dir() / "prepared" / name
-    return folder.is_dir() and any((p / "meta.json").is_file() for p in folder.iterdir())
+    return folder.is_dir() and any(verify(p)[0] is not None for p in folder.iterdir() if p.is_dir())
 
 
 def raw_files_at(dataset) -> str:
@@ -46,7 +48,7 @@ def listing(ctx: typer.Context) -> None:
 
 def load(name: str):
     entry = plugins.registry().entry("dataset", name)
-    return prepare(entry.obj, entry.obj.Config())
+    return prepare(entry.obj, entry.obj.Config(), log=console.print)
 
 
 @app.command("prepare")

@@ -12,7 +12,9 @@ where known, timestamps; item text). `from_raw` turns that into a `Prepared` dat
 `prepare` caches the result under RECBENCH_DATA/prepared/NAME/FINGERPRINT, where the fingerprint
 covers the raw files' contents, the preparation parameters and this module's version, so a change
 to any of them rebuilds it. The cache is written to a temporary folder and renamed into place,
-so an interrupted prepare leaves nothing that a later run would trust.
+so an interrupted prepare leaves nothing that a later run would trust; `meta.json` holds the
+sha256 of the other two files, so a cache damaged later (truncated, emptied, a flipped bit) is found
+and rebuilt with a message.
 """
 
 from __future__ import annotations
@@ -179,8 +181,9 @@ def save(prepared: Prepared, folder: Path) -> None:
         if prepared.times is not None:
             arrays["times"] = prepared.times
         np.savez(tmp / "arrays.npz", **arrays)
-        (tmp / "item_text.json").write_text(json.dumps(prepared.item_text, ensure_ascii=False))
-        meta = {"name": prepared.name, "fingerprint": prepared.fingerprint, "version": PREPARE_VERSION, "report": prepared.report}
+        (tmp / "item_text.json").write_text(json.dumps(prepared.item_text, ensure_ascii=False), encoding="utf-8")
+        meta = {"name": prepared.name, "fingerprint": prepared.fingerprint, "version": PREPARE_VERSION, "report": prepared.report,
+                "sha256": {name: file_digest(tmp / name) for name in CACHE_FILES}}
         (tmp / "meta.json").write_text(json.dumps(meta))  # written last: its presence marks completion
         if folder.exists():
             shutil.rmtree(folder)
@@ -190,14 +193,38 @@ def save(prepared: Prepared, folder: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(folder: Path) -> Prepared | None:
-    """The cached dataset in `folder`, or None if it is absent or incomplete."""
+CACHE_FILES = ("arrays.npz", "item_text.json")
+
+
+def verify(folder: Path) -> tuple[dict | None, str | None]:
+    """(meta, None) for a complete cache whose files match the checksums in its meta.json;
+    (None, None) where there is none; (None, why) where one is there but damaged."""
+    if not (folder / "meta.json").is_file():
+        return None, None
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        with np.load(folder / "arrays.npz") as z:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if "sha256" not in meta:  # written before checksums were kept: only a failed read shows damage
+            return meta, None
+        sums = meta["sha256"]
+        bad = [name for name in CACHE_FILES if file_digest(folder / name) != sums[name]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return (None, f"checksum mismatch in {', '.join(bad)}") if bad else (meta, None)
+
+
+def load(folder: Path, log=lambda s: None) -> Prepared | None:
+    """The cached dataset in `folder`, or None if it is absent, incomplete or damaged (then said in `log`)."""
+    meta, damaged = verify(folder)
+    if meta is None:
+        if damaged:
+            log(f"prepared-data cache {folder} is corrupt ({damaged}); rebuilding it")
+        return None
+    try:
+        with np.load(folder / "arrays.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         text = json.loads((folder / "item_text.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError):
+    except Exception as exc:  # noqa: BLE001 - checksums matched, so this is a file the reader cannot take: rebuild
+        log(f"prepared-data cache {folder} is corrupt ({type(exc).__name__}: {exc}); rebuilding it")
         return None
     return Prepared(
         name=meta["name"],
@@ -212,8 +239,9 @@ def load(folder: Path) -> Prepared | None:
     )
 
 
-def prepare(dataset, config, source=None, *, force: bool = False) -> Prepared:
-    """Read, prepare and cache `dataset` (a registered Dataset) under `config`; reuse the cache."""
+def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: None) -> Prepared:
+    """Read, prepare and cache `dataset` (a registered Dataset) under `config`; reuse the cache (a damaged one is
+    rebuilt, and `log` says so)."""
     from .source import Source
 
     source = source or Source(dataset.name)
@@ -222,7 +250,7 @@ def prepare(dataset, config, source=None, *, force: bool = False) -> Prepared:
     fp = compute_fingerprint(dataset.name, params, files)
     folder = paths.data_dir() / "prepared" / dataset.name / fp
     if not force:
-        cached = load(folder)
+        cached = load(folder, log)
         if cached is not None:
             return cached
     raw = dataset.read(files, config)
