@@ -218,7 +218,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
 
     state = {"epoch": 0, "best": None, "best_epoch": None, "bad": 0, "seconds": 0.0, "history": [], "stopped": None}
     if last_path.exists():  # resuming
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(last_path, device, ("model", "optimizer", "scheduler", "rng", "state"),
+                               "Start the run over without --resume" + (f", or evaluate its best model so far with --eval_only=true "
+                                                                          f"--checkpoint={best_path}" if best_path.exists() else ""))
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -286,9 +288,22 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             on_eval(epoch, entry["valid"][config.val_metric])
 
     if best_path.exists():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+        model.load_state_dict(load_checkpoint(best_path, device, ("model",), "Start the run over without --resume")["model"])
     stopped = state["stopped"] or f"reached epochs={config.epochs}"
     return TrainResult(state["seconds"], state["epoch"], state["best_epoch"], state["best"], stopped, state["history"])
+
+
+def load_checkpoint(path: Path, device, keys: tuple[str, ...], remedy: str) -> dict:
+    """A checkpoint the trainer wrote, or a UsageError that names the file, what is wrong and `remedy`."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - empty, truncated or not a torch file: all mean the same here
+        raise UsageError(f"Checkpoint '{path}' cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'damaged'}). "
+                         f"{remedy}.") from None
+    missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise UsageError(f"Checkpoint '{path}' is not a recbench training checkpoint (no {', '.join(missing)}). {remedy}.")
+    return ckpt
 
 
 def save_atomic(obj, path: Path) -> None:

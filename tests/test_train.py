@@ -128,3 +128,19 @@ def test_val_metric_and_schedule():
 def test_lr_of_the_wrong_type_is_a_usage_error(cli):
     proc = cli("run", "-p", "sasrec", "-d", "ml-100k", "--lr=abc", check=2)
     assert "'lr' must be float" in proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_damaged_checkpoint_on_resume_names_the_file_and_what_to_do(mirror, home, monkeypatch, damage):
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "r"))
+    (run_dir,) = (home / "home" / "runs").iterdir()
+    last = run_dir / "last.pt"
+    last.write_bytes(b"" if damage == "empty" else last.read_bytes()[:2000])
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
+    with pytest.raises(UsageError) as err:
+        runner.run(spec(home / "r", resume="true"))
+    message = str(err.value)
+    assert f"Checkpoint '{last}' cannot be read" in message
+    assert "Start the run over without --resume" in message and f"--checkpoint={run_dir / 'best.pt'}" in message
