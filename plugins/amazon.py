@@ -23,7 +23,6 @@ import ast
 import gzip
 import html
 import json
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +41,6 @@ DOWNLOAD_HOSTS = (
     "http://jmcauley.ucsd.edu/data/amazon/categoryFiles/",
 )
 NO_BRAND = ("", "Unknown")
-# Lets the metadata reader skip, without parsing, the many products no review mentions.
-_ASIN = re.compile(r"""["']asin["']\s*:\s*["']([^"']+)["']""")
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -119,16 +116,15 @@ def read_reviews(path: Path) -> pd.DataFrame:
 
 
 def read_meta(path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
-    """Item text per asin, for the products in `wanted`."""
+    """Item text per asin, for the products in `wanted`. Every line is parsed, so a malformed line is
+    reported (file, line) even where no sequence uses its product."""
     text = {}
     for number, line in lines(path):
-        match = _ASIN.search(line)
-        if match and match.group(1) not in wanted:
-            continue
         record = parse_record(line, path, number)
         if not record.get("asin"):
             raise DataError(f"{path}, line {number}: the product has no 'asin': {line[:80]!r}")
-        text[str(record["asin"])] = item_text(record)
+        if str(record["asin"]) in wanted:
+            text[str(record["asin"])] = item_text(record)
     return text
 
 

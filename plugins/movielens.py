@@ -30,8 +30,14 @@ _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
 
-def read_table(path: Path, member: str | None, sep: str, names: list[str], *, header: bool = False, encoding: str = "latin-1") -> pd.DataFrame:
-    """Read a delimited file (or a member of a zip archive) with errors that name the file and line."""
+def read_table(path: Path, member: str | None, sep: str, names: list[str], *, header: tuple[str, ...] = (),
+               encoding: str = "latin-1") -> pd.DataFrame:
+    """Read a delimited file (or a member of a zip archive) with errors that name the file and line.
+
+    `header`: the column names the first line must start with (RecBole's atomic files write
+    `user_id:token`: the part before ':' is compared); empty for files without a header line. The
+    frame's `line` column holds each row's line number in the file.
+    """
     where = f"{path}:{member}" if member else str(path)
     try:
         if member:
@@ -43,8 +49,17 @@ def read_table(path: Path, member: str | None, sep: str, names: list[str], *, he
         raise DataError(f"Cannot read {where}: {exc}") from exc
     if not raw.strip():
         raise DataError(f"{where} is empty.")
-    text = raw.decode(encoding)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{where}, line {line}: not {encoding.upper()} text (byte {raw[exc.start]:#04x}).") from None
     lines = text.splitlines()
+    if header:
+        found = [name.split(":")[0].strip() for name in lines[0].split(sep)]
+        if found != list(header):
+            raise DataError(f"{where}, line 1: expected a header line naming the columns {', '.join(header)}; "
+                            f"got {lines[0][:80]!r}.")
     start = 1 if header else 0
     rows = []
     for number, line in enumerate(lines[start:], start=start + 1):
@@ -56,8 +71,8 @@ def read_table(path: Path, member: str | None, sep: str, names: list[str], *, he
                 f"{where}, line {number}: expected {len(names)} fields separated by {sep!r}, "
                 f"got {len(fields)}: {line[:80]!r}"
             )
-        rows.append(fields)
-    return pd.DataFrame(rows, columns=names)
+        rows.append([*fields, number])
+    return pd.DataFrame(rows, columns=[*names, "line"])
 
 
 def ratings_frame(df: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -65,7 +80,7 @@ def ratings_frame(df: pd.DataFrame, where: str) -> pd.DataFrame:
     ts = pd.to_numeric(df["timestamp"], errors="coerce")
     bad = ts.isna().to_numpy().nonzero()[0]
     if len(bad):
-        raise DataError(f"{where}: timestamp is not a number on data row {bad[0] + 1}: {df['timestamp'].iloc[bad[0]]!r}")
+        raise DataError(f"{where}, line {df['line'].iloc[bad[0]]}: the timestamp is not a number: {df['timestamp'].iloc[bad[0]]!r}")
     return pd.DataFrame({"user": df["user"].str.strip(), "item": df["item"].str.strip(), "timestamp": ts.astype("int64")})
 
 
@@ -118,8 +133,10 @@ class MovieLens100K(Dataset):
 
     def read(self, files: list[Path], config) -> RawData:
         if files[0].suffix == ".inter":
-            inter = read_table(files[0], None, "\t", ["user", "item", "rating", "timestamp"], header=True, encoding="utf-8")
-            items = read_table(files[1], None, "\t", ["item", "title", "year", "genres"], header=True, encoding="utf-8")
+            inter = read_table(files[0], None, "\t", ["user", "item", "rating", "timestamp"],
+                               header=("user_id", "item_id", "rating", "timestamp"), encoding="utf-8")
+            items = read_table(files[1], None, "\t", ["item", "title", "year", "genres"],
+                               header=("item_id", "movie_title", "release_year", "class"), encoding="utf-8")
             text = {r.item: movie_text(r.title, r.genres.split(), r.year) for r in items.itertuples()}
             return RawData(ratings_frame(inter, str(files[0])), text, files)
         if files[0].suffix == ".zip":
@@ -131,7 +148,7 @@ class MovieLens100K(Dataset):
         items = read_table(*item_src, "|", item_cols)
         text = {}
         for row in items.itertuples(index=False):
-            flags = row[5:]
+            flags = row[5 : 5 + len(ML100K_GENRES)]
             text[row.item] = movie_text(row.title, [g for g, f in zip(ML100K_GENRES, flags) if f.strip() == "1"])
         return RawData(ratings_frame(inter, str(data_src[0])), text, files)
 

@@ -230,6 +230,10 @@ BAD_INPUTS = {
         lambda m: upstream_rows(m, GOOD, ('{"asin": "I0", "title": "x"', json.dumps(meta("I1"))))[1],
         "line 1: not a JSON",
     ),
+    "malformed meta of a product no review names": (
+        lambda m: upstream_rows(m, GOOD, (json.dumps(meta("I0")), json.dumps(meta("I1")), "{'asin': 'UNUSED', 'title': "))[1],
+        "line 3: not a JSON",
+    ),
     "empty reviews": (lambda m: upstream_rows(m, [])[0], "is empty"),
     "blank meta": (lambda m: upstream_rows(m, GOOD, ("", "  "))[1], "is empty"),
     "empty P5": (lambda m: sequences_file(m, b""), "is empty"),

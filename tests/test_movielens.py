@@ -76,7 +76,7 @@ def test_ml100k_recbole_atomic_files(tmp_path):
     "ratings, message",
     [
         ("1::10::5::300\n1::20::3\n", r"ratings.dat, line 2: expected 4 fields"),
-        ("1::10::5::300\n1::20::3::soon\n", r"ratings.dat: timestamp is not a number on data row 2"),
+        ("1::10::5::300\n1::20::3::soon\n", r"ratings.dat, line 2: the timestamp is not a number"),
         ("", r"ratings.dat is empty"),
     ],
 )
@@ -95,3 +95,29 @@ def test_truncated_zip_is_a_clear_error(tmp_path):
     (tmp_path / "ml-1m.zip").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="ml-1m.zip"):
         prepared(MovieLens1M(), tmp_path)
+
+
+ATOMIC_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+ATOMIC_ITEMS = ("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+                "10\tToy Story\t1995\tAnimation Children's Comedy\n20\tHeat\t1995\tAction\n30\tCasino\t1995\tDrama\n")
+
+
+@pytest.mark.parametrize(
+    "inter, items, message",
+    [
+        ((ATOMIC_HEADER + "1\t10\t5\t300\n").encode() + b"2\t20\t4\t30\xff\n", ATOMIC_ITEMS.encode(),
+         r"ml-100k.inter, line 3: not UTF-8 text \(byte 0xff\)"),
+        (ATOMIC_HEADER.encode() + bytes(range(256)) * 4, ATOMIC_ITEMS.encode(), r"ml-100k.inter, line \d+: not UTF-8 text"),
+        ((ATOMIC_HEADER + U_DATA).encode(), ATOMIC_ITEMS.encode().replace(b"Heat", b"H\xe9at"),
+         r"ml-100k.item, line 3: not UTF-8 text \(byte 0xe9\)"),
+        (U_DATA.encode(), ATOMIC_ITEMS.encode(), r"ml-100k.inter, line 1: expected a header line naming the columns "
+                                                  r"user_id, item_id, rating, timestamp"),
+        ((ATOMIC_HEADER + U_DATA).encode(), ATOMIC_ITEMS.split("\n", 1)[1].encode(), r"ml-100k.item, line 1: expected a header line"),
+    ],
+    ids=["non-utf8 inter", "binary inter", "non-utf8 item", "inter without header", "item without header"],
+)
+def test_bad_atomic_files_name_file_and_line(tmp_path, inter, items, message):
+    (tmp_path / "ml-100k.inter").write_bytes(inter)
+    (tmp_path / "ml-100k.item").write_bytes(items)
+    with pytest.raises(DataError, match=message):
+        prepared(MovieLens100K(), tmp_path)
