@@ -214,15 +214,17 @@ def batch_size(config: EmbeddingConfig, device: str) -> int:
 
 def encode(texts: list[str], model, batch_size: int, *, progress: bool = True) -> np.ndarray:
     """[len(texts), dim] float32, encoded in batches of similar length, with a progress bar on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .progress import bar as progress_bar
+    from .progress import counted
 
     order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
     out = np.empty((len(texts), model_dim(model)), dtype=np.float32)
-    bar = Progress(TextColumn("embedding item text"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True), disable=not progress)
+    bar = progress_bar(TextColumn("embedding item text"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                       TimeRemainingColumn(), line=lambda task: counted(task, " texts"), disable=not progress)
     with bar:
-        task = bar.add_task("embed", total=len(texts))
+        task = bar.add_task("embedding item text", total=len(texts))
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
             out[idx] = model.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,

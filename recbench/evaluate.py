@@ -37,13 +37,24 @@ class Evaluation:
         return len(self.users) / self.seconds if self.seconds > 0 else float("inf")
 
 
+def users_bar(label: str, show: bool):
+    """Users ranked so far: a bar on a terminal, a line every 30 s off one, nothing unless `show`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .progress import bar, counted
+
+    return bar(TextColumn(label), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+               line=lambda task: counted(task, " users"), disable=not show)
+
+
 @torch.no_grad()
 def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 256, device="cpu", list_len: int | None = None,
-             id_of: np.ndarray | None = None) -> Evaluation:
+             id_of: np.ndarray | None = None, progress: bool = False) -> Evaluation:
     """Rank every evaluated user's `part` target ('valid' or 'test').
 
     With `id_of` ([N+1] each item's semantic-ID number before collisions were resolved) a model that
     returns lists is also scored at the ID level, from the same lists (metrics.id_level_ranks).
+    With `progress`, users ranked so far are shown (a bar, or a line every 30 s off a terminal).
 
     Under torchrun each process ranks every world()-th user and the results are gathered, so
     every process returns the same Evaluation.
@@ -55,17 +66,21 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     ranks, users, id_ranks = [], [], []
     id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
-    for batch in split.eval_batches(part, batch_size, shard=(dist.rank(), dist.world())):
-        batch = batch.to(device)
-        if full:
-            r = metrics.full_ranks(model.score(batch), batch.target)
-        else:
-            ranked = model.recommend(batch, k)
-            r = metrics.list_ranks(ranked, batch.target)
-            if id_of is not None:
-                id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
-        ranks.append(r.cpu())
-        users.append(batch.users.cpu())
+    shard = (dist.rank(), dist.world())
+    with users_bar(f"ranking {part} users", progress) as shown:
+        task = shown.add_task(f"ranking {part} users", total=len(split.eval_users[shard[0]::shard[1]]))
+        for batch in split.eval_batches(part, batch_size, shard=shard):
+            batch = batch.to(device)
+            if full:
+                r = metrics.full_ranks(model.score(batch), batch.target)
+            else:
+                ranked = model.recommend(batch, k)
+                r = metrics.list_ranks(ranked, batch.target)
+                if id_of is not None:
+                    id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
+            ranks.append(r.cpu())
+            users.append(batch.users.cpu())
+            shown.advance(task, len(batch))
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
     ranks_np = torch.cat(ranks).numpy().astype(np.int32) if ranks else np.zeros(0, np.int32)

@@ -231,11 +231,11 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 
     batch_size = getattr(gcfg, "eval_batch_size", 256)
     id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the papers' ID-level metrics too
-    valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of)
+    valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
     if test:
         if hasattr(model, "final_test"):
             model.final_test = True  # e.g. DIFF_GRM decodes the test with its (larger) test beam
-        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of)
+        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
     else:
         test_eval = None
     record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)

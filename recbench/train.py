@@ -313,14 +313,21 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def progress_bar(console=None):
-    """A rich progress bar with epoch, loss, samples/s and the last validation metric (and the best)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Epoch, loss, samples/s and the last validation metric (and the best): a rich bar on a terminal,
+    a plain line per epoch when the output goes to a file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    from .progress import bar
+
+    def line(task) -> str:
+        return (f"epoch {task.completed:.0f}/{task.total:.0f}: loss {task.fields['loss']:.4f}, {task.fields['speed']:,.0f} samples/s, "
+                f"valid {task.fields['valid']}, {task.elapsed:,.0f} s")
+
+    return bar(
         TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} samples/s"),
         TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(),
-        console=console,
+        line=line, console=console, every=0,
     )
 
 

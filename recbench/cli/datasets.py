@@ -12,7 +12,7 @@ from ..data.prepare import verify
 from ..errors import DataError
 
 app = typer.Typer(help="List, prepare and describe datasets.", invoke_without_command=True, no_args_is_help=False)
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
 def is_prepared(name: str) -> bool:

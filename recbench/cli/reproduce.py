@@ -24,7 +24,7 @@ from ..runner import RunSpec, run
 TOLERANCE = 1e-3
 NOT_REPEATED = ("resume",)  # how the recorded run was carried out; a reproduction starts afresh
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
 def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None) -> RunSpec:

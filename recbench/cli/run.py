@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..metrics import metric_names
 from ..runner import Resolved, RunSpec, run
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
 def show_config(resolved: Resolved) -> None:

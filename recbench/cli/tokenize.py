@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..semantic_ids import STAGES, SemanticIDs, build
 from .datasets import load as load_dataset
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 err = Console(stderr=True)
 
 

@@ -15,7 +15,7 @@ from .. import tune as tuning
 from ..errors import UsageError
 from .run import show_config, show_metrics
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
 def command(

@@ -135,14 +135,10 @@ def _stream(response: BinaryIO, out: BinaryIO, total: int | None, label: str) ->
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
+    from ..progress import bar, counted
+
+    return bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+               line=lambda task: counted(task, " bytes"), console=Console(stderr=True))
 
 
 def _verify(url: str, name: str, actual: str, expected: str | None, checksums: Path) -> None:
