@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import records, references, significance
+from .errors import UsageError
 from .metrics import metric_names
 from .references import Reference
 from .significance import Verdict
@@ -57,8 +58,7 @@ COLUMNS_NOTE = (
 
 
 def device_label(rec: dict) -> str:
-    """The record's device name (records written before the thread count was pluralised correctly say "(1 threads)")."""
-    return rec["device"]["name"].replace("(1 threads)", "(1 thread)")
+    return rec["device"]["name"]
 
 
 @dataclass
@@ -151,11 +151,20 @@ class Board:
     references: list[Reference]
 
 
-def collect(folders: list[Path], dataset: str | None = None) -> dict[str, list[Row]]:
-    """{dataset: rows sorted by test NDCG@10, best first} from every record under `folders`."""
+def collect(folders: list[Path], dataset: str | None = None, skipped: list[str] | None = None) -> dict[str, list[Row]]:
+    """{dataset: rows sorted by test NDCG@10, best first} from every record under `folders`.
+
+    A record that cannot be used is left out; `skipped`, if given, receives why (naming the file).
+    Without `skipped` such a record is an error."""
     rows: dict[tuple, Row] = {}
     for path in records.find(folders, dataset):
-        rec = records.load(path)
+        try:
+            rec = records.load(path)
+        except UsageError as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
+            continue
         key = (
             rec["dataset"]["name"],
             rec["generator"]["name"],

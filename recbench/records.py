@@ -114,7 +114,10 @@ def tune_field(study: str, storage: str, trial: int, metric: str, value: float, 
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """Bring a record of any known schema version to the current one."""
+    """Bring a record of any known schema version to the current one. Every compatibility rule for
+    older records lives here (and in `upgrade_1_to_2` and its successors)."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got a JSON {type(record).__name__}")
     version = record.get("schema_version")
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"unknown schema_version {version!r}")
@@ -135,6 +138,9 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     the values schema 1 used.
     """
     record = {**record, "schema_version": 2}
+    device = record.get("device")
+    if isinstance(device, dict) and isinstance(device.get("name"), str):  # early records said "(1 threads)"
+        record["device"] = {**device, "name": device["name"].replace("(1 threads)", "(1 thread)")}
     config = (record.get("config") or {}).get("generator")
     if isinstance(config, dict) and "eval_every" in config:  # a TrainConfig
         config = {**config, **{k: v for k, v in (("warmup_ratio", 0.0), ("cpu_amp", False), ("bucket_pool", 0)) if k not in config}}
@@ -145,13 +151,45 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+# what every record must hold for the leaderboard, compare and reproduce: (dotted key, type)
+REQUIRED = (("run_id", str), ("seed", int), ("dataset.name", str), ("dataset.fingerprint", str), ("generator.name", str),
+            ("config", dict), ("config_fingerprint", str), ("metrics.test", dict), ("metrics.valid", dict),
+            ("per_user.users", str), ("per_user.test_rank", str), ("train.seconds", (int, float)),
+            ("eval.test_users_per_s", (int, float)), ("device.name", str), ("command", str))
+
+
+def check(record: dict[str, Any]) -> None:
+    """Raise ValueError naming the first missing or malformed part of an (upgraded) record."""
+    from .metrics import metric_names
+
+    for dotted, kind in REQUIRED:
+        value: Any = record
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ValueError(f"it has no '{dotted}'")
+            value = value[part]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"'{dotted}' is a {type(value).__name__}, not a {getattr(kind, '__name__', 'number')}")
+    missing = [m for m in metric_names() if not isinstance(record["metrics"]["test"].get(m), (int, float))]
+    if missing:
+        raise ValueError(f"its test metrics lack {', '.join(missing)}")
+    try:
+        users, ranks = decode_ints(record["per_user"]["users"]), decode_ints(record["per_user"]["test_rank"])
+    except Exception as exc:  # noqa: BLE001 - bad base64, bad zlib stream, odd length: a corrupt blob
+        raise ValueError(f"its per-user ranks are corrupt ({type(exc).__name__}: {exc})") from None
+    if len(users) != len(ranks):
+        raise ValueError(f"its per-user blobs disagree ({len(users)} users, {len(ranks)} ranks)")
+
+
 def load(path: str | Path) -> dict[str, Any]:
+    """The record in `path`, upgraded to the current schema and checked; a UsageError naming the file otherwise."""
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         record = upgrade(record)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"Result record '{path}' cannot be read: {exc}") from exc
+        check(record)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UsageError(f"Result record '{path}' cannot be used: {exc}.") from None
     record.setdefault("path", str(path))
     return record
 

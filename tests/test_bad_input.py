@@ -89,3 +89,75 @@ def test_a_corrupt_prepared_cache_is_found_and_rebuilt(cli, mirror, home, damage
     assert "is corrupt" in proc.stdout and "rebuilding it" in proc.stdout and "Traceback" not in proc.stderr
     assert "943 users" in proc.stdout
     assert "is corrupt" not in cli("datasets", "prepare", "ml-100k").stdout  # rebuilt intact
+
+
+def good_record(tmp_path):
+    """A copy of a committed pop record on ml-100k, under tmp_path/results/ml-100k/."""
+    import shutil
+    from pathlib import Path
+
+    (src,) = sorted((Path(__file__).parent.parent / "leaderboards" / "records" / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
+    folder = tmp_path / "results" / "ml-100k"
+    folder.mkdir(parents=True)
+    return Path(shutil.copy(src, folder / src.name))
+
+
+def with_changes(record: dict, change: str):
+    import copy
+
+    rec = copy.deepcopy(record)
+    if change == "unknown schema":
+        rec["schema_version"] = 99
+    elif change == "no dataset":
+        del rec["dataset"]
+    elif change == "no metrics":
+        del rec["metrics"]
+    elif change == "corrupt per-user blob":
+        rec["per_user"]["test_rank"] = "bm90IHpsaWI="
+    return rec
+
+
+BAD_RECORDS = {
+    "truncated": (lambda text: text[: len(text) // 2], "cannot be used: "),
+    "empty": (lambda text: "", "cannot be used: "),
+    "binary": (lambda text: "\udcff", "cannot be used: "),
+    "a JSON list": (lambda text: "[1, 2]", "expected a JSON object, got a JSON list"),
+    "unknown schema": ("unknown schema", "schema_version 99 is newer than this recbench reads"),
+    "no dataset": ("no dataset", "it has no 'dataset.name'"),
+    "no metrics": ("no metrics", "it has no 'metrics.test'"),
+    "corrupt per-user blob": ("corrupt per-user blob", "its per-user ranks are corrupt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RECORDS))
+def test_a_bad_record_is_left_out_of_the_leaderboard_with_its_name(cli, tmp_path, case):
+    import json
+
+    good = good_record(tmp_path)
+    bad = good.with_name("ml-100k__pop__s9__bad.json")
+    damage, message = BAD_RECORDS[case]
+    if callable(damage):
+        bad.write_bytes(damage(good.read_text()).encode("utf-8", "surrogateescape"))
+    else:
+        bad.write_text(json.dumps(with_changes(json.loads(good.read_text()), damage)))
+    proc = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "csv")
+    assert "Traceback" not in proc.stderr
+    assert f"left out: Result record '{bad}' cannot be used: " in proc.stderr and message in proc.stderr
+    assert proc.stdout.count("\nml-100k,pop,") == 1  # the good record is still rendered
+    strict = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "csv", "--strict", check=1)
+    assert "ml-100k,pop," in strict.stdout and str(bad) in strict.stderr
+    for command in (("compare", str(bad), str(good)), ("reproduce", str(bad))):
+        failed = cli(*command, check=2)
+        assert str(bad) in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_old_records_are_upgraded_in_one_place():
+    from recbench import records
+
+    old = {"schema_version": 1, "device": {"name": "AMD EPYC (1 threads)"},
+           "config": {"generator": {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "most"}}}
+    new = records.upgrade(old)
+    assert new["schema_version"] == 2 and new["device"]["name"] == "AMD EPYC (1 thread)"
+    assert new["config"]["generator"] == {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "least",
+                                          "warmup_ratio": 0.0, "cpu_amp": False, "bucket_pool": 0,
+                                          "guided_conf_metric": "msp", "guided_refresh_each_step": False, "guided_steps": 0}

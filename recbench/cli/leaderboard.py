@@ -21,6 +21,7 @@ def command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
     results: Optional[List[Path]] = typer.Option(None, "--results", help="Folders of records (default: RECBENCH_HOME/results)."),
     no_references: bool = typer.Option(False, "--no-references", help="Hide the published (not measured here) rows."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record had to be left out (they are always named on stderr)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw NDCG@10 per row and quality against speed into this .png (or .svg, .pdf)."),
     write_markdown: Optional[Path] = typer.Option(
         None, "--write-markdown", help="Write DIR/<dataset>.md for every dataset and DIR/README.md (the committed leaderboards)."
@@ -46,7 +47,18 @@ def command(
     console = Console()
     if not console.is_terminal:  # a pipe or file: do not squeeze 17 columns into 80 characters
         console = Console(width=220)
-    by_dataset = lb.collect(folders, dataset)
+    skipped: list[str] = []
+    by_dataset = lb.collect(folders, dataset, skipped)
+    for why in skipped:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]Warning:[/] left out: {why}", highlight=False)
+    try:
+        render(console, by_dataset, folders, dataset, fmt, output, no_references, plot, write_markdown)
+    finally:
+        if strict and skipped:
+            raise typer.Exit(1)
+
+
+def render(console, by_dataset, folders, dataset, fmt, output, no_references, plot, write_markdown) -> None:
     if not by_dataset:
         where = ", ".join(str(f) for f in folders)
         console.print(f"No result records{' for ' + dataset if dataset else ''} in {where}. Run `recbench run` first.")

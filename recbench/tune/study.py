@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .. import paths, records, runner
-from ..errors import RunError
+from ..errors import RunError, UsageError
 from ..train import metric_value, parse_metric
 from .plan import Plan, TuneOptions, base_spec, make_plan
 from .space import describe, suggest
@@ -205,7 +205,10 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
 def find_record(folder: Path, dataset: str, study: str, storage: str, trial: int) -> Path | None:
     """An existing record that re-trained `trial` of this study, if any."""
     for path in records.find([folder], dataset):
-        tune = records.load(path).get("tune") or {}
+        try:
+            tune = records.load(path).get("tune") or {}
+        except UsageError:  # a damaged record is none of this study's (the leaderboard names it)
+            continue
         if (tune.get("study"), tune.get("storage"), tune.get("trial")) == (study, storage, trial):
             return path
     return None
