@@ -10,9 +10,16 @@ from recbench import records
 from recbench.errors import UsageError
 
 
+COMMITTED = Path(__file__).parent.parent / "leaderboards" / "records"
+
+
 def record(run_id="ml-100k__pop__s0__1"):
-    return {"schema_version": records.SCHEMA_VERSION, "run_id": run_id, "dataset": {"name": "ml-100k"},
-            "per_user": {"test_rank": records.encode_ints(np.array([0, 5, -1, 1000]))}}
+    """A committed pop record on ml-100k with four users' ranks 0, 5, -1 and 1000."""
+    (path,) = sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
+    rec = records.upgrade(json.loads(path.read_text()))
+    rec.update(run_id=run_id, per_user={**rec["per_user"], "users": records.encode_ints(np.arange(4)),
+                                        "test_rank": records.encode_ints(np.array([0, 5, -1, 1000]))})
+    return rec
 
 
 def test_write_load_round_trip(tmp_path):
