@@ -26,7 +26,6 @@ import importlib.util
 import json
 import os
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import paths
+from .atomic import replacing
 from .config import ranged
 from .data import Prepared
 from .errors import DataError, UsageError
@@ -240,16 +240,8 @@ def digest(array: np.ndarray) -> str:
 def write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write `arrays` and `meta` to one .npz atomically, with a sha256 per array in the metadata."""
     meta = {**meta, "sha256": {k: digest(v) for k, v in arrays.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp made it private; a cache is as readable as the data it came from
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
 
 
 def read_cache(path: Path, log: Log) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

@@ -20,7 +20,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .atomic import replacing
 from .errors import UsageError
 
 SCHEMA_VERSION = 2
@@ -87,20 +87,12 @@ def run_id(generator: str, dataset: str, seed: int) -> str:
 
 def write(record: dict[str, Any], folder: Path) -> Path:
     """Write `record` as folder/DATASET/RUN_ID.json, atomically."""
-    target_dir = Path(folder) / record["dataset"]["name"]
-    target_dir.mkdir(parents=True, exist_ok=True)
-    path = target_dir / f"{record['run_id']}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(folder) / record["dataset"]["name"] / f"{record['run_id']}.json"
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

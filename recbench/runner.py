@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import resource
 import time
@@ -199,6 +200,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     eval_only = getattr(gcfg, "eval_only", False)
     if model.trainable and not eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved) if main else None)
+        if main:
+            lock_run_folder(run_dir)
         if main and on_run_dir is not None:
             on_run_dir(run_dir)
     else:
@@ -249,10 +252,12 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     if not test:
         if run_dir is not None:
             mark_finished(run_dir, None)
+            release_run_folder(run_dir)
         return record, None
     path = records.write(record, spec.results_dir or paths.results_dir())
     if run_dir is not None:
         mark_finished(run_dir, path)
+        release_run_folder(run_dir)
     return record, path
 
 
@@ -304,6 +309,38 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "run.json").write_text(json.dumps(identity, indent=1))
     return run_id, folder
+
+
+_HELD: dict[Path, Any] = {}  # run folder -> the open lock file this process holds
+
+
+def lock_run_folder(folder: Path) -> None:
+    """Hold `folder`'s lock until this process ends (the OS drops it with the process, however it
+    ends): a second process that trains in the same folder (two `--resume` of one run) is refused."""
+    import fcntl
+
+    if folder in _HELD:
+        return
+    handle = open(folder / "lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"Run folder {folder} is in use by {holder}: one process at a time trains in a run folder. "
+                         "Wait for it to end (or stop it), then --resume again.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+    _HELD[folder] = handle
+
+
+def release_run_folder(folder: Path) -> None:
+    handle = _HELD.pop(folder, None)
+    if handle is not None:
+        handle.close()
 
 
 def is_resumable(folder: Path, identity: dict) -> bool:

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
+from .atomic import replacing
 from .api import GeneratorConfig, Recommender
 from .config import ranged
 from .data import Split, buckets
@@ -226,6 +227,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"][dist.rank() % len(ckpt["rng"])])
         state = ckpt["state"]
+    if main:  # the log holds exactly the epochs of the checkpoint (a kill between log line and checkpoint wrote one more)
+        with replacing(log_path) as tmp:
+            tmp.write_text("".join(json.dumps(entry) + "\n" for entry in state["history"]), encoding="utf-8")
 
     progress = progress if main else None
     task = progress.add_task("train", total=config.epochs, completed=state["epoch"], loss=float("nan"), speed=0.0, valid="-") if progress else None
@@ -307,9 +311,8 @@ def load_checkpoint(path: Path, device, keys: tuple[str, ...], remedy: str) -> d
 
 
 def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def progress_bar(console=None):

@@ -161,3 +161,28 @@ def test_old_records_are_upgraded_in_one_place():
     assert new["config"]["generator"] == {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "least",
                                           "warmup_ratio": 0.0, "cpu_amp": False, "bucket_pool": 0,
                                           "guided_conf_metric": "msp", "guided_refresh_each_step": False, "guided_steps": 0}
+
+
+def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_records import record
+
+    from recbench import atomic, records
+
+    rec = record("ml-100k__pop__s0__leftover")
+    target = tmp_path / "ml-100k" / f"{rec['run_id']}.json"
+    target.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    killed = target.with_name(f".{target.name}{atomic.TMP}{dead}-0a0b0c0d")  # a process that is gone left it
+    killed.write_text("{half a rec")
+    running = target.with_name(f".{target.name}{atomic.TMP}{os.getpid()}-01020304")  # a process still writing
+    running.write_text("{being written")
+    folder_left = tmp_path / f".prepared{atomic.TMP}{dead}-00000000"
+    folder_left.mkdir()
+    path = records.write(rec, tmp_path)
+    assert path == target and not killed.exists() and running.exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o644"  # readable by others, as caches are
+    assert atomic.clean_leftovers(tmp_path / "prepared") == [folder_left] and not folder_left.exists()

@@ -118,7 +118,7 @@ def test_the_default_model_loads_offline_from_its_package():
 
 
 def test_config_values_are_checked():
-    with pytest.raises(UsageError, match="sent_emb_pca must be >= 0"):
+    with pytest.raises(UsageError, match="Config value for 'sent_emb_pca' must be >= 0; got -1"):
         cfg.resolve({"embedding": EmbeddingConfig}, [("command line", {"sent_emb_pca": "-1"})])
     with pytest.raises(UsageError, match="normalize_after_pca"):
         cfg.resolve({"embedding": EmbeddingConfig}, [("command line", {"normalize_after_pca": "maybe"})])

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -144,3 +145,36 @@ def test_a_damaged_checkpoint_on_resume_names_the_file_and_what_to_do(mirror, ho
     message = str(err.value)
     assert f"Checkpoint '{last}' cannot be read" in message
     assert "Start the run over without --resume" in message and f"--checkpoint={run_dir / 'best.pt'}" in message
+
+
+def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_log(mirror, home, monkeypatch):
+    real_save = train.save_atomic
+
+    def killed_at_epoch_2(obj, path):
+        if path.name == "last.pt" and obj["state"]["epoch"] == 2:
+            raise KeyboardInterrupt  # the epoch's log line is written, its checkpoint is not
+        real_save(obj, path)
+
+    monkeypatch.setattr(train, "save_atomic", killed_at_epoch_2)
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "r"))
+    (run_dir,) = (home / "home" / "runs").iterdir()
+    assert [json.loads(line)["epoch"] for line in open(run_dir / "log.jsonl")] == [1, 2]
+    runner.release_run_folder(run_dir)  # the killed process would have dropped its lock
+    monkeypatch.setattr(train, "save_atomic", real_save)
+    record, _ = runner.run(spec(home / "r", resume="true"))
+    assert [json.loads(line)["epoch"] for line in open(record["checkpoints"]["log"])] == [1, 2, 3, 4]
+
+
+def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, mirror, home, monkeypatch):
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(1))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "r"))
+    (run_dir,) = (home / "home" / "runs").iterdir()
+    assert (run_dir / "lock").read_text() == f"process {os.getpid()}"  # this test process still holds it
+    args = [f"--{k}={v}" for k, v in TINY.items()]
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "3", "--device", "cpu", *args, f"--resume={run_dir}",
+               check=2)
+    assert f"Run folder {run_dir} is in use by process {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
+    runner.release_run_folder(run_dir)

@@ -1,7 +1,7 @@
 """Downloading one raw file: mirrors tried in order, transient errors retried with backoff, a
 progress bar on stderr, a sha256 check, and an atomic move into place.
 
-The file is streamed to a temporary sibling of its destination (`.NAME.part-XXXX`) and renamed
+The file is streamed to a temporary sibling of its destination (`.NAME.tmp-PID-XXXX`) and renamed
 into place only once it is complete and verified, so a failed or interrupted download leaves
 nothing that a later run would trust. Without an expected digest, the first download of a file
 name records its sha256 in a checksums file (RECBENCH_DATA/checksums.json) and later downloads
@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from .. import paths
+from ..atomic import clean_leftovers, replacing, temp_sibling
 from ..errors import DataError
 
 CHUNK_SIZE = 1 << 16
@@ -51,6 +51,7 @@ def fetch(
         raise DataError(_unavailable(dest, heading, urls))
     checksums = checksums if checksums is not None else paths.data_dir() / "checksums.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(dest)  # partial files of a download that was killed
     failures = []
     for url in urls:
         try:
@@ -60,6 +61,7 @@ def fetch(
             continue
         try:
             _verify(url, dest.name, digest, sha256, checksums)
+            os.chmod(part, 0o644)
             os.replace(part, dest)
         finally:
             part.unlink(missing_ok=True)
@@ -106,10 +108,9 @@ def _download(url: str, dest: Path, timeout: float) -> tuple[Path, str]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.part-", dir=dest.parent)
-        part = Path(name)
+        part = temp_sibling(dest)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(part, "wb") as out:
                 digest = _stream(response, out, total, dest.name)
         except BaseException:
             part.unlink(missing_ok=True)
@@ -172,14 +173,8 @@ def _read_checksums(checksums: Path) -> dict[str, str]:
 
 def _write_checksums(checksums: Path, table: dict[str, str]) -> None:
     """Write atomically: a temporary sibling file, renamed into place."""
-    checksums.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{checksums.name}.", dir=checksums.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(table, f, indent=2, sort_keys=True)
-        os.replace(name, checksums)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    with replacing(checksums) as tmp, open(tmp, "w") as f:
+        json.dump(table, f, indent=2, sort_keys=True)
 
 
 def _describe(exc: Exception) -> str:

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
+from ..atomic import replacing
 from ..errors import DataError
 
 PREPARE_VERSION = 1
@@ -174,9 +172,7 @@ def compute_fingerprint(name: str, params: dict[str, Any], files: list[Path]) ->
 
 def save(prepared: Prepared, folder: Path) -> None:
     """Write atomically: a temporary sibling folder, renamed into place when complete."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
+    with replacing(folder, folder=True) as tmp:
         arrays = dict(user_ids=prepared.user_ids, item_ids=prepared.item_ids, offsets=prepared.offsets, items=prepared.items)
         if prepared.times is not None:
             arrays["times"] = prepared.times
@@ -185,12 +181,6 @@ def save(prepared: Prepared, folder: Path) -> None:
         meta = {"name": prepared.name, "fingerprint": prepared.fingerprint, "version": PREPARE_VERSION, "report": prepared.report,
                 "sha256": {name: file_digest(tmp / name) for name in CACHE_FILES}}
         (tmp / "meta.json").write_text(json.dumps(meta))  # written last: its presence marks completion
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 CACHE_FILES = ("arrays.npz", "item_text.json")
