@@ -2,6 +2,7 @@
 MovieLens-100K (record + leaderboard row, pruning, resuming, a killed worker, failures, two worker
 processes), a third-party generator, --show, and bad input."""
 
+import datetime
 import json
 import os
 import re
@@ -370,3 +371,47 @@ def test_malformed_space_file_and_unknown_study_exit_2(cli, tmp_path, home):
     optuna.create_study(storage=storage, study_name="other")
     with pytest.raises(UsageError, match="No study named 'nope' in .*studies.db. Studies there: other."):
         tune.load_study("nope", storage)
+
+
+def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactly_n(cli, mirror, home, tmp_path):
+    """kill -9 of `recbench tune --jobs 2`: its workers end with it; the re-run fails and re-runs their
+    trials, ends with exactly N finished trials and tests the best one only after all have finished."""
+    import signal
+    import time
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ["tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "4", "--jobs", "2", "--space", str(space), "--storage", storage,
+            "--study-name", "killed", "--pruner", "none", "--device", "cpu", *TINY_ARGS]
+    parent = subprocess.Popen([sys.executable, "-m", "recbench", *args], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    workers: set[int] = set()
+    while time.time() < deadline and len(workers) < 2:  # wait for both workers to be in a trial
+        time.sleep(1)
+        try:
+            study = optuna.load_study(study_name="killed", storage=storage)
+        except KeyError:
+            continue
+        workers = {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in study.get_trials(states=(TrialState.RUNNING,))
+                   if "worker" in t.user_attrs}
+    assert len(workers) == 2, "the two workers never both ran a trial"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(tune.trials.alive(pid) for pid in workers):
+        time.sleep(0.5)
+    assert not any(tune.trials.alive(pid) for pid in workers), "a worker outlived its killed parent"
+
+    out = cli(*args)
+    study = optuna.load_study(study_name="killed", storage=storage)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    states = [(t.number, t.state.name, t.user_attrs.get("retry_of"), t.user_attrs.get("surplus")) for t in study.get_trials()]
+    assert len(complete) == 4 and not study.get_trials(states=(TrialState.RUNNING,)), states
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["tune"]["trials"].get("running") is None and record["tune"]["trials"]["complete"] == 4
+    last_end = max(t.datetime_complete for t in study.get_trials() if t.datetime_complete)
+    assert record["created"] >= last_end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "Traceback" not in out.stdout + out.stderr and "queued again" in out.stdout

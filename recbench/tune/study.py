@@ -4,6 +4,10 @@ re-trained and tested."""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,7 @@ from ..train import metric_value, parse_metric
 from .plan import Plan, TuneOptions, base_spec, make_plan
 from .space import describe, suggest
 from .storage import open_storage, open_study
-from .trials import FINISHED, AfterTrial, Surplus, TrialFailed, abandon, claim, counts, finished, recover, worker_id
+from .trials import FINISHED, AfterTrial, Surplus, TrialFailed, abandon, alive, claim, counts, finished, recover, worker_id
 
 
 def make_sampler(options: TuneOptions, worker: int, n_existing: int) -> optuna.samplers.BaseSampler:
@@ -90,6 +94,7 @@ def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = pri
          study: optuna.Study | None = None) -> None:
     """One worker: run trials of the study until it has its target of finished trials (or the timeout)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_surplus()
     plan = plan or make_plan(options)
     study = study or open_study(plan, open_storage(plan.storage, options))
     if finished(study) >= plan.target:
@@ -109,14 +114,58 @@ def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = pri
         raise RunError(f"{after.in_a_row} trials of study '{plan.study}' failed in a row; the last error: {after.last_error}")
 
 
-def spawned_worker(options: TuneOptions, worker: int) -> None:
-    """Entry point of a worker process (`--jobs N`): trials only, one log line each, no progress bars."""
+class QuietSurplus(logging.Filter):
+    """Drop optuna's warnings (with traceback) about a surplus trial: that is a normal end, not an error."""
+
+    def __init__(self):
+        super().__init__()
+        self.trials: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        number = re.match(r"Trial (\d+) failed", record.getMessage())
+        if number and record.exc_info and isinstance(record.exc_info[1], Surplus):
+            self.trials.add(number.group(1))
+        return not (number and number.group(1) in self.trials)
+
+
+def quiet_surplus() -> None:
+    log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, QuietSurplus) for f in log.filters):
+        log.addFilter(QuietSurplus())
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker process when its parent ends, however it ends (kill -9 included)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel kills us with the parent
+    else:  # elsewhere: watch for the parent's end (this process is then re-parented)
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent ended before the signal was set up
+        os._exit(1)
+
+
+def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None) -> None:
+    """Entry point of a worker process (`--jobs N`): trials only, one log line each, no progress bars.
+    It ends with its parent `recbench tune`, so a killed parent leaves no worker behind."""
     import contextlib
     import sys
 
     from .. import train
     from ..errors import RecbenchError
 
+    if parent is not None:
+        die_with_parent(parent)
     train.progress_bar = lambda console=None: contextlib.nullcontext()  # N processes would draw N bars over each other
     try:
         work(options, worker, log=lambda s: print(s, flush=True))
@@ -132,7 +181,7 @@ def run_workers(options: TuneOptions, jobs: int) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=spawned_worker, args=(options, i), name=f"recbench-tune-{i}") for i in range(jobs)]
+    procs = [ctx.Process(target=spawned_worker, args=(options, i, os.getpid()), name=f"recbench-tune-{i}") for i in range(jobs)]
     for p in procs:
         p.start()
     try:
@@ -187,11 +236,24 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
     before = finished(study)
     log(f"study '{plan.study}' in {plan.storage}: {before} of {plan.target} trials finished; "
         f"searching {', '.join(f'{k} ({describe(p)})' for k, p in plan.params.items())}")
-    if before < plan.target:
-        if options.jobs == 1:
-            work(options, 0, log, plan, study)
-        else:
-            run_workers(options, min(options.jobs, plan.target - before))
+    while True:  # until the target is reached with no trial of this study running on this machine
+        done = finished(study)
+        left = plan.target - done
+        if left > 0:
+            if options.jobs == 1:
+                work(options, 0, log, plan, study)
+            else:
+                run_workers(options, min(options.jobs, left))
+        again = recover(study, storage, options.max_retries)  # trials of workers that died meanwhile: failed, queued again
+        running = running_here(study)
+        if running:  # e.g. the workers of another `recbench tune` of this study: their trials end first
+            log(f"waiting for trial(s) {', '.join(str(t) for t, _ in running)} still running in process(es) "
+                f"{', '.join(sorted({p for _, p in running}))} on this machine")
+            while running_here(study):
+                time.sleep(WAIT_SECONDS)
+            continue
+        if options.timeout is not None or not again and (finished(study) >= plan.target or finished(study) == done):
+            break  # the target is reached, the time is up, or nothing more can be run here (e.g. trials running elsewhere)
     trials = counts(study)
     if not trials.get("complete"):
         raise RunError(f"Study '{plan.study}' has no completed trial ({trials}); nothing to re-train.")
@@ -200,6 +262,20 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
     record, path, retrained = evaluate_best(plan, options, study, best, trials, log, show_config)
     return TuneResult(plan.study, plan.storage, trials, finished(study) - before, best.number, best.value, dict(best.params),
                       record, path, retrained, time.perf_counter() - t0)
+
+
+WAIT_SECONDS = 5
+
+
+def running_here(study: optuna.Study) -> list[tuple[int, str]]:
+    """(number, pid) of this study's trials running in a live process on this machine."""
+    host = socket.gethostname()
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and alive(int(pid)):
+            out.append((t.number, pid))
+    return out
 
 
 def find_record(folder: Path, dataset: str, study: str, storage: str, trial: int) -> Path | None:
