@@ -77,8 +77,10 @@ class Registry:
         if key in self.entries[kind]:
             return self.entries[kind][key]
         valid = self.names(kind)
+        broken = sorted({f.package for f in self.failures})
+        hint = (f" Plugin package(s) that failed to load: {', '.join(broken)} (see `recbench plugins`)." if broken else "")
         raise UsageError(
-            f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid) or '(none)'}."
+            f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid) or '(none)'}.{hint}"
         )
 
     def get(self, kind: str, name: str) -> Any:
@@ -90,12 +92,15 @@ class Registry:
             raise TypeError(f"a registered {kind} needs a string 'name', got {obj!r}")
         if not getattr(obj, "description", None):
             raise TypeError(f"{kind} '{name}' needs a one-line 'description'")
-        taken = self.entries[kind].get(name) or self.entries[kind].get(self.aliases[kind].get(name.lower(), ""))
-        if taken is not None:
-            raise ValueError(
-                f"{kind} name '{name}' from package '{package}' clashes with the one from package "
-                f"'{taken.package}' (plugin {taken.plugin}); the first one registered is kept."
-            )
+        for label in (name, *getattr(obj, "aliases", ())):  # a name or alias may stand for one plugin only
+            owner = self.aliases[kind].get(label.lower())
+            if owner is not None:
+                taken = self.entries[kind][owner]
+                what = f"name '{name}'" if label == name else f"alias '{label}' of '{name}'"
+                raise ValueError(
+                    f"{kind} {what} from package '{package}' clashes with {kind} '{owner}' from package "
+                    f"'{taken.package}' (plugin {taken.plugin}); the first one registered is kept."
+                )
         self.entries[kind][name] = Entry(kind, name, obj, package, version, plugin)
         for alias in (name, *getattr(obj, "aliases", ())):
             self.aliases[kind].setdefault(alias.lower(), name)

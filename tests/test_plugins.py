@@ -96,3 +96,29 @@ def test_environment_variable_turns_off_third_party_loading(monkeypatch):
     monkeypatch.setenv("RECBENCH_NO_PLUGINS", "0")
     plugins.load()
     assert calls == [1]
+
+
+class AliasClashPlugin:
+    @hookimpl
+    def register_datasets(self, register):
+        from recbench_plugins.movielens import MovieLens100K
+
+        clone = type("Clone", (MovieLens100K,), {"name": "my-movies", "aliases": ("ml100k",)})()  # ml-100k's alias
+        register(clone)
+        named_like_an_alias = type("Other", (MovieLens100K,), {"name": "movielens-100k", "aliases": ()})()
+        register(named_like_an_alias)
+
+
+def test_a_name_or_alias_that_clashes_with_a_builtin_alias_is_refused():
+    registry = plugins.load(third_party=False, extra=[("aliases", AliasClashPlugin(), "alias-pkg", "0.1")])
+    assert registry.entry("dataset", "ml100k").package == "recbench"  # the alias still means the built-in
+    errors = [f.error for f in registry.failures]
+    assert len(errors) == 2 and "my-movies" not in registry.names("dataset") and "movielens-100k" not in registry.names("dataset")
+    assert "alias 'ml100k' of 'my-movies' from package 'alias-pkg' clashes with dataset 'ml-100k'" in errors[0]
+    assert "name 'movielens-100k' from package 'alias-pkg' clashes with dataset 'ml-100k'" in errors[1]
+
+
+def test_unknown_name_mentions_plugin_packages_that_failed_to_load():
+    registry = plugins.load(third_party=False, extra=[("failing", FailingPlugin(), "failing-pkg", "0.1")])
+    with pytest.raises(UsageError, match=r"Unknown dataset 'mydata'.*failed to load: failing-pkg \(see `recbench plugins`\)"):
+        registry.entry("dataset", "mydata")
