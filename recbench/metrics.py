@@ -20,8 +20,12 @@ is the rank. The same formulas above turn these ranks into metrics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the tensor functions import torch when called: leaderboards and compare start without it
+    import torch
 
 KS = (5, 10, 20)
 
@@ -60,6 +64,8 @@ def full_ranks(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def list_ranks(ranked: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """[B] position of target in each row of `ranked` ([B, k] item ids), -1 where absent."""
+    import torch
+
     match = ranked == target[:, None]
     pos = match.float().argmax(1)
     return torch.where(match.any(1), pos, torch.full_like(pos, -1))
@@ -71,6 +77,8 @@ def id_level_ranks(ranked: torch.Tensor, target: torch.Tensor, id_of: torch.Tens
     ranked: [B, k] item ids (0 = empty); id_of: [N+1] each item's ID number before collisions were
     resolved (items that shared codes share a number; 0 for padding).
     """
+    import torch
+
     ids = id_of[ranked]  # [B, k]
     earlier = (ids[:, :, None] == ids[:, None, :]).tril(diagonal=-1).any(-1)  # the ID already appeared higher up
     kept = (ids > 0) & ~earlier

@@ -1,5 +1,8 @@
 """Bad input ends in a clear answer: an exit code, a message that names what was wrong, never a traceback."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 PARSER_ERRORS = [
@@ -94,7 +97,6 @@ def test_a_corrupt_prepared_cache_is_found_and_rebuilt(cli, mirror, home, damage
 def good_record(tmp_path):
     """A copy of a committed pop record on ml-100k, under tmp_path/results/ml-100k/."""
     import shutil
-    from pathlib import Path
 
     (src,) = sorted((Path(__file__).parent.parent / "leaderboards" / "records" / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
     folder = tmp_path / "results" / "ml-100k"
@@ -131,8 +133,6 @@ BAD_RECORDS = {
 
 @pytest.mark.parametrize("case", list(BAD_RECORDS))
 def test_a_bad_record_is_left_out_of_the_leaderboard_with_its_name(cli, tmp_path, case):
-    import json
-
     good = good_record(tmp_path)
     bad = good.with_name("ml-100k__pop__s9__bad.json")
     damage, message = BAD_RECORDS[case]
@@ -186,3 +186,32 @@ def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_f
     assert path == target and not killed.exists() and running.exists()
     assert oct(path.stat().st_mode & 0o777) == "0o644"  # readable by others, as caches are
     assert atomic.clean_leftovers(tmp_path / "prepared") == [folder_left] and not folder_left.exists()
+
+
+ML100K_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+ML100K_ITEMS = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n10\tHeat\t1995\tAction\n"
+
+
+@pytest.mark.parametrize("inter, message", [
+    ((ML100K_HEADER + "1\t10\t5\t300\n").encode() + b"2\t10\t4\t3\xff0\n", "ml-100k.inter, line 3: not UTF-8 text (byte 0xff)"),
+    (b"1\t10\t5\t300\n2\t10\t4\t301\n", "ml-100k.inter, line 1: expected a header line naming the columns user_id, item_id, rating, timestamp"),
+], ids=["not UTF-8", "no header"])
+def test_a_bad_movielens_file_exits_2_naming_file_and_line(cli, home, monkeypatch, inter, message):
+    mirror = home / "bad-mirror" / "movielens" / "ml-100k"
+    mirror.mkdir(parents=True)
+    (mirror / "ml-100k.inter").write_bytes(inter)
+    (mirror / "ml-100k.item").write_text(ML100K_ITEMS)
+    monkeypatch.setenv("RECBENCH_DATA_MIRROR", str(home / "bad-mirror"))
+    proc = cli("datasets", "prepare", "ml-100k", check=2)
+    assert message in proc.stderr and str(mirror / "ml-100k.inter") in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_damaged_checkpoint_exits_2_naming_it(cli, mirror, home):
+    tiny = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512"]
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny)
+    (path,) = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = json.loads(path.read_text())
+    best = record["checkpoints"]["best"]
+    Path(best).write_bytes(b"")
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--eval_only=true", f"--checkpoint={best}", check=2)
+    assert f"--checkpoint '{best}' is not a recbench checkpoint file" in proc.stderr and "Traceback" not in proc.stderr

@@ -113,3 +113,13 @@ def test_output_to_a_file_shows_progress_lines_and_whole_paths(cli, mirror, home
     assert "ranking test users: 943/943 users (100%)" in progress
     (record,) = (home / "home" / "results" / "ml-100k").glob("*.json")
     assert f"Result record written to {record}" in out  # on one line, however long the path
+
+
+def test_the_command_line_starts_without_torch():
+    """`recbench --help`, `leaderboard` and `compare` need no torch: it is imported by the commands that train or rank."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recbench.cli, recbench.leaderboard, recbench.pages, recbench.significance; "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

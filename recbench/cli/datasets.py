@@ -7,8 +7,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import paths, plugins
-from ..data import Source, prepare
-from ..data.prepare import verify
 from ..errors import DataError
 
 app = typer.Typer(help="List, prepare and describe datasets.", invoke_without_command=True, no_args_is_help=False)
@@ -17,6 +15,8 @@ console = Console(soft_wrap=True)  # long paths stay whole when the output goes 
 
 def is_prepared(name: str) -> bool:
     """Whether an intact prepared cache of `name` exists (files checked against their checksums)."""
+    from ..data.prepare import verify
+
     folder = paths.data_dir() / "prepared" / name
     return folder.is_dir() and any(verify(p)[0] is not None for p in folder.iterdir() if p.is_dir())
 
@@ -24,6 +24,8 @@ def is_prepared(name: str) -> bool:
 def raw_files_at(dataset) -> str:
     """Where the raw files are: 'mirror', 'cache' (downloaded), or 'missing'. Never downloads."""
     try:
+        from ..data import Source
+
         files = dataset.locate(Source(dataset.name, download=False))
     except DataError:
         return "missing"
@@ -47,6 +49,8 @@ def listing(ctx: typer.Context) -> None:
 
 
 def load(name: str):
+    from ..data import prepare
+
     entry = plugins.registry().entry("dataset", name)
     return prepare(entry.obj, entry.obj.Config(), log=console.print)
 

@@ -19,7 +19,6 @@ from rich.table import Table
 from .. import records
 from ..errors import UsageError
 from ..metrics import metric_names
-from ..runner import RunSpec, run
 
 TOLERANCE = 1e-3
 NOT_REPEATED = ("resume",)  # how the recorded run was carried out; a reproduction starts afresh
@@ -27,8 +26,10 @@ NOT_REPEATED = ("resume",)  # how the recorded run was carried out; a reproducti
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
-def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None) -> RunSpec:
-    """The RunSpec that repeats `record`: its plugins, seed and every saved config value."""
+def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None):
+    """The runner.RunSpec that repeats `record`: its plugins, seed and every saved config value."""
+    from ..runner import RunSpec
+
     overrides: dict = {}
     where: dict = {}
     for section, values in record["config"].items():
@@ -106,6 +107,8 @@ def command(
     spec = spec_from_record(recorded, device, results_dir)
     console.print(f"Reproducing {recorded['run_id']}: {spec.generator} on {spec.dataset}, seed {spec.seed}, on {spec.device}")
     try:
+        from ..runner import run
+
         reproduced, path = run(spec, log=console.print)
     except UsageError as exc:
         raise UsageError(f"Record '{recorded['run_id']}' cannot be re-run with this recbench: {exc}") from exc

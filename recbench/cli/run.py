@@ -1,5 +1,7 @@
 """`recbench run`: train (where the generator trains), select on validation, evaluate on test,
-write a result record."""
+write a result record. Heavy modules (torch) are imported when the command runs, not at start-up."""
+
+from __future__ import annotations
 
 import subprocess
 import sys
@@ -11,15 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import config as cfg
-from .. import distributed as dist
 from ..errors import UsageError
-from ..metrics import metric_names
-from ..runner import Resolved, RunSpec, run
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
-def show_config(resolved: Resolved) -> None:
+def show_config(resolved) -> None:  # a runner.Resolved
     table = Table(title=f"config: {resolved.generator.name} on {resolved.dataset.name}", header_style="bold")
     for col in ("section", "key", "value", "set by"):
         table.add_column(col)
@@ -30,6 +29,8 @@ def show_config(resolved: Resolved) -> None:
 
 
 def show_metrics(record: dict) -> None:
+    from ..metrics import metric_names
+
     table = Table(title=f"{record['generator']['name']} on {record['dataset']['name']} (seed {record['seed']})", header_style="bold")
     table.add_column("metric")
     table.add_column("valid", justify="right")
@@ -52,6 +53,9 @@ def command(
     nproc: int = typer.Option(1, "--nproc", help="Train data-parallel in this many processes (launches torchrun)."),
 ) -> None:
     """Run a generator on a dataset. Extra --key=value arguments override config values."""
+    from .. import distributed as dist
+    from ..runner import RunSpec, run
+
     if nproc > 1 and not dist.launched():
         raise typer.Exit(launch(nproc))
     overrides = cfg.parse_overrides(ctx.args)

@@ -3,6 +3,8 @@ how their digits carry information: per digit, codes used, entropy and energy re
 the share of items told apart by the first k digits; the collision rate before resolution; time
 per stage. Extra --key=value arguments set embedding and tokenizer config values."""
 
+from __future__ import annotations
+
 import json
 import math
 from pathlib import Path
@@ -14,11 +16,7 @@ from rich.table import Table
 
 from .. import config as cfg
 from .. import plugins
-from ..data import Split
-from ..embeddings import EmbeddingConfig
 from ..errors import UsageError
-from ..semantic_ids import STAGES, SemanticIDs, build
-from .datasets import load as load_dataset
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 err = Console(stderr=True)
@@ -32,6 +30,8 @@ def tokenizer_names(values: list[str]) -> list[str]:
 
 def resolve(tokenizers: list[plugins.Entry], overrides: dict) -> tuple[EmbeddingConfig, dict[str, object]]:
     """The embedding config and each tokenizer's config from defaults and the command line."""
+    from ..embeddings import EmbeddingConfig
+
     sections = {"embedding": EmbeddingConfig, **{f"tokenizer {e.name}": e.obj.Config for e in tokenizers}}
     configs = cfg.resolve(sections, [("command line", overrides)] if overrides else [])
     return configs["embedding"], {e.name: configs[f"tokenizer {e.name}"] for e in tokenizers}
@@ -39,6 +39,10 @@ def resolve(tokenizers: list[plugins.Entry], overrides: dict) -> tuple[Embedding
 
 def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None) -> tuple[str, list[SemanticIDs]]:
     """(dataset name, semantic IDs per tokenizer), built or loaded from the cache."""
+    from ..data import Split
+    from ..semantic_ids import build
+    from .datasets import load as load_dataset
+
     registry = plugins.registry()
     entries = [registry.entry("tokenizer", name) for name in tokenizers]
     embedding, configs = resolve(entries, overrides)
@@ -48,6 +52,8 @@ def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s:
 
 
 def show(dataset: str, ids: SemanticIDs) -> None:
+    from ..semantic_ids import STAGES
+
     emb = ids.config["embedding"]
     reduction = f"PCA {emb['sent_emb_pca']}" if emb["sent_emb_pca"] else "no PCA"
     table = Table(title=f"{ids.tokenizer} on {dataset}: {ids.items:,} items, {ids.unique_ids:,} unique IDs "

@@ -2,6 +2,8 @@
 best trial and evaluate it once on test (a normal result record with a `tune` field); or, with
 --show STUDY, print a study's trials and draw its plots."""
 
+from __future__ import annotations
+
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,7 +13,6 @@ from rich.table import Table
 
 from .. import config as cfg
 from .. import paths
-from .. import tune as tuning
 from ..errors import UsageError
 from .run import show_config, show_metrics
 
@@ -44,6 +45,8 @@ def command(
     plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="With --show: where the PNGs go (default: RECBENCH_HOME/tune/plots)."),
 ) -> None:
     """Tune a generator's hyperparameters on a dataset. Extra --key=value arguments are config values fixed for every trial."""
+    from .. import tune as tuning
+
     if show is not None:
         if ctx.args:
             raise UsageError(f"--show takes no config overrides; got {' '.join(ctx.args)}.")
@@ -62,6 +65,8 @@ def command(
 
 
 def summary(result: tuning.TuneResult) -> None:
+    from .. import tune as tuning
+
     states = ", ".join(f"{n} {state}" for state, n in sorted(result.trials.items()))
     console.print(f"Study [bold]{result.study}[/] ({result.storage}): {result.ran} trials finished in this run; "
                   f"all trials: {states}; {result.seconds / 60:.1f} min.")
@@ -76,6 +81,8 @@ def fmt(value: Any) -> str:
 
 
 def show_study(name: str, storage: str | None, plot_dir: Path | None) -> None:
+    from .. import tune as tuning
+
     study = tuning.load_study(name, storage)
     rows = tuning.trial_rows(study)
     info = study.user_attrs.get(tuning.STUDY_ATTR, {})
