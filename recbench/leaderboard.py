@@ -245,7 +245,7 @@ ID_LEVEL_NOTE = (
     "Item level is recbench's metric (every item its own ID, a hit is the target item). ID level scores the same "
     "decoded lists as the papers do (DiffGRM's and RPG's evaluators): items whose semantic IDs collided before recbench "
     "made them unique share one ID again, a listed ID equal to the target's ID is a hit (a look-alike of the target "
-    "counts), each ID counts once. The published semantic-ID rows (*) are ID-level numbers. Never ranked."
+    "counts), each ID counts once. The semantic-ID numbers papers report are ID-level ones. Never ranked."
 )
 
 
