@@ -8,21 +8,27 @@ ARGS = ["run", "-p", "sasrec", "-d", "ml-100k", "--device", "cpu", "--epochs=3",
         "--dropout=0", "--loss=ce", "--batch_size=128", "--lr=0.005", "--eval_start_epoch=1"]
 
 
-def test_two_processes_write_one_record_close_to_single_process(cli, mirror, home):
-    cli(*ARGS, "--results-dir", str(home / "single"))
+def single_and_two_processes(cli, home, args) -> tuple[dict, dict]:
+    """The records of `args` run in one process and under torchrun with two; the metrics stay within 0.01."""
+    cli(*args, "--results-dir", str(home / "single"))
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "recbench",
-         *ARGS, "--results-dir", str(home / "ddp")],
+         *args, "--results-dir", str(home / "ddp")],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [single] = (home / "single" / "ml-100k").glob("*.json")
     [ddp] = (home / "ddp" / "ml-100k").glob("*.json")  # only rank 0 wrote a record
     single, ddp = json.loads(single.read_text()), json.loads(ddp.read_text())
-    assert ddp["device"]["processes"] == 2 and single["device"]["processes"] == 1
-    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 943  # every user evaluated once
     for metric in ("ndcg@10", "recall@10", "mrr"):
         assert abs(ddp["metrics"]["test"][metric] - single["metrics"]["test"][metric]) < 0.01, metric
+    return single, ddp
+
+
+def test_two_processes_write_one_record_close_to_single_process(cli, mirror, home):
+    single, ddp = single_and_two_processes(cli, home, ARGS)
+    assert ddp["device"]["processes"] == 2 and single["device"]["processes"] == 1
+    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 943  # every user evaluated once
 
 
 def test_nproc_flag_launches_torchrun(cli, mirror, home):
@@ -34,17 +40,6 @@ def test_nproc_flag_launches_torchrun(cli, mirror, home):
 def test_two_processes_share_every_length_bucketed_batch(cli, mirror, home):
     """bucket_pool > 0: each rank trains on its share of every global batch (trimmed to its own longest
     history); the result stays close to one process's, and no rank waits for a batch it never gets."""
-    args = [*ARGS, "--bucket_pool=4"]  # 943 samples in batches of 128: the last one (47) splits 24 + 23
-    cli(*args, "--results-dir", str(home / "single"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "recbench",
-         *args, "--results-dir", str(home / "ddp")],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [single] = (home / "single" / "ml-100k").glob("*.json")
-    [ddp] = (home / "ddp" / "ml-100k").glob("*.json")
-    single, ddp = json.loads(single.read_text()), json.loads(ddp.read_text())
+    # 943 samples in batches of 128: the last one (47) splits 24 + 23
+    _, ddp = single_and_two_processes(cli, home, [*ARGS, "--bucket_pool=4"])
     assert ddp["device"]["processes"] == 2 and ddp["config"]["generator"]["bucket_pool"] == 4
-    for metric in ("ndcg@10", "recall@10", "mrr"):
-        assert abs(ddp["metrics"]["test"][metric] - single["metrics"]["test"][metric]) < 0.01, metric
