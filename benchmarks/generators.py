@@ -31,12 +31,11 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
     import torch
 
     from recbench import semantic_ids
-    from recbench import train as trainer
     from recbench.data import Split, buckets, prepare
     from recbench.evaluate import evaluate
     from recbench.runner import RunSpec, resolve
 
-    resolved = resolve(RunSpec(name, dataset, preset=preset, overrides=overrides))
+    resolved = resolve(RunSpec(name, dataset, preset=preset, device=device, overrides=overrides))  # cpu_amp=auto decided for `device`
     config, ds = resolved.configs["generator"], resolved.dataset.obj
     data = prepare(ds, resolved.configs["dataset"])
     split = Split(data, config.max_seq_len or ds.max_seq_len)
@@ -50,8 +49,6 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
     users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     bs = config.batch_size
-    if config.cpu_amp == "auto":  # decided from the CPU, as `recbench run` decides it
-        trainer.decide_cpu_amp(config, dev)
     autocast = config.amp and (dev.type == "cuda" or config.cpu_amp is True)
     lengths = split.history_lengths(users, positions)
 
