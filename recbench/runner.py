@@ -304,9 +304,15 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
             if not is_resumable(folder, identity):
                 raise UsageError(f"--resume={resume}: not an unfinished run folder of {gen} on {ds} with this config and seed.")
         return folder.name, folder
-    run_id = records.run_id(gen, ds, spec.seed)
+    base = run_id = records.run_id(gen, ds, spec.seed)
+    runs.mkdir(parents=True, exist_ok=True)
+    for n in range(2, 1000):  # two runs started in the same millisecond (tune workers) each get their own folder
+        try:
+            (runs / run_id).mkdir()
+            break
+        except FileExistsError:
+            run_id = f"{base}-{n}"
     folder = runs / run_id
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "run.json").write_text(json.dumps(identity, indent=1))
     return run_id, folder
 
