@@ -9,8 +9,8 @@ or a linear head; loss: cross-entropy with `label_smoothing`.
 
 Decoding: beam search digit by digit, constrained to prefixes that exist in the item table (the
 same index of partial IDs as DIFF_GRM, which holds every item's prefixes: a trie in a sorted
-array), so every finished beam is an item. Beam: `beam_size_val` until the runner sets
-`final_test`, then `beam_size_test`. Tokenizer: OPQ by default, DIFF_GRM's, so a DIFF_GRM and an
+array), so every finished beam is an item. Beam: `beam_size_val` for validation,
+`beam_size_test` for the test. Tokenizer: OPQ by default, DIFF_GRM's, so a DIFF_GRM and an
 AR_GRM run of one dataset and embedding setting share one ID cache and are compared on the same
 IDs (DiffGM's `--quantizer=pq` builds OPQ+PQ IDs too: faiss "OPQ4,IVF1,PQ4x8"); plain PQ or RQ with
 --tokenizer pq / rq (or DiffGM's --disable_opq=true / --quantizer=rq).
@@ -31,7 +31,8 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender
 from recbench.config import ranged
-from recbench.train import TrainConfig, check_heads
+from recbench.api import TrainConfig
+from recbench.train import check_heads
 from recbench_plugins.diff_grm import SHORT_WARMUP, Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
@@ -67,8 +68,6 @@ class ARGRMConfig(TrainConfig):
 
 
 class ARGRM(Recommender):
-    final_test = False  # the runner sets True before the final test evaluation: then beam_size_test is used
-
     def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_head: int, n_inner: int,
                  encoder_n_layer: int, decoder_n_layer: int, dropout: float, label_smoothing: float,
                  share_decoder_output_embedding: bool, beam_size_val: int, beam_size_test: int):
@@ -89,11 +88,10 @@ class ARGRM(Recommender):
         self.head = None if share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
         self.register_buffer("offsets", torch.arange(D) * C, persistent=False)
         self.index = ItemIndex(codes[1:], C)
-        self.ranking_depth = 20
 
-    @property
-    def beam(self) -> int:
-        return self.beam_size_test if self.final_test else self.beam_size_val
+    def beam(self, part: str) -> int:
+        """The beam for ranking `part`: the test beam for the test, the validation beam otherwise."""
+        return self.beam_size_test if part == "test" else self.beam_size_val
 
     def encode(self, history):
         """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L])."""
@@ -150,9 +148,9 @@ class ARGRM(Recommender):
         return items.masked_fill(~torch.isfinite(score), 0), score
 
     @torch.no_grad()
-    def recommend(self, batch, k: int) -> torch.Tensor:
+    def recommend(self, batch, k: int, *, part: str = "valid") -> torch.Tensor:
         memory_kv, memory_mask = self.encode(batch.history)
-        items, _ = self.search(memory_kv, memory_mask, self.beam)
+        items, _ = self.search(memory_kv, memory_mask, self.beam(part))
         return pad_ranking(items, k, self.n_items)
 
 

@@ -37,9 +37,8 @@ steps than digits, a step fills several slots from the same decoder output (one 
 other, each a beam step). Complete IDs are ranked by summed log-probability and mapped to items;
 the list is padded with other items (in item order) when the beam holds fewer than k.
 
-Beam size: `beam_size_val` (DiffGM: 32) while `final_test` is False — validation during training
-and the run's final validation — and `beam_size_test` (256) once the runner sets
-`model.final_test = True` before the final test evaluation.
+Beam size: `beam_size_val` (DiffGM: 32) for validation (during training and the run's final
+validation), `beam_size_test` (256) for the test (the evaluator's `part`).
 
 Differences from the reference code: IDs are unique (recbench resolves collisions, see
 recbench.semantic_ids), so evaluation is on items; beam state merging as above. `dropout` 0.1 on
@@ -60,7 +59,8 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender
 from recbench.errors import UsageError
 from recbench.config import ranged
-from recbench.train import TrainConfig, check_heads
+from recbench.api import TrainConfig
+from recbench.train import check_heads
 
 
 @dataclass
@@ -315,8 +315,6 @@ def parallel_beam_search(logprobs: Callable[[torch.Tensor], torch.Tensor], index
 
 
 class DiffGRM(Recommender):
-    final_test = False  # the runner sets True before the final test evaluation: then beam_size_test is used
-
     def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_head: int, n_inner: int,
                  encoder_n_layer: int, decoder_n_layer: int, dropout: float, label_smoothing: float, masking_strategy: str,
                  sequential_paths: int, guided_select: str, guided_conf_metric: str, guided_refresh_each_step: bool,
@@ -343,11 +341,10 @@ class DiffGRM(Recommender):
         self.head = None if share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
         self.register_buffer("offsets", torch.arange(D) * C, persistent=False)
         self.index = ItemIndex(codes[1:], C)
-        self.ranking_depth = 20
 
-    @property
-    def beam(self) -> int:
-        return self.beam_size_test if self.final_test else self.beam_size_val
+    def beam(self, part: str) -> int:
+        """The beam for ranking `part`: the test beam for the test, the validation beam otherwise."""
+        return self.beam_size_test if part == "test" else self.beam_size_val
 
     def encode(self, history: torch.Tensor):
         """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L])."""
@@ -449,8 +446,8 @@ class DiffGRM(Recommender):
                                     self.codebook_size, beam, self.denoise_steps, dev, constrained)
 
     @torch.no_grad()
-    def recommend(self, batch, k: int) -> torch.Tensor:
-        items, _ = self.search(*self.encode(batch.history), self.beam)
+    def recommend(self, batch, k: int, *, part: str = "valid") -> torch.Tensor:
+        items, _ = self.search(*self.encode(batch.history), self.beam(part))
         return pad_ranking(items, k, self.n_items)
 
 

@@ -32,7 +32,8 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender
 from recbench.config import ranged
 from recbench.errors import UsageError
-from recbench.train import TrainConfig, check_heads
+from recbench.api import TrainConfig
+from recbench.train import check_heads
 from recbench_plugins.sasrec import attention_mask, next_item_loss
 
 

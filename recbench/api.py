@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -56,6 +56,45 @@ class GeneratorConfig:
     eval_batch_size: int = ranged(256, ge=1)  # users per evaluation batch
 
 
+@dataclass
+class TrainConfig(GeneratorConfig):
+    """The core trainer's settings: the Config of every generator whose model trains through `loss()`."""
+
+    epochs: int = ranged(200, ge=1)  # upper bound; early stopping usually ends the run sooner
+    batch_size: int = ranged(128, ge=1)
+    lr: float = ranged(1e-3, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    beta1: float = ranged(0.9, ge=0, lt=1)
+    beta2: float = ranged(0.999, ge=0, lt=1)
+    warmup_steps: int = ranged(0, ge=0)  # linear warmup from 0 to lr over this many optimizer steps ...
+    warmup_ratio: float = ranged(0.0, ge=0, lt=1)  # ... or over this fraction of the run's planned steps (epochs x batches; not both)
+    scheduler: Literal["constant", "cosine"] = "constant"  # after warmup: keep lr, or cosine-decay to 0
+    grad_clip: float = ranged(0.0, ge=0)  # max gradient norm (0: no clipping)
+    train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
+    min_hist_len: int = ranged(1, ge=1)  # shortest history of a sliding-window sample
+    # batches per pool whose samples are sorted by history length (0: plain shuffling). With N > 0,
+    # each epoch's shuffled samples are cut into pools of N * batch_size, sorted by length within a
+    # pool, cut into batches, the batches shuffled, and each batch trimmed to its longest history
+    # (recbench.data.buckets); fewer padding positions, the same samples per epoch
+    bucket_pool: int = ranged(0, ge=0)
+    eval_every: int = ranged(1, ge=1)  # validate every this many epochs ...
+    eval_start_epoch: int = ranged(0, ge=0)  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
+    patience: int = ranged(10, ge=1)  # stop after this many validations without improvement
+    val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
+    amp: bool = True  # bf16 autocast on GPU
+    # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
+    # slower where it has neither; "auto" decides from the CPU (the run prints and records the choice)
+    cpu_amp: bool | Literal["auto"] = "auto"
+
+    def validate(self) -> None:
+        from .metrics import parse_metric
+
+        parse_metric(self.val_metric)
+        if self.warmup_steps and self.warmup_ratio:
+            raise UsageError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) both set a warmup; "
+                             "set the other to 0.")
+
+
 class Recommender(nn.Module):
     """A model built by a Generator. The core trains it (if `trainable`) and evaluates it.
 
@@ -84,8 +123,13 @@ class Recommender(nn.Module):
         return type(self).score is not Recommender.score
 
     @torch.no_grad()
-    def recommend(self, batch: Batch, k: int) -> torch.Tensor:
-        """[B, k] the k best item ids per user, best first; never 0 (padding)."""
+    def recommend(self, batch: Batch, k: int, *, part: str = "valid") -> torch.Tensor:
+        """[B, k] the k best item ids per user, best first; never 0 (padding).
+
+        The evaluator asks for k = 20 (the deepest metric, @20) and says which `part` it ranks:
+        "valid" (validation during training and the run's final validation) or "test" (once, at
+        the end of a run). A model may decode differently for each (DIFF_GRM: a larger test beam);
+        it must not look at the part's target."""
         scores = self.score(batch).float().clone()  # score() may return a broadcast view
         scores[:, 0] = float("-inf")
         return scores.topk(min(k, scores.shape[1] - 1), dim=1).indices
@@ -183,4 +227,4 @@ class Tokenizer:
 
 
 __all__ = ["Batch", "Dataset", "DatasetConfig", "Generator", "GeneratorConfig", "Quantizer", "RawData", "Recommender",
-           "Source", "Split", "Tokenizer", "TokenizerConfig"]
+           "Source", "Split", "Tokenizer", "TokenizerConfig", "TrainConfig"]

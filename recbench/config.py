@@ -273,6 +273,20 @@ def resolve(
     return out
 
 
+def flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """{section: {key: value}} -> {key: value}, one layer for `resolve` (which sets a key in every
+    section that has it); a key with different values in two sections is a ValueError."""
+    out: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for section, values in sections.items():
+        for key, value in values.items():
+            if key in out and out[key] != value:
+                raise ValueError(f"'{key}' is {out[key]!r} in its {where[key]} config and {value!r} in its {section} config; "
+                                 "one layer cannot set both")
+            out[key], where[key] = value, section
+    return out
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

@@ -62,7 +62,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     was_training = model.training
     model.eval()
     full = model.has_scores()
-    k = list_len or getattr(model, "ranking_depth", max(metrics.KS))
+    k = list_len or max(metrics.KS)
     ranks, users, id_ranks = [], [], []
     id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
             if full:
                 r = metrics.full_ranks(model.score(batch), batch.target)
             else:
-                ranked = model.recommend(batch, k)
+                ranked = model.recommend(batch, k, part=part)
                 r = metrics.list_ranks(ranked, batch.target)
                 if id_of is not None:
                     id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())

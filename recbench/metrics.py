@@ -20,9 +20,12 @@ is the rank. The same formulas above turn these ranks into metrics.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .errors import UsageError
 
 if TYPE_CHECKING:  # the tensor functions import torch when called: leaderboards and compare start without it
     import torch
@@ -32,6 +35,21 @@ KS = (5, 10, 20)
 
 def metric_names(ks=KS) -> list[str]:
     return [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks] + ["mrr"]
+
+
+def parse_metric(spec: str) -> list[tuple[float, str]]:
+    """'0.8*ndcg@10+0.2*recall@10' -> [(0.8, 'ndcg@10'), (0.2, 'recall@10')]."""
+    terms = []
+    for part in spec.replace(" ", "").split("+"):
+        m = re.fullmatch(r"(?:([0-9.]+)\*)?([a-z]+(?:@\d+)?)", part)
+        if not m or m.group(2) not in metric_names():
+            raise UsageError(f"Config value for 'val_metric' must be a metric or weighted sum of {', '.join(metric_names())}; got {spec!r}.")
+        terms.append((float(m.group(1) or 1.0), m.group(2)))
+    return terms
+
+
+def metric_value(metrics: dict[str, float], terms: list[tuple[float, str]]) -> float:
+    return sum(w * metrics[name] for w, name in terms)
 
 
 def per_user(ranks: np.ndarray, ks=KS) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ import numpy as np
 from .atomic import replacing
 from .errors import UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def encode_ints(values: np.ndarray) -> str:
@@ -71,7 +71,9 @@ def environment() -> dict[str, Any]:
     }
 
 
-RUN_CONTROL = ("resume", "eval_only", "checkpoint")  # config keys that say how a run is carried out, not what it computes
+# how a run is carried out, not what it computes: options of the run (runner.RunSpec), never config keys;
+# schema 1 and 2 records kept them in the generator's config
+RUN_CONTROL = ("resume", "eval_only", "checkpoint")
 
 
 def command_line() -> str:
@@ -117,6 +119,8 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"schema_version {version} is newer than this recbench reads ({SCHEMA_VERSION}); upgrade recbench")
     if version == 1:
         record = upgrade_1_to_2(record)
+    if record["schema_version"] == 2:
+        record = upgrade_2_to_3(record)
     return record
 
 
@@ -140,6 +144,19 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
             config["guided_select"] = {"most": "least", "least": "most"}.get(config["guided_select"], config["guided_select"])
             config.update(guided_conf_metric="msp", guided_refresh_each_step=False, guided_steps=0)
         record["config"] = {**record["config"], "generator": config}
+    return record
+
+
+def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3: run control (resume, eval_only, checkpoint) moves from the generator's config to
+    the record's `run_control`; what the run computed (its config) is left as it was."""
+    record = {**record, "schema_version": 3}
+    config = (record.get("config") or {}).get("generator")
+    if isinstance(config, dict):
+        control = {k: config[k] for k in RUN_CONTROL if k in config}
+        record["config"] = {**record["config"], "generator": {k: v for k, v in config.items() if k not in RUN_CONTROL}}
+        record.setdefault("run_control", {"resume": control.get("resume") or None, "eval_only": bool(control.get("eval_only")),
+                                          "checkpoint": control.get("checkpoint") or None})
     return record
 
 

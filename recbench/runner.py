@@ -9,7 +9,7 @@ import os
 import random
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,16 +28,20 @@ from .train import decide_cpu_amp
 
 @dataclass
 class RunSpec:
-    generator: str
-    dataset: str
+    generator: str | None  # None only with eval_only: the checkpoint names it
+    dataset: str | None  # likewise
     tokenizer: str | None = None
     preset: str | None = None  # one of the generator's named_presets, applied over its dataset preset
-    seed: int = 0
+    seed: int | None = None  # None: 0, or with eval_only the seed the checkpoint was trained with
     device: str = "auto"
     config_file: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     results_dir: Path | None = None
     tune: dict[str, Any] | None = None  # set by `recbench tune` on the re-run of a study's best trial: the record's `tune` field
+    # run control: how the run is carried out, not what it computes (never part of the config)
+    resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
+    eval_only: bool = False  # evaluate `checkpoint` without training
+    checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
 
 
 @dataclass
@@ -48,10 +52,25 @@ class Resolved:
     origins: dict[tuple[str, str], str]  # (section, key) -> layer that set it
     tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
+    spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
 
 
 def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
     registry = registry or plugins.registry()
+    checkpointed = None
+    if spec.eval_only:
+        if not spec.checkpoint:
+            raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
+        checkpointed = checkpoint_run(spec.checkpoint)
+        if checkpointed is not None:
+            spec = fill_from_checkpoint(spec, checkpointed)
+    if spec.seed is None:
+        spec = replace(spec, seed=0)
+    if spec.generator is None or spec.dataset is None:
+        missing = "--plugin" if spec.generator is None else "--dataset"
+        raise UsageError(f"Missing option '{missing}' (or DiffGM's {'--model' if missing == '--plugin' else '--category'}=...)"
+                         + (f"; checkpoint '{spec.checkpoint}' was written before checkpoints named their run, so name it."
+                            if spec.eval_only else "."))
     gen = registry.entry("generator", spec.generator)
     ds = registry.entry("dataset", spec.dataset)
     tok = None
@@ -74,6 +93,8 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         layers.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
     if spec.config_file:
         layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
+    if checkpointed is not None:  # the trained model's own config, under what the command line says
+        layers.append((f"checkpoint {spec.checkpoint}", checkpointed["flat_config"]))
     if spec.overrides:
         layers.append(("command line", spec.overrides))
     origins: dict[tuple[str, str], str] = {}
@@ -81,12 +102,51 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     if tok is not None:  # a key such as n_digit is set in every section that has it
         sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
     configs = cfg.resolve(sections, layers, origins)
-    resolved = Resolved(gen, ds, configs, origins, tok)
+    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
         resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
         if resolved.cpu_amp_auto is not None:
             origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
     return resolved
+
+
+def checkpoint_run(path: str) -> dict | None:
+    """What a checkpoint says of its run (generator, dataset, tokenizer, seed, config; see
+    `checkpoint_meta`), with the config flattened to one layer; None for a checkpoint written
+    before checkpoints carried it. A file that is no recbench checkpoint is a UsageError."""
+    from .train import load_checkpoint
+
+    ckpt = load_checkpoint(Path(path), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+    run = ckpt.get("run")
+    if not isinstance(run, dict):
+        return None
+    try:
+        flat = cfg.flatten(run["config"])
+    except ValueError as exc:
+        raise UsageError(f"Checkpoint '{path}': {exc}.") from None
+    return {**run, "flat_config": flat}
+
+
+def fill_from_checkpoint(spec: RunSpec, run: dict) -> RunSpec:
+    """`spec` with the generator, dataset, tokenizer and seed the checkpoint was trained with where
+    it leaves them out; a name given on the command line that differs from the checkpoint's is a UsageError."""
+    values = {"seed": run.get("seed", 0) if spec.seed is None else spec.seed}
+    for key, option in (("generator", "--plugin"), ("dataset", "--dataset"), ("tokenizer", "--tokenizer")):
+        given, saved = getattr(spec, key), run.get(key)
+        if given is not None and saved is not None and given != saved:
+            plugins_ = plugins.registry()
+            kind = "tokenizer" if key == "tokenizer" else key
+            if plugins_.entry(kind, given).name != saved:  # an alias of the same plugin is the same
+                raise UsageError(f"{option} {given}: checkpoint '{spec.checkpoint}' was trained with {key} '{saved}'.")
+        values[key] = saved if given is None else given
+    return replace(spec, **values)
+
+
+def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
+    """What every checkpoint of the run carries, so `--eval_only` can rebuild the model from it alone."""
+    return {"generator": resolved.generator.name, "dataset": resolved.dataset.name,
+            "tokenizer": None if resolved.tokenizer is None else resolved.tokenizer.name, "seed": spec.seed,
+            "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}}
 
 
 def preset_names(preset: str | None) -> list[str]:
@@ -156,6 +216,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     metrics only, and the path is None.
     """
     resolved = resolve(spec)
+    spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
     device = dist.init(pick_device(spec.device))
     main = dist.is_main()
     gen, ds = resolved.generator, resolved.dataset
@@ -197,7 +258,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         model = gen.obj.build(gcfg, split, semantic_ids=sids).to(device)
     else:
         model = gen.obj.build(gcfg, split).to(device)
-    eval_only = getattr(gcfg, "eval_only", False)
+    eval_only = spec.eval_only
     if model.trainable and not eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved) if main else None)
         if main:
@@ -209,24 +270,22 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     training = None
     t1 = time.perf_counter()
     if eval_only:
-        try:
-            ckpt = torch.load(gcfg.checkpoint, map_location=device, weights_only=False)
-        except Exception:  # noqa: BLE001 - missing, truncated or not a torch file: all mean the same here
-            ckpt = None
-        if not isinstance(ckpt, dict) or "model" not in ckpt:
-            raise UsageError(f"--checkpoint '{gcfg.checkpoint}' is not a recbench checkpoint file (best.pt or last.pt of a run).")
+        from .train import load_checkpoint
+
+        ckpt = load_checkpoint(Path(spec.checkpoint), device, ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
             raise UsageError(
-                f"--checkpoint '{gcfg.checkpoint}' does not fit {gen.name} with this config (was it trained with other "
+                f"--checkpoint '{spec.checkpoint}' does not fit {gen.name} with this config (was it trained with other "
                 f"settings, e.g. n_embd or max_seq_len?): {str(exc).splitlines()[0]}"
             ) from exc
     elif model.trainable:
         from .train import progress_bar, train
 
         with progress_bar() if main else contextlib.nullcontext() as progress:
-            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval)
+            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
+                             meta=checkpoint_meta(spec, resolved))
         log(f"training stopped after {training.epochs} epochs ({training.stopped}); best validation epoch: {training.best_epoch}")
     else:
         model.fit(split)
@@ -236,8 +295,6 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the papers' ID-level metrics too
     valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
     if test:
-        if hasattr(model, "final_test"):
-            model.final_test = True  # e.g. DIFF_GRM decodes the test with its (larger) test beam
         test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
     else:
         test_eval = None
@@ -274,7 +331,7 @@ ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_
 
 def config_fingerprint(resolved: Resolved) -> str:
     config = {
-        section: {k: v for k, v in cfg.to_dict(c).items() if k not in records.RUN_CONTROL and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+        section: {k: v for k, v in cfg.to_dict(c).items() if not (k in ADDED_LATER and v == ADDED_LATER[k])}
         for section, c in resolved.configs.items()
     }
     for section, c in resolved.configs.items():  # a config may hash keys that have no effect at one fixed value
@@ -289,7 +346,7 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
     """(run id, folder for checkpoints and logs): a new one, or the one `--resume` continues."""
     gen, ds = resolved.generator.name, resolved.dataset.name
     identity = {"generator": gen, "dataset": ds, "config_fingerprint": config_fingerprint(resolved), "seed": spec.seed}
-    resume = getattr(resolved.configs["generator"], "resume", "")
+    resume = spec.resume
     runs = paths.home() / "runs"
     if resume and resume.lower() not in ("false", "0", "no"):
         if resume.lower() in ("true", "1", "yes", "auto"):
@@ -411,6 +468,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         },
         "seed": spec.seed,
         "config": config,
+        "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint},
         "config_fingerprint": config_fingerprint(resolved),
         "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
         **({"per_user": {

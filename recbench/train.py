@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,51 +28,11 @@ from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
 from .atomic import replacing
-from .api import GeneratorConfig, Recommender
-from .config import ranged
+from .api import Recommender, TrainConfig
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
-
-
-@dataclass
-class TrainConfig(GeneratorConfig):
-    epochs: int = ranged(200, ge=1)  # upper bound; early stopping usually ends the run sooner
-    batch_size: int = ranged(128, ge=1)
-    lr: float = ranged(1e-3, gt=0)
-    weight_decay: float = ranged(0.0, ge=0)
-    beta1: float = ranged(0.9, ge=0, lt=1)
-    beta2: float = ranged(0.999, ge=0, lt=1)
-    warmup_steps: int = ranged(0, ge=0)  # linear warmup from 0 to lr over this many optimizer steps ...
-    warmup_ratio: float = ranged(0.0, ge=0, lt=1)  # ... or over this fraction of the run's planned steps (epochs x batches; not both)
-    scheduler: Literal["constant", "cosine"] = "constant"  # after warmup: keep lr, or cosine-decay to 0
-    grad_clip: float = ranged(0.0, ge=0)  # max gradient norm (0: no clipping)
-    train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
-    min_hist_len: int = ranged(1, ge=1)  # shortest history of a sliding-window sample
-    # batches per pool whose samples are sorted by history length (0: plain shuffling). With N > 0,
-    # each epoch's shuffled samples are cut into pools of N * batch_size, sorted by length within a
-    # pool, cut into batches, the batches shuffled, and each batch trimmed to its longest history
-    # (recbench.data.buckets); fewer padding positions, the same samples per epoch
-    bucket_pool: int = ranged(0, ge=0)
-    eval_every: int = ranged(1, ge=1)  # validate every this many epochs ...
-    eval_start_epoch: int = ranged(0, ge=0)  # ... from this epoch on (1-based); a run that ends before it is validated at its last epoch
-    patience: int = ranged(10, ge=1)  # stop after this many validations without improvement
-    val_metric: str = "ndcg@10"  # a metric, or a weighted sum such as 0.8*ndcg@10+0.2*recall@10
-    amp: bool = True  # bf16 autocast on GPU
-    # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
-    # slower where it has neither; "auto" decides from the CPU (the run prints and records the choice)
-    cpu_amp: bool | Literal["auto"] = "auto"
-    resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
-    eval_only: bool = False  # evaluate --checkpoint without training
-    checkpoint: str = ""  # a checkpoint file (best.pt / last.pt) for eval_only
-
-    def validate(self) -> None:
-        parse_metric(self.val_metric)
-        if self.warmup_steps and self.warmup_ratio:
-            raise UsageError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) both set a warmup; "
-                             "set the other to 0.")
-        if self.eval_only and not self.checkpoint:
-            raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
+from .metrics import metric_value, parse_metric
 
 
 def check_heads(n_embd: int, n_head: int) -> None:
@@ -81,23 +40,6 @@ def check_heads(n_embd: int, n_head: int) -> None:
     if n_embd % n_head:
         raise UsageError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}); e.g. --n_head="
                          f"{max(h for h in range(1, n_head + 1) if n_embd % h == 0)}.")
-
-
-def parse_metric(spec: str) -> list[tuple[float, str]]:
-    """'0.8*ndcg@10+0.2*recall@10' -> [(0.8, 'ndcg@10'), (0.2, 'recall@10')]."""
-    from .metrics import metric_names
-
-    terms = []
-    for part in spec.replace(" ", "").split("+"):
-        m = re.fullmatch(r"(?:([0-9.]+)\*)?([a-z]+(?:@\d+)?)", part)
-        if not m or m.group(2) not in metric_names():
-            raise UsageError(f"Config value for 'val_metric' must be a metric or weighted sum of {', '.join(metric_names())}; got {spec!r}.")
-        terms.append((float(m.group(1) or 1.0), m.group(2)))
-    return terms
-
-
-def metric_value(metrics: dict[str, float], terms: list[tuple[float, str]]) -> float:
-    return sum(w * metrics[name] for w, name in terms)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -171,13 +113,20 @@ class TrainResult:
 
 
 def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
-          on_eval: Callable[[int, float], None] | None = None) -> TrainResult:
+          on_eval: Callable[[int, float], None] | None = None, meta: dict | None = None) -> TrainResult:
     """Train `model` in place; on return it holds the weights of the best validation.
+
+    `meta` (the run's generator, dataset, tokenizer, seed and resolved config) goes into every
+    checkpoint as "run", so that a checkpoint alone can rebuild its model (`--eval_only`).
 
     `on_eval(epoch, value)`, if given, is called on every process after each validation, once the
     epoch's checkpoint and log line are written, with the validation metric (`val_metric`) of that
     epoch; an exception it raises (e.g. a tuning trial being pruned) ends training there.
     """
+    if not isinstance(config, TrainConfig):
+        raise UsageError(f"{type(model).__name__} trains through loss(), but its config ({type(config).__name__}) is not a "
+                         "recbench.api.TrainConfig, which holds the trainer's settings (epochs, batch_size, lr, ...): "
+                         f"declare `class {type(config).__name__}(TrainConfig)`, or set `trainable = False` and implement fit().")
     terms = parse_metric(config.val_metric)
     users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
     if len(users) == 0:
@@ -269,7 +218,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             if state["best"] is None or score > state["best"]:
                 state.update(best=score, best_epoch=epoch, bad=0)
                 if main:
-                    save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": score}, best_path)
+                    save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": score, "run": meta}, best_path)
             else:
                 state["bad"] += 1
             if state["bad"] >= config.patience:
@@ -282,7 +231,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(entry) + "\n")
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "rng": rngs, "state": state}, last_path)
+                         "rng": rngs, "state": state, "run": meta}, last_path)
         dist.barrier()
         if progress:
             if "valid" in entry:

@@ -31,6 +31,22 @@ def mirror(home, monkeypatch):
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def synthetic_folder(tmp_path_factory):
+    """A data mirror holding the synthetic dataset (tests/synthetic.py) in ml-100k's upstream form."""
+    from synthetic import write_ml100k
+
+    return write_ml100k(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture
+def synthetic(home, monkeypatch, synthetic_folder):
+    """The synthetic dataset as RECBENCH_DATA_MIRROR: `--dataset ml-100k` reads it (150 users, 120
+    items with text). For tests that need some data, not MovieLens itself; runs everywhere."""
+    monkeypatch.setenv("RECBENCH_DATA_MIRROR", str(synthetic_folder))
+    return synthetic_folder
+
+
 class CLI:
     """Runs `python -m recbench ...` in a subprocess with the test's environment."""
 

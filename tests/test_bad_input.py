@@ -155,12 +155,14 @@ def test_old_records_are_upgraded_in_one_place():
     from recbench import records
 
     old = {"schema_version": 1, "device": {"name": "AMD EPYC (1 threads)"},
-           "config": {"generator": {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "most"}}}
+           "config": {"generator": {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "most",
+                                    "resume": "true", "eval_only": False, "checkpoint": ""}}}
     new = records.upgrade(old)
-    assert new["schema_version"] == 2 and new["device"]["name"] == "AMD EPYC (1 thread)"
+    assert new["schema_version"] == records.SCHEMA_VERSION == 3 and new["device"]["name"] == "AMD EPYC (1 thread)"
     assert new["config"]["generator"] == {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "least",
                                           "warmup_ratio": 0.0, "cpu_amp": False, "bucket_pool": 0,
                                           "guided_conf_metric": "msp", "guided_refresh_each_step": False, "guided_steps": 0}
+    assert new["run_control"] == {"resume": "true", "eval_only": False, "checkpoint": None}  # how it ran, not what it computed
 
 
 def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_file(tmp_path):
@@ -206,7 +208,7 @@ def test_a_bad_movielens_file_exits_2_naming_file_and_line(cli, home, monkeypatc
     assert message in proc.stderr and str(mirror / "ml-100k.inter") in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_damaged_checkpoint_exits_2_naming_it(cli, mirror, home):
+def test_a_damaged_checkpoint_exits_2_naming_it(cli, synthetic, home):
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny)
     (path,) = (home / "home" / "results" / "ml-100k").glob("*.json")
@@ -214,4 +216,4 @@ def test_a_damaged_checkpoint_exits_2_naming_it(cli, mirror, home):
     best = record["checkpoints"]["best"]
     Path(best).write_bytes(b"")
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--eval_only=true", f"--checkpoint={best}", check=2)
-    assert f"--checkpoint '{best}' is not a recbench checkpoint file" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"Checkpoint '{best}' cannot be read" in proc.stderr and "Traceback" not in proc.stderr

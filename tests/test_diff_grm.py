@@ -122,11 +122,9 @@ def test_every_returned_id_is_a_valid_distinct_item(beam):
     assert (items[torch.isfinite(score)] > 0).all()  # every finished beam is an item
 
 
-def test_final_test_switches_to_the_test_beam():
+def test_the_test_part_is_decoded_with_the_test_beam():
     m = model(table(), beam_size_val=4, beam_size_test=9)
-    assert m.beam == 4
-    m.final_test = True
-    assert m.beam == 9
+    assert m.beam("valid") == 4 and m.beam("test") == 9
 
 
 @pytest.mark.parametrize("paths", [1, 3])

@@ -25,21 +25,21 @@ def single_and_two_processes(cli, home, args) -> tuple[dict, dict]:
     return single, ddp
 
 
-def test_two_processes_write_one_record_close_to_single_process(cli, mirror, home):
+def test_two_processes_write_one_record_close_to_single_process(cli, synthetic, home):
     single, ddp = single_and_two_processes(cli, home, ARGS)
     assert ddp["device"]["processes"] == 2 and single["device"]["processes"] == 1
-    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 943  # every user evaluated once
+    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 150  # every (synthetic) user evaluated once
 
 
-def test_nproc_flag_launches_torchrun(cli, mirror, home):
+def test_nproc_flag_launches_torchrun(cli, synthetic, home):
     cli(*ARGS, "--epochs=1", "--nproc", "2")
     [record] = (home / "home" / "results" / "ml-100k").glob("*.json")
     assert json.loads(record.read_text())["device"]["processes"] == 2
 
 
-def test_two_processes_share_every_length_bucketed_batch(cli, mirror, home):
+def test_two_processes_share_every_length_bucketed_batch(cli, synthetic, home):
     """bucket_pool > 0: each rank trains on its share of every global batch (trimmed to its own longest
     history); the result stays close to one process's, and no rank waits for a batch it never gets."""
-    # 943 samples in batches of 128: the last one (47) splits 24 + 23
+    # 150 samples in batches of 128: the last one (22) splits 11 + 11
     _, ddp = single_and_two_processes(cli, home, [*ARGS, "--bucket_pool=4"])
     assert ddp["device"]["processes"] == 2 and ddp["config"]["generator"]["bucket_pool"] == 4

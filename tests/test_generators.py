@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recbench import plugins
-from recbench.data import Batch, Prepared, Split, prepare
+from recbench.data import Batch, Source, Split, prepare
 from recbench.embeddings import EmbeddingConfig
 from recbench.runner import seed_everything
 from recbench.train import train
@@ -23,27 +23,21 @@ SMALL_IDS = {"n_digit": 4, "codebook_size": 16}  # tokenizer config of the seman
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
+    """The synthetic dataset (tests/synthetic.py: 150 users, 120 items with text), prepared by the
+    real ml-100k reader: the suite runs on every machine, with or without ../shared/data."""
     import os
 
-    from conftest import SHARED_DATA
+    from synthetic import write_ml100k
 
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
+    folder = write_ml100k(tmp_path_factory.mktemp("synthetic"))
     os.environ["RECBENCH_DATA"] = str(tmp_path_factory.mktemp("data"))
-    os.environ["RECBENCH_DATA_MIRROR"] = str(SHARED_DATA)
-    registry = plugins.load(third_party=False)
-    ds = registry.get("dataset", "ml-100k")
-    full = prepare(ds, ds.Config())
-    n = 120  # a tiny real subset: the first 120 users, every item kept
-    end = full.offsets[n]
-    small = Prepared(full.name, full.fingerprint, full.user_ids[:n], full.item_ids, full.offsets[: n + 1], full.items[:end],
-                     full.times[:end], full.item_text)
-    return Split(small, max_seq_len=20)
+    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    return Split(prepare(ds, ds.Config(), Source(ds.name, mirror=folder, cache=folder / "cache")), max_seq_len=20)
 
 
 @pytest.fixture(scope="module")
 def semantic_ids(split):
-    """tokenizer name -> real semantic IDs of ml-100k's items (the real offline embedding model, PCA 32,
+    """tokenizer name -> semantic IDs of the synthetic items (the real offline embedding model, PCA 32,
     4 digits x 16 codes), built once per module and tokenizer, cached in the module's RECBENCH_DATA."""
     from recbench import semantic_ids as sid
 

@@ -3,7 +3,7 @@
 import json
 
 
-def test_installed_plugin_is_listed_and_runs(cli_with_plugins, mirror, home):
+def test_installed_plugin_is_listed_and_runs(cli_with_plugins, synthetic, home):
     data = cli_with_plugins.json("plugins", "--json")
     markov = next(p for p in data["plugins"] if p["name"] == "markov")
     assert (markov["kind"], markov["package"], markov["version"]) == ("generator", "recbench-markov", "0.1.0")
@@ -15,7 +15,7 @@ def test_installed_plugin_is_listed_and_runs(cli_with_plugins, mirror, home):
     assert record["config"]["generator"]["pop_weight"] == 0.1
 
 
-def test_broken_plugin_is_reported_and_breaks_nothing(cli_with_plugins, mirror):
+def test_broken_plugin_is_reported_and_breaks_nothing(cli_with_plugins, synthetic):
     data = cli_with_plugins.json("plugins", "--json")
     [broken] = [f for f in data["failures"] if f["package"] == "recbench-broken"]
     assert "not-installed-anywhere" in broken["error"]

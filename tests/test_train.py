@@ -16,8 +16,9 @@ TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epo
         "eval_every": "1", "eval_start_epoch": "1", "patience": "20", "dropout": "0.1"}
 
 
-def spec(results, **extra):
-    return runner.RunSpec("sasrec", "ml-100k", seed=3, device="cpu", overrides={**TINY, **extra}, results_dir=results)
+def spec(results, resume="", eval_only=False, checkpoint=None, **extra):
+    return runner.RunSpec("sasrec", "ml-100k", seed=3, device="cpu", overrides={**TINY, **extra}, results_dir=results,
+                          resume=resume, eval_only=eval_only, checkpoint=checkpoint)
 
 
 class InterruptAfter:
@@ -40,7 +41,7 @@ class InterruptAfter:
         return False
 
 
-def test_resume_after_a_kill_gives_the_uninterrupted_result(mirror, home, monkeypatch):
+def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     straight, _ = runner.run(spec(home / "a"))
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
     with pytest.raises(KeyboardInterrupt):
@@ -54,7 +55,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(mirror, home, monkey
         runner.run(spec(home / "b", resume="true"))
 
 
-def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(mirror, home, monkeypatch):
+def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     """bucket_pool > 0: each epoch's bucketed batches depend on (seed, epoch) only, so a resumed run
     trains on the same batches; the scheduler's step count is the real number of batches."""
     bucketed = {"bucket_pool": "4", "train_sliding": "true", "batch_size": "1024", "epochs": "3"}
@@ -75,19 +76,28 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(mirr
         runner.run(spec(home / "c", bucket_pool="-1"))
 
 
-def test_checkpoints_log_and_eval_only(mirror, home):
+def test_checkpoints_log_and_eval_only(synthetic, home):
     record, _ = runner.run(spec(home / "r"))
     ckpt = record["checkpoints"]
     log = [json.loads(line) for line in open(ckpt["log"])]
     assert [e["epoch"] for e in log] == [1, 2, 3, 4] and all("valid" in e for e in log)
     assert record["train"]["best_epoch"] in (1, 2, 3, 4)
-    again, _ = runner.run(spec(home / "r", eval_only="true", checkpoint=ckpt["best"]))
+    again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["best"]))
     assert again["metrics"]["test"] == record["metrics"]["test"]
-    with pytest.raises(UsageError, match="not a recbench checkpoint"):
-        runner.run(spec(home / "r", eval_only="true", checkpoint=ckpt["log"]))
+    assert again["run_control"] == {"resume": None, "eval_only": True, "checkpoint": ckpt["best"]}
+    # the checkpoint alone names the generator, the dataset and every config value
+    alone, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt["best"]))
+    assert alone["metrics"]["test"] == record["metrics"]["test"] and alone["config"] == record["config"]
+    assert alone["config_fingerprint"] == record["config_fingerprint"] and alone["seed"] == record["seed"] == 3
+    with pytest.raises(UsageError, match="checkpoint .* was trained with generator 'sasrec'"):
+        runner.run(runner.RunSpec("hstu", None, device="cpu", eval_only=True, checkpoint=ckpt["best"]))
+    with pytest.raises(UsageError, match="cannot be read"):
+        runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["log"]))
+    with pytest.raises(UsageError, match="needs --checkpoint"):
+        runner.run(spec(home / "r", eval_only=True))
 
 
-def test_validation_schedule_and_a_run_too_short_for_it(mirror, home):
+def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
     """Validation from eval_start_epoch every eval_every epochs; a run that ends first is validated once, at its end."""
     record, _ = runner.run(spec(home / "r", eval_start_epoch="2", eval_every="2"))
     log = [json.loads(line) for line in open(record["checkpoints"]["log"])]
@@ -97,7 +107,7 @@ def test_validation_schedule_and_a_run_too_short_for_it(mirror, home):
     assert [e["epoch"] for e in log if "valid" in e] == [3] and short["train"]["best_epoch"] == 3
 
 
-def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(mirror, home, monkeypatch):
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synthetic, home, monkeypatch):
     from recbench_plugins import sasrec
 
     real_loss = sasrec.SASRec.loss
@@ -106,11 +116,11 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(mirr
     def loss(self, batch):
         calls["n"] += 1
         value = real_loss(self, batch)
-        return value * float("nan") if calls["n"] > 9 else value  # 4 batches per epoch: epoch 3 diverges
+        return value * float("nan") if calls["n"] > 6 else value  # 3 batches per epoch: epoch 3 diverges
 
     monkeypatch.setattr(sasrec.SASRec, "loss", loss)
     with pytest.raises(RunError, match="diverged") as err:
-        runner.run(spec(home / "r"))
+        runner.run(spec(home / "r", batch_size="64"))  # 150 users
     assert "epoch 3" in str(err.value) and "last.pt" in str(err.value)
     [run_dir] = (home / "home" / "runs").iterdir()
     assert torch.load(run_dir / "last.pt", weights_only=False)["state"]["epoch"] == 2
@@ -132,7 +142,7 @@ def test_lr_of_the_wrong_type_is_a_usage_error(cli):
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
-def test_a_damaged_checkpoint_on_resume_names_the_file_and_what_to_do(mirror, home, monkeypatch, damage):
+def test_a_damaged_checkpoint_on_resume_names_the_file_and_what_to_do(synthetic, home, monkeypatch, damage):
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
     with pytest.raises(KeyboardInterrupt):
         runner.run(spec(home / "r"))
@@ -147,7 +157,7 @@ def test_a_damaged_checkpoint_on_resume_names_the_file_and_what_to_do(mirror, ho
     assert "Start the run over without --resume" in message and f"--checkpoint={run_dir / 'best.pt'}" in message
 
 
-def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_log(mirror, home, monkeypatch):
+def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_log(synthetic, home, monkeypatch):
     real_save = train.save_atomic
 
     def killed_at_epoch_2(obj, path):
@@ -167,7 +177,7 @@ def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_lo
     assert [json.loads(line)["epoch"] for line in open(record["checkpoints"]["log"])] == [1, 2, 3, 4]
 
 
-def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, mirror, home, monkeypatch):
+def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, synthetic, home, monkeypatch):
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(1))
     with pytest.raises(KeyboardInterrupt):
         runner.run(spec(home / "r"))

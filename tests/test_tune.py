@@ -140,7 +140,7 @@ def test_a_named_preset_is_part_of_the_study_and_of_every_trials_run():
 SPACE = "lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\ndropout: {type: float, low: 0.0, high: 0.5}\n"
 
 
-def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_plots(cli, mirror, home, tmp_path):
+def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_plots(cli, synthetic, home, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     out = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "3", "--space", str(space), "--sampler", "random",
@@ -172,7 +172,7 @@ def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_pl
     assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1
 
 
-def test_a_trial_that_is_behind_is_pruned(mirror, home, tmp_path):
+def test_a_trial_that_is_behind_is_pruned(synthetic, home, tmp_path):
     opts = options(tmp_path, "lr: {type: float, low: 1.0e-7, high: 1.0e-2, log: true}\n", n_trials=3, pruner="median",
                    pruner_startup_trials=1, prune_from_epoch=1)
     opts.overrides["lr"] = "0.01"  # trial 0 learns quickly ...
@@ -190,14 +190,14 @@ def test_a_trial_that_is_behind_is_pruned(mirror, home, tmp_path):
     meta = json.loads(run_json.read_text())
     assert meta["abandoned"] == "pruned" and meta["record"] is None
     spec = tune.base_spec(opts, trials[1].params)
-    spec.overrides["resume"] = "true"
+    spec.resume = "true"
     with pytest.raises(UsageError, match="--resume: no unfinished run of sasrec on ml-100k with this config"):
         runner.run_folder(spec, runner.resolve(spec))  # ... so `recbench run --resume=true` of its config does not continue it
     run_json.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("record", "abandoned")}))
     assert runner.run_folder(spec, runner.resolve(spec))[1] == run_json.parent  # (which it would, unmarked)
 
 
-def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(mirror, home, tmp_path):
+def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=2)
     first = tune.run_study(opts)
     assert first.ran == 2
@@ -211,7 +211,7 @@ def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(mir
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks for a trial by hand, outside optimize()
-def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(mirror, home, tmp_path):
+def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=2)
     plan, study, _ = tune.start(opts)
     killed = study.ask()  # trial 0 (the defaults) was running when its process died
@@ -230,7 +230,7 @@ def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(mirr
     assert json.loads((folder / "run.json").read_text())["abandoned"] == "killed"  # never resumed by `recbench run --resume`
 
 
-def test_a_failing_trial_is_recorded_as_fail_and_retried_once(mirror, home, tmp_path, monkeypatch):
+def test_a_failing_trial_is_recorded_as_fail_and_retried_once(synthetic, home, tmp_path, monkeypatch):
     from recbench_plugins import sasrec
 
     build = sasrec.SASRecGenerator.build
@@ -293,7 +293,7 @@ def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tm
         assert len(ids) == 3 and len(set(ids)) == 3, f"round {round}: queued trials taken {ids}"
 
 
-def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(mirror, home, tmp_path):
+def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=5, jobs=2, sampler="tpe")
     result = tune.run_study(opts)
     everything = tune.load_study(result.study).get_trials()
@@ -307,7 +307,7 @@ def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(mirror
     assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
 
 
-def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugins, mirror, home, tmp_path):
+def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugins, synthetic, home, tmp_path):
     journal = tmp_path / "studies.log"
     out = cli_with_plugins("tune", "-p", "markov", "-d", "ml-100k", "--n-trials", "4", "--storage", f"journal:{journal}",
                            "--sampler", "random").stdout
@@ -322,7 +322,7 @@ def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugi
     assert "pop_weight=0.01" in shown and shown.count("COMPLETE") == 4
 
 
-def test_a_named_preset_is_used_by_every_trial_and_the_best_trials_record(cli_with_plugins, mirror, home, tmp_path):
+def test_a_named_preset_is_used_by_every_trial_and_the_best_trials_record(cli_with_plugins, synthetic, home, tmp_path):
     out = cli_with_plugins("tune", "-p", "markov", "-d", "ml-100k", "--preset", "short", "--n-trials", "2",
                            "--storage", f"journal:{tmp_path / 'studies.log'}", "--sampler", "random").stdout
     assert "trial 0 {pop_weight=0.1}" in out  # trial 0 starts from the preset's value, not the default 0.01
@@ -373,7 +373,7 @@ def test_malformed_space_file_and_unknown_study_exit_2(cli, tmp_path, home):
         tune.load_study("nope", storage)
 
 
-def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactly_n(cli, mirror, home, tmp_path):
+def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactly_n(cli, synthetic, home, tmp_path):
     """kill -9 of `recbench tune --jobs 2`: its workers end with it; the re-run fails and re-runs their
     trials, ends with exactly N finished trials and tests the best one only after all have finished."""
     import signal

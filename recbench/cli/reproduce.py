@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import config as cfg
 from .. import records
 from ..errors import UsageError
 from ..metrics import metric_names
 
 TOLERANCE = 1e-3
-NOT_REPEATED = ("resume",)  # how the recorded run was carried out; a reproduction starts afresh
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
@@ -30,18 +30,10 @@ def spec_from_record(record: dict, device: str | None = None, results_dir: Path 
     """The runner.RunSpec that repeats `record`: its plugins, seed and every saved config value."""
     from ..runner import RunSpec
 
-    overrides: dict = {}
-    where: dict = {}
-    for section, values in record["config"].items():
-        for key, value in values.items():
-            if key in NOT_REPEATED:
-                continue
-            if key in overrides and overrides[key] != value:
-                raise UsageError(
-                    f"Record '{record['run_id']}' has '{key}' = {overrides[key]!r} in its {where[key]} config and {value!r} in its "
-                    f"{section} config; one override cannot set both, so this record cannot be reproduced from its config."
-                )
-            overrides[key], where[key] = value, section
+    try:
+        overrides = cfg.flatten(record["config"])
+    except ValueError as exc:
+        raise UsageError(f"Record '{record['run_id']}' cannot be reproduced from its config: {exc}.") from None
     return RunSpec(
         generator=record["generator"]["name"],
         dataset=record["dataset"]["name"],

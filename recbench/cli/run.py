@@ -46,7 +46,7 @@ def command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators); DiffGM's --quantizer=opq also works."),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu', or several layered in order: cpu,ocn (see `recbench plugins --json`)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0; with --eval_only, the checkpoint's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where to write the record (default: RECBENCH_HOME/results)."),
@@ -59,10 +59,11 @@ def command(
     if nproc > 1 and not dist.launched():
         raise typer.Exit(launch(nproc))
     overrides = cfg.parse_overrides(ctx.args)
-    plugin, dataset, tokenizer = diffgm_flags(overrides, plugin, dataset, tokenizer)
+    control = run_control(overrides)
+    plugin, dataset, tokenizer = diffgm_flags(overrides, plugin, dataset, tokenizer, checkpointed=control["eval_only"])
     spec = RunSpec(
         generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
-        config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir,
+        config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir, **control,
     )
     try:
         record, path = run(spec, log=console.print, show_config=show_config)
@@ -85,10 +86,22 @@ DIFFGM_FLAGS = {
 DIFFGM_QUANTIZERS = {"pq": "opq", "opq_pq": "opq", "rq": "rq", "rq_kmeans": "rq"}
 
 
-def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, tokenizer: str | None) -> tuple[str, str, str | None]:
+def run_control(overrides: dict) -> dict:
+    """Take --resume, --eval_only and --checkpoint (how the run is carried out, not config values) out of `overrides`."""
+    control = {"resume": str(overrides.pop("resume", "")), "checkpoint": overrides.pop("checkpoint", None)}
+    control["eval_only"] = cfg.coerce("eval_only", overrides.pop("eval_only", False), bool)
+    if control["checkpoint"] is not None and not control["eval_only"]:
+        raise UsageError("--checkpoint is read by --eval_only=true only (to continue training, use --resume).")
+    return control
+
+
+def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, tokenizer: str | None, *,
+                 checkpointed: bool = False) -> tuple[str | None, str | None, str | None]:
     """Take DiffGM's --category, --model, --quantizer (and --train_batch_size) out of `overrides`.
 
-    Returns (plugin, dataset, tokenizer); a DiffGM flag that contradicts its recbench option is a UsageError.
+    Returns (plugin, dataset, tokenizer); a DiffGM flag that contradicts its recbench option is a
+    UsageError. With `checkpointed` (--eval_only) plugin and dataset may be missing: the
+    checkpoint names them.
     """
     given = {"--plugin": plugin, "--dataset": dataset, "--tokenizer": tokenizer}
     for flag, option in DIFFGM_FLAGS.items():
@@ -117,7 +130,7 @@ def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, token
             raise UsageError("--train_batch_size and --batch_size are the same setting; give one of them.")
         overrides["batch_size"] = overrides.pop("train_batch_size")
     for option, what in (("--plugin", "--model"), ("--dataset", "--category")):
-        if not given[option]:
+        if not given[option] and not checkpointed:
             raise UsageError(f"Missing option '{option}' (or DiffGM's {what}=...).")
     return given["--plugin"], given["--dataset"], given["--tokenizer"]
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import optuna
 
 from .. import config as cfg
-from .. import records, runner
+from .. import runner
 from ..errors import UsageError
 
 SPACE_TYPES = ("float", "int", "categorical")
@@ -56,8 +56,7 @@ def space_fields(resolved: runner.Resolved) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for config in resolved.configs.values():
         for key, tp in cfg.field_types(type(config)).items():
-            if key not in records.RUN_CONTROL:
-                out.setdefault(key, tp)
+            out.setdefault(key, tp)
     return out
 
 
