@@ -21,24 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbench import metrics, records, semantic_ids
-from recbench.cli.reproduce import spec_from_record
-from recbench.data import Split, prepare
-from recbench.runner import device_name, resolve
+from recbench import metrics, pipeline, records
+from recbench.runner import device_name, resolve, spec_from_record
 from recbench_plugins.diff_grm import pad_ranking
 
 
 def load(record: dict, device: torch.device):
     """(model, split) of a recorded run, with its best checkpoint loaded."""
-    resolved = resolve(spec_from_record(record))
-    gcfg = resolved.configs["generator"]
-    data = prepare(resolved.dataset.obj, resolved.configs["dataset"])
-    split = Split(data, gcfg.max_seq_len or resolved.dataset.obj.max_seq_len)
-    sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"])
-    model = resolved.generator.obj.build(gcfg, split, semantic_ids=sids).to(device)
+    pieces = pipeline.build(resolve(spec_from_record(record)), device=device)
     checkpoint = torch.load(record["checkpoints"]["best"], map_location=device, weights_only=False)
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), split
+    pieces.model.load_state_dict(checkpoint["model"])
+    return pieces.model.eval(), pieces.split
 
 
 def train_speed(record: dict) -> float:

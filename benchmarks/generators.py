@@ -30,22 +30,16 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
             compare: bool = False) -> None:
     import torch
 
-    from recbench import semantic_ids
-    from recbench.data import Split, buckets, prepare
+    from recbench import pipeline
+    from recbench.data import buckets
     from recbench.evaluate import evaluate
     from recbench.runner import RunSpec, resolve
 
     resolved = resolve(RunSpec(name, dataset, preset=preset, device=device, overrides=overrides))  # cpu_amp=auto decided for `device`
-    config, ds = resolved.configs["generator"], resolved.dataset.obj
-    data = prepare(ds, resolved.configs["dataset"])
-    split = Split(data, config.max_seq_len or ds.max_seq_len)
-    torch.manual_seed(0)
+    config = resolved.configs["generator"]
     dev = torch.device(device)
-    if resolved.tokenizer is not None:  # semantic-ID generators: the run's IDs (built once, then cached)
-        sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"])
-        model = resolved.generator.obj.build(config, split, semantic_ids=sids).to(dev)
-    else:
-        model = resolved.generator.obj.build(config, split).to(dev)
+    pieces = pipeline.build(resolved, device=dev, seed=0)  # the model a run would train (semantic IDs built once, then cached)
+    split, model = pieces.split, pieces.model
     users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     bs = config.batch_size

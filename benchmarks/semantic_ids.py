@@ -14,7 +14,7 @@ to reuse its cached embeddings.
 
 Then, per tokenizer, the two ways to make colliding IDs unique, measured on the same codes:
 TIGER's extra digit (a digit that numbers the items sharing all codes) and recbench's re-assignment
-of the last digit to the nearest free code (recbench.semantic_ids.resolve).
+of the last digit to the nearest free code (recbench.semantic_ids.make_unique).
 """
 
 import argparse
@@ -58,10 +58,10 @@ def strategies(x, mask, entry, config) -> dict:
     raw = quantizer.encode(x)
     _, counts = np.unique(raw, axis=0, return_counts=True)
     _, prefix_counts = np.unique(raw[:, :-1], axis=0, return_counts=True)
-    codes, increase = semantic_ids.resolve(x, raw, quantizer)
+    codes, increase = semantic_ids.make_unique(x, raw, quantizer)
     own = ((x - quantizer.decode(raw)) ** 2).sum(1)
     moved = (codes != raw).any(1)
-    errors = semantic_ids.last_digit_errors(x[moved], raw[moved], quantizer)
+    errors = quantizer.last_digit_errors(x[moved], raw[moved])
     rank = (errors < errors[np.arange(moved.sum()), codes[moved, -1]][:, None]).sum(1)  # 0: nearest, 1: next-best
     return {
         "collisions before": semantic_ids.collision_rate(raw),
@@ -90,12 +90,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from recbench import embeddings, plugins, semantic_ids
-    from recbench.cli.tokenize import resolve
     from recbench.data import Split, prepare
 
     registry = plugins.registry()
     entries = [registry.entry("tokenizer", name) for name in args.tokenizers]
-    embedding, configs = resolve(entries, dict(kv.split("=", 1) for kv in args.set))
+    embedding, configs = semantic_ids.tokenizer_configs(entries, dict(kv.split("=", 1) for kv in args.set))
     ds = registry.get("dataset", args.dataset)
     print(f"machine: {machine()}")
     print(f"RECBENCH_DATA={os.environ['RECBENCH_DATA']}")
@@ -110,8 +109,7 @@ def main() -> None:
     rows = []
     for entry in entries:
         config = configs[entry.name]
-        forced = dataclasses.replace(embedding, force_regenerate_opq=True)  # a fresh build, even over a cache
-        ids, _, cpu = timed(lambda: semantic_ids.build(data, mask, entry, config, forced))
+        ids, _, cpu = timed(lambda: semantic_ids.build(data, mask, entry, config, embedding, rebuild=True))  # even over a cache
         again, reload_wall, _ = timed(lambda: semantic_ids.build(data, mask, entry, config, embedding))
         fit = ids.timings["fit"]
         print(f"{entry.name}: pca {ids.timings['pca']:.2f} s, fit {fit:.1f} s [target <= 30 s], encode "

@@ -35,7 +35,28 @@ def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return idx[:, 0].astype(np.int64)
 
 
-class ProductQuantizer(Quantizer):
+class Additive(Quantizer):
+    """A quantizer whose reconstruction is a sum of one codeword per digit (PQ, OPQ, RQ)."""
+
+    def codewords(self, digit: int) -> np.ndarray:
+        """[codebook_size, dim]: what each code of `digit` (0-based) adds to a reconstruction, in the input space."""
+        raise NotImplementedError
+
+    def decode(self, codes, digits=None):
+        digits = self.n_digit if digits is None else digits
+        out = np.zeros((len(codes), self.codewords(0).shape[1]), dtype=np.float32)
+        for d in range(digits):
+            out += self.codewords(d)[codes[:, d]]
+        return out
+
+    def last_digit_errors(self, x, codes):
+        last = self.n_digit - 1
+        residual = x - self.decode(codes, last)
+        words = self.codewords(last)
+        return ((residual**2).sum(1, keepdims=True) - 2 * residual @ words.T + (words**2).sum(1)[None, :]).clip(min=0)
+
+
+class ProductQuantizer(Additive):
     """PQ codebooks [n_digit, codebook_size, dim / n_digit], after an optional rotation [dim, dim]."""
 
     def __init__(self, centroids: np.ndarray, rotation: np.ndarray | None = None):
@@ -60,7 +81,7 @@ class ProductQuantizer(Quantizer):
         return {"centroids": self.centroids} | ({} if self.rotation is None else {"rotation": self.rotation})
 
 
-class ResidualQuantizer(Quantizer):
+class ResidualQuantizer(Additive):
     """RQ codebooks [n_digit, codebook_size, dim], one per level of residuals."""
 
     def __init__(self, centroids: np.ndarray):

@@ -173,10 +173,12 @@ class TokenizerConfig:
 
 
 class Quantizer:
-    """A fitted tokenizer: learned codebooks that turn a vector into `n_digit` codes.
+    """A fitted tokenizer: turns a vector into `n_digit` codes of `codebook_size` each, and back.
 
-    A vector's reconstruction is the sum over digits of its code's codeword; the core uses that to
-    measure quantization error and to move a colliding item to its next-best code in the last digit.
+    `encode` and `decode` are all the core needs, so a digit's code may depend on the digits before
+    it (a k-means tree, an RQ-VAE). The core measures quantization error with `decode` (per digit:
+    the reconstruction from the first k digits) and moves an item whose ID collides with another's
+    to its next-best free code of the last digit, ranked by `last_digit_errors`.
     """
 
     n_digit: int
@@ -186,28 +188,34 @@ class Quantizer:
         """[n, n_digit] int64 codes of the rows of `x` ([n, dim] float32)."""
         raise NotImplementedError
 
-    def codewords(self, digit: int) -> np.ndarray:
-        """[codebook_size, dim]: what each code of `digit` (0-based) adds to a reconstruction, in the input space."""
+    def decode(self, codes: np.ndarray, digits: int | None = None) -> np.ndarray:
+        """[n, dim] float32: the reconstruction of `codes` from their first `digits` digits (all by
+        default; 0 digits reconstruct nothing: zeros)."""
         raise NotImplementedError
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """Everything that was learned (codebooks, rotation), by name."""
+        """Everything that was learned (codebooks, rotation, network weights), by name; the core
+        saves them beside the IDs."""
         raise NotImplementedError
 
-    def decode(self, codes: np.ndarray, digits: int | None = None) -> np.ndarray:
-        """[n, dim] the reconstruction from the first `digits` digits of `codes` (all by default)."""
-        digits = self.n_digit if digits is None else digits
-        out = np.zeros((len(codes), self.codewords(0).shape[1]), dtype=np.float32)
-        for d in range(digits):
-            out += self.codewords(d)[codes[:, d]]
+    def last_digit_errors(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """[n, codebook_size] float64: each row's squared reconstruction error were its last digit
+        code k. This default decodes every alternative; a quantizer whose last digit adds a
+        codeword can do it in one product (recbench_plugins.tokenizers.Additive)."""
+        out = np.empty((len(codes), self.codebook_size))
+        alternative = codes.copy()
+        for k in range(self.codebook_size):
+            alternative[:, -1] = k
+            out[:, k] = ((x - self.decode(alternative)) ** 2).sum(1)
         return out
 
 
 class Tokenizer:
     """A semantic-ID method: fits a Quantizer on the training items' embeddings.
 
-    The core chooses the vectors (training items only), encodes every item with the fitted
-    Quantizer, makes the IDs unique and caches them.
+    The core embeds the item text, reduces it (PCA fitted on the training items), calls `check`
+    then `fit` with the training items' vectors only, encodes every item with the fitted
+    Quantizer, makes the IDs unique, measures them and caches IDs and parameters.
     """
 
     name: ClassVar[str]

@@ -237,7 +237,7 @@ def field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def resolve(
+def from_layers(
     sections: dict[str, type], layers: list[tuple[str, dict[str, Any]]], origins: dict[tuple[str, str], str] | None = None
 ) -> dict[str, Any]:
     """Build one instance per section from its defaults and the layers, in order.
@@ -274,7 +274,7 @@ def resolve(
 
 
 def flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """{section: {key: value}} -> {key: value}, one layer for `resolve` (which sets a key in every
+    """{section: {key: value}} -> {key: value}, one layer for `from_layers` (which sets a key in every
     section that has it); a key with different values in two sections is a ValueError."""
     out: dict[str, Any] = {}
     where: dict[str, str] = {}
@@ -309,6 +309,6 @@ __all__ = [
     "normalize_key",
     "parse_overrides",
     "ranged",
-    "resolve",
+    "from_layers",
     "to_dict",
 ]

@@ -62,7 +62,6 @@ class EmbeddingConfig:
     sent_emb_dim: int = ranged(0, ge=0)  # DiffGM states the model's output size here; 0: the model's own, another value must equal it
     sent_emb_pca: int = ranged(256, ge=0)  # PCA to this many whitened dimensions, fitted on training items (0: no PCA)
     normalize_after_pca: bool = True  # L2-normalise the vectors the tokenizer sees (after PCA, if any)
-    force_regenerate_opq: bool = False  # rebuild cached semantic IDs; the cache is keyed by every input, so rarely needed
 
 
 @dataclass
@@ -274,7 +273,8 @@ def check_dim(config: EmbeddingConfig, dim: int) -> None:
                          f"produces {dim}-dimensional vectors. Set --sent_emb_dim={dim} or 0 (the model's own).")
 
 
-def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: None, progress: bool = True) -> Embeddings:
+def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: None, progress: bool = True,
+          device: str | None = None) -> Embeddings:
     """Embeddings of every item's text ([N+1, dim], row 0 zeros), from the cache or encoded now."""
     texts, missing = item_texts(prepared)
     path = cache_path(prepared, config)
@@ -284,7 +284,7 @@ def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: N
         check_dim(config, vectors.shape[1])
         log(f"embeddings of {prepared.n_items:,} items loaded from {path}")
         return Embeddings(vectors, model_name(config.sent_emb_model), missing, None, path)
-    device = pick_device()
+    device = str(device or pick_device())  # the run's --device (cpu, cuda, cuda:N), or a GPU where there is one
     model = load_model(config.sent_emb_model, device)
     check_dim(config, model_dim(model))
     if missing:

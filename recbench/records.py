@@ -148,15 +148,22 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
-    """Schema 3: run control (resume, eval_only, checkpoint) moves from the generator's config to
-    the record's `run_control`; what the run computed (its config) is left as it was."""
+    """Schema 3: run control (resume, eval_only, checkpoint; the embedding's force_regenerate_opq,
+    now `rebuild_ids`) moves from the config to the record's `run_control`; what the run computed
+    is left as it was."""
     record = {**record, "schema_version": 3}
-    config = (record.get("config") or {}).get("generator")
-    if isinstance(config, dict):
-        control = {k: config[k] for k in RUN_CONTROL if k in config}
-        record["config"] = {**record["config"], "generator": {k: v for k, v in config.items() if k not in RUN_CONTROL}}
+    config = record.get("config")
+    if isinstance(config, dict) and isinstance(config.get("generator"), dict):
+        generator, embedding = config["generator"], config.get("embedding")
+        control = {k: generator[k] for k in RUN_CONTROL if k in generator}
+        config = {**config, "generator": {k: v for k, v in generator.items() if k not in RUN_CONTROL}}
+        rebuild = False
+        if isinstance(embedding, dict) and "force_regenerate_opq" in embedding:
+            rebuild = bool(embedding["force_regenerate_opq"])
+            config["embedding"] = {k: v for k, v in embedding.items() if k != "force_regenerate_opq"}
+        record["config"] = config
         record.setdefault("run_control", {"resume": control.get("resume") or None, "eval_only": bool(control.get("eval_only")),
-                                          "checkpoint": control.get("checkpoint") or None})
+                                          "checkpoint": control.get("checkpoint") or None, "rebuild_ids": rebuild})
     return record
 
 

@@ -18,8 +18,7 @@ import torch
 
 from . import config as cfg
 from . import distributed as dist
-from . import paths, plugins, records
-from .data import Split, prepare
+from . import paths, pipeline, plugins, records
 from .embeddings import EmbeddingConfig
 from .errors import UsageError
 from .evaluate import Evaluation, evaluate
@@ -42,6 +41,7 @@ class RunSpec:
     resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
     eval_only: bool = False  # evaluate `checkpoint` without training
     checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
+    rebuild_ids: bool = False  # build the semantic IDs anew even where cached (DiffGM: --force_regenerate_opq)
 
 
 @dataclass
@@ -101,7 +101,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     sections = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
     if tok is not None:  # a key such as n_digit is set in every section that has it
         sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
-    configs = cfg.resolve(sections, layers, origins)
+    configs = cfg.from_layers(sections, layers, origins)
     resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
         resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
@@ -147,6 +147,23 @@ def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
     return {"generator": resolved.generator.name, "dataset": resolved.dataset.name,
             "tokenizer": None if resolved.tokenizer is None else resolved.tokenizer.name, "seed": spec.seed,
             "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}}
+
+
+def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None):
+    """The runner.RunSpec that repeats `record`: its plugins, seed and every saved config value."""
+    try:
+        overrides = cfg.flatten(record["config"])
+    except ValueError as exc:
+        raise UsageError(f"Record '{record['run_id']}' cannot be reproduced from its config: {exc}.") from None
+    return RunSpec(
+        generator=record["generator"]["name"],
+        dataset=record["dataset"]["name"],
+        tokenizer=(record.get("tokenizer") or {}).get("name"),
+        seed=record["seed"],
+        device=device or record["device"]["type"],
+        overrides=overrides,
+        results_dir=results_dir,
+    )
 
 
 def preset_names(preset: str | None) -> list[str]:
@@ -220,7 +237,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     device = dist.init(pick_device(spec.device))
     main = dist.is_main()
     gen, ds = resolved.generator, resolved.dataset
-    gcfg, dcfg = resolved.configs["generator"], resolved.configs["dataset"]
+    gcfg = resolved.configs["generator"]
     amp_why = resolved.cpu_amp_auto
     if not main:
         log = lambda s: None  # noqa: E731
@@ -229,35 +246,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     if amp_why is not None and device.type == "cpu":
         log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {amp_why})")
 
-    t0 = time.perf_counter()
-    if not main:
-        dist.barrier()  # rank 0 prepares (and caches) the data first
-    data = prepare(ds.obj, dcfg, log=log)
-    if main:
-        dist.barrier()
-    max_seq_len = getattr(gcfg, "max_seq_len", 0) or ds.obj.max_seq_len
-    split = Split(data, max_seq_len)
-    log(f"{ds.name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions "
-        f"({time.perf_counter() - t0:.1f} s to load)")
-
-    sids = None
-    if resolved.tokenizer is not None:
-        from . import semantic_ids
-
-        if not main:
-            dist.barrier()  # rank 0 builds (and caches) the IDs first
-        sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"],
-                                  log=log, progress=main)
-        if main:
-            dist.barrier()
-        log(f"{resolved.tokenizer.name} semantic IDs: {sids.n_digit} digits x {sids.codebook_size} codes "
-            f"({sids.embedding_model}), {sids.collision_rate:.1%} of items collided before resolution")
-
-    seed_everything(spec.seed)
-    if sids is not None:
-        model = gen.obj.build(gcfg, split, semantic_ids=sids).to(device)
-    else:
-        model = gen.obj.build(gcfg, split).to(device)
+    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=main)
+    data, split, sids, model = pieces.data, pieces.split, pieces.semantic_ids, pieces.model
     eval_only = spec.eval_only
     if model.trainable and not eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved) if main else None)
@@ -329,6 +319,11 @@ ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_
                "guided_refresh_each_step": False, "guided_steps": 0}
 
 
+# Keys that once were hashed config fields and now are run control (records.upgrade_2_to_3), hashed at
+# the value every recorded run had, so that a new run and an earlier record of one config stay one row.
+REMOVED_LATER = {("embedding", "force_regenerate_opq"): False}
+
+
 def config_fingerprint(resolved: Resolved) -> str:
     config = {
         section: {k: v for k, v in cfg.to_dict(c).items() if not (k in ADDED_LATER and v == ADDED_LATER[k])}
@@ -337,6 +332,9 @@ def config_fingerprint(resolved: Resolved) -> str:
     for section, c in resolved.configs.items():  # a config may hash keys that have no effect at one fixed value
         if hasattr(c, "fingerprint_values"):
             config[section] = c.fingerprint_values(config[section])
+    for (section, key), value in REMOVED_LATER.items():  # run control that schema 1-2 configs held: hashed as they were
+        if section in config:
+            config[section][key] = value
     if resolved.tokenizer is not None:  # pq and opq share a Config: the name is part of what the run computes
         config["tokenizer_name"] = resolved.tokenizer.name
     return cfg.fingerprint(config)
@@ -468,7 +466,8 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         },
         "seed": spec.seed,
         "config": config,
-        "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint},
+        "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint,
+                        "rebuild_ids": spec.rebuild_ids},
         "config_fingerprint": config_fingerprint(resolved),
         "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
         **({"per_user": {

@@ -6,15 +6,15 @@ training items, fits the tokenizer plugin on the training items only, encodes ev
 every ID unique, and caches the result under RECBENCH_DATA/semantic_ids/DATASET/, keyed by
 everything the IDs depend on: the prepared data's fingerprint, the training items, the embedding
 model, text template and reduction, and the tokenizer's name, version and config.
-`force_regenerate_opq` (DiffGM's flag) rebuilds them; a corrupt cache file is rebuilt.
+`rebuild` (`--rebuild_ids`, DiffGM's `--force_regenerate_opq`) rebuilds them; a corrupt cache file is rebuilt.
 
 Collisions. Two items can get the same codes (identical or near-identical text, or a crowded
 cell). DiffGRM (arXiv 2510.21805) leaves them unresolved; TIGER (Rajput et al., NeurIPS 2023)
 appends a digit that numbers the items sharing a code. recbench re-assigns instead: in each group
 of items sharing a code, the item nearest to it keeps it, and each other item (in item order)
 takes the nearest code of the *last* digit that no item with the same first n_digit-1 digits
-uses — the next-best centroid of the last sub-quantizer (PQ/OPQ) or of the last residual level
-(RQ). IDs keep n_digit digits that all carry meaning, which a parallel decoder (DIFF_GRM) needs.
+uses (the quantizer's `last_digit_errors`) — the next-best centroid of the last sub-quantizer
+(PQ/OPQ) or of the last residual level (RQ). IDs keep n_digit digits that all carry meaning, which a parallel decoder (DIFF_GRM) needs.
 On Beauty (all-MiniLM-L6-v2, PCA 256, 4 x 256 codes; benchmarks/semantic_ids.py) 14% (RQ) to 32%
 (PQ) of the items collide before resolution; re-assignment moves 8% (RQ), 20% (OPQ) or 24% (PQ) of
 all items, mostly to their next-best code (median rank 1), and adds 0.9%, 2.9% or 1.9% to the mean
@@ -45,8 +45,9 @@ from .data import Prepared, Split
 from .embeddings import EmbeddingConfig, Log
 from .errors import UsageError
 
-SEMANTIC_IDS_VERSION = 2  # 2: the codes before collisions were resolved are kept too
+SEMANTIC_IDS_VERSION = 3  # 2: the codes before collisions were resolved are kept too; 3: and the learned parameters
 STAGES = ("embed", "pca", "fit", "encode", "resolve")
+PARAM = "parameter."  # cache-file prefix of the tokenizer's learned arrays
 
 
 @dataclass
@@ -66,6 +67,7 @@ class SemanticIDs:
     path: Path  # the cache file
     load_seconds: float | None = None  # set when the IDs themselves were loaded from the cache
     raw_codes: np.ndarray | None = None  # [N+1, n_digit] the tokenizer's codes before collisions were resolved
+    parameters: dict[str, np.ndarray] | None = None  # what the tokenizer learned (Quantizer.parameters()), by name
 
     def id_numbers(self) -> np.ndarray:
         """[N+1] a number per distinct *unresolved* ID (1, 2, ...; 0 for padding): items that collided
@@ -116,15 +118,7 @@ def collision_rate(codes: np.ndarray) -> float:
     return float(np.mean(counts[inverse.ravel()] > 1))
 
 
-def last_digit_errors(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> np.ndarray:
-    """[n, codebook_size]: each row's squared quantization error if its last digit were code k."""
-    last = quantizer.n_digit - 1
-    residual = x - quantizer.decode(codes, last)
-    words = quantizer.codewords(last)
-    return ((residual**2).sum(1, keepdims=True) - 2 * residual @ words.T + (words**2).sum(1)[None, :]).clip(min=0)
-
-
-def resolve(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray]:
+def make_unique(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray]:
     """Unique codes by re-assigning colliding items' last digit (see the module docstring).
 
     Returns (codes, increase): increase[i] is item i's added squared quantization error (0 if unmoved).
@@ -145,7 +139,7 @@ def resolve(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> tuple[np.
             f"{prefix_counts[crowded]:,} items share their first {last} digits "
             f"{codes[prefix == crowded][0, :last].tolist()}, but the last digit has only {quantizer.codebook_size} "
             "codes, so their IDs cannot all be unique; raise codebook_size or n_digit.")
-    errors = last_digit_errors(x[colliding], codes[colliding], quantizer)
+    errors = quantizer.last_digit_errors(x[colliding], codes[colliding])
     current = errors[np.arange(len(colliding)), codes[colliding, last]]
     order = np.lexsort((colliding, current, group[colliding]))  # per group: nearest first, ties by item id
     keeps = np.r_[True, group[colliding][order][1:] != group[colliding][order][:-1]]
@@ -214,11 +208,21 @@ def tokenize(x: np.ndarray, train: np.ndarray, tokenizer: Tokenizer, config) -> 
         raw = quantizer.encode(x)
         timings["encode"] = time.perf_counter() - start
         start = time.perf_counter()
-        codes, increase = resolve(x, raw, quantizer)
+        codes, increase = make_unique(x, raw, quantizer)
         timings["resolve"] = time.perf_counter() - start
     base_error = float(((x - quantizer.decode(raw)) ** 2).sum(1).mean())
     return Tokenized(codes, raw, quantizer, collision_rate(raw), int((raw != codes).any(1).sum()),
                      float(increase.mean() / base_error) if base_error > 0 else 0.0, diagnose(x, codes, quantizer), timings)
+
+
+def tokenizer_configs(tokenizers: list, overrides: dict) -> tuple[EmbeddingConfig, dict[str, object]]:
+    """The embedding config and the config of each tokenizer (registry entries) from their defaults
+    and `overrides` (`recbench tokenize`'s --key=value arguments)."""
+    from . import config as cfg
+
+    sections = {"embedding": EmbeddingConfig, **{f"tokenizer {e.name}": e.obj.Config for e in tokenizers}}
+    configs = cfg.from_layers(sections, [("command line", overrides)] if overrides else [])
+    return configs["embedding"], {e.name: configs[f"tokenizer {e.name}"] for e in tokenizers}
 
 
 def cache_key(prepared: Prepared, train: np.ndarray, entry, config, embedding: EmbeddingConfig) -> str:
@@ -244,7 +248,7 @@ def load(path: Path, n_items: int, config, settings: dict, log: Log) -> Semantic
     arrays, meta = cached
     try:
         ids = SemanticIDs(arrays["codes"], config=settings, path=path, timings=dict.fromkeys(STAGES), raw_codes=arrays["raw_codes"],
-                          **meta["ids"])
+                          parameters={k[len(PARAM):]: v for k, v in arrays.items() if k.startswith(PARAM)}, **meta["ids"])
         if ids.codes.shape != (n_items + 1, config.n_digit) or ids.codes.dtype != np.int64 or ids.unique_ids != n_items:
             raise ValueError(f"codes of shape {ids.codes.shape}, {ids.unique_ids:,} unique")
         if ids.raw_codes.shape != ids.codes.shape or ids.raw_codes.dtype != np.int64:
@@ -257,17 +261,19 @@ def load(path: Path, n_items: int, config, settings: dict, log: Log) -> Semantic
 
 
 def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embedding: EmbeddingConfig, *,
-          log: Log = lambda s: None, progress: bool = True) -> SemanticIDs:
+          log: Log = lambda s: None, progress: bool = True, rebuild: bool = False, device: str | None = None) -> SemanticIDs:
     """The unique semantic IDs of every item of `prepared`, from the cache or built now.
 
     train: the Split (its training parts) or an [N+1] mask/count of the items to fit on.
     entry: the tokenizer's registry entry (recbench.plugins.Registry.entry("tokenizer", name)).
     config: the tokenizer's Config; embedding: the EmbeddingConfig.
+    rebuild: build the IDs anew even where cached (`--rebuild_ids`; DiffGM's `--force_regenerate_opq`).
+    device: where the item text is embedded (default: a GPU where there is one).
     """
     mask = train_mask(train, prepared.n_items)
     path = paths.data_dir() / "semantic_ids" / prepared.name / f"{cache_key(prepared, mask, entry, config, embedding)}.npz"
     settings = {"tokenizer": asdict(config), "embedding": asdict(embedding)}
-    if not embedding.force_regenerate_opq:
+    if not rebuild:
         cached = load(path, prepared.n_items, config, settings, log)
         if cached is not None:
             log(f"{entry.name} semantic IDs of {prepared.n_items:,} items loaded from {path}")
@@ -276,7 +282,7 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     if embedding.sent_emb_pca:  # fail before the (long) embedding where the dimension is already known
         entry.obj.check(config, embedding.sent_emb_pca, n_train)
     check_capacity(config, prepared.n_items)
-    emb = embeddings.embed(prepared, embedding, log=log, progress=progress)
+    emb = embeddings.embed(prepared, embedding, log=log, progress=progress, device=device)
     start = time.perf_counter()
     x = embeddings.reduce(emb.vectors, mask, embedding)[1:]
     pca_seconds = time.perf_counter() - start
@@ -293,5 +299,7 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
         "items_without_text": emb.items_without_text,
     }
     timings = {"embed": emb.seconds, "pca": pca_seconds, **result.timings}
-    embeddings.write_cache(path, {"codes": codes, "raw_codes": raw_codes}, {"ids": ids, "built_in_seconds": timings, "config": settings})
-    return SemanticIDs(codes, config=settings, path=path, timings=timings, raw_codes=raw_codes, **ids)
+    parameters = {k: np.asarray(v) for k, v in result.quantizer.parameters().items()}
+    embeddings.write_cache(path, {"codes": codes, "raw_codes": raw_codes, **{PARAM + k: v for k, v in parameters.items()}},
+                           {"ids": ids, "built_in_seconds": timings, "config": settings})
+    return SemanticIDs(codes, config=settings, path=path, timings=timings, raw_codes=raw_codes, parameters=parameters, **ids)

@@ -162,7 +162,7 @@ def test_old_records_are_upgraded_in_one_place():
     assert new["config"]["generator"] == {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "least",
                                           "warmup_ratio": 0.0, "cpu_amp": False, "bucket_pool": 0,
                                           "guided_conf_metric": "msp", "guided_refresh_each_step": False, "guided_steps": 0}
-    assert new["run_control"] == {"resume": "true", "eval_only": False, "checkpoint": None}  # how it ran, not what it computed
+    assert new["run_control"] == {"resume": "true", "eval_only": False, "checkpoint": None, "rebuild_ids": False}  # how it ran
 
 
 def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_file(tmp_path):

@@ -39,7 +39,7 @@ def test_overrides_reject_stray_arguments():
 
 
 def test_values_are_parsed_by_field_type():
-    out = cfg.resolve({"model": ModelConfig}, [("cli", cfg.parse_overrides(
+    out = cfg.from_layers({"model": ModelConfig}, [("cli", cfg.parse_overrides(
         ["--lr=3e-3", "--n_digit=8", "--train_sliding=yes", "--warmup=none", "--betas=0.9,0.95"]))])
     m = out["model"]
     assert (m.lr, m.n_digit, m.train_sliding, m.warmup, m.betas) == (0.003, 8, True, None, (0.9, 0.95))
@@ -56,12 +56,12 @@ def test_values_are_parsed_by_field_type():
 )
 def test_wrong_type_names_key_and_type(override, message):
     with pytest.raises(UsageError, match=message):
-        cfg.resolve({"model": ModelConfig}, [("cli", cfg.parse_overrides([override]))])
+        cfg.from_layers({"model": ModelConfig}, [("cli", cfg.parse_overrides([override]))])
 
 
 def test_unknown_key_lists_valid_keys():
     with pytest.raises(UsageError) as err:
-        cfg.resolve({"model": ModelConfig, "data": DataConfig}, [("command line", {"learning_rate": "0.1"})])
+        cfg.from_layers({"model": ModelConfig, "data": DataConfig}, [("command line", {"learning_rate": "0.1"})])
     text = str(err.value)
     assert "learning_rate" in text and "command line" in text
     for key in ("lr", "n_digit", "k_core", "masking_strategy"):
@@ -74,7 +74,7 @@ def test_layers_apply_in_order_and_record_their_origin(tmp_path):
     toml_file = tmp_path / "c.toml"
     toml_file.write_text("lr = 0.02\ntrain_sliding = true\n")
     origins = {}
-    out = cfg.resolve(
+    out = cfg.from_layers(
         {"model": ModelConfig, "data": DataConfig},
         [
             ("preset", {"lr": 0.1, "warmup": 100}),
@@ -102,4 +102,4 @@ def test_config_file_errors(tmp_path):
     wrong = tmp_path / "c.yaml"
     wrong.write_text("lr: fast\n")
     with pytest.raises(UsageError, match="'lr' must be float"):
-        cfg.resolve({"model": ModelConfig}, [(str(wrong), cfg.load_file(wrong))])
+        cfg.from_layers({"model": ModelConfig}, [(str(wrong), cfg.load_file(wrong))])

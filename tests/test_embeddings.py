@@ -119,9 +119,9 @@ def test_the_default_model_loads_offline_from_its_package():
 
 def test_config_values_are_checked():
     with pytest.raises(UsageError, match="Config value for 'sent_emb_pca' must be >= 0; got -1"):
-        cfg.resolve({"embedding": EmbeddingConfig}, [("command line", {"sent_emb_pca": "-1"})])
+        cfg.from_layers({"embedding": EmbeddingConfig}, [("command line", {"sent_emb_pca": "-1"})])
     with pytest.raises(UsageError, match="normalize_after_pca"):
-        cfg.resolve({"embedding": EmbeddingConfig}, [("command line", {"normalize_after_pca": "maybe"})])
+        cfg.from_layers({"embedding": EmbeddingConfig}, [("command line", {"normalize_after_pca": "maybe"})])
 
 
 def pca_input(seed=0, n=400, dim=48):

@@ -17,7 +17,7 @@ from scipy import stats
 from recbench import leaderboard as lb
 from recbench import plugins, records, references, significance
 from recbench.cli.compare import find_record
-from recbench.cli.reproduce import spec_from_record
+from recbench.runner import spec_from_record
 from recbench.errors import UsageError
 from recbench.metrics import summarize
 

@@ -55,7 +55,7 @@ def test_unreadable_and_future_records_are_clear_errors(tmp_path):
 def test_committed_records_keep_their_config_fingerprint():
     """A config field added later must not change the fingerprint of the configs already recorded
     (else a new run of a committed config becomes a separate leaderboard row); see runner.ADDED_LATER."""
-    from recbench.cli.reproduce import spec_from_record
+    from recbench.runner import spec_from_record
     from recbench.runner import config_fingerprint, resolve
 
     paths = sorted((Path(__file__).parent.parent / "leaderboards" / "records").glob("*/*.json"))
@@ -63,3 +63,4 @@ def test_committed_records_keep_their_config_fingerprint():
     for path in paths:
         record = records.load(path)
         assert config_fingerprint(resolve(spec_from_record(record))) == record["config_fingerprint"], path.name
+

@@ -91,7 +91,7 @@ def test_collisions_move_only_the_last_digit_to_the_next_best_free_code(name):
     assert out.collision_rate >= 12 / N and out.moved == changed.sum() >= 11
     assert (raw[:, :-1] == codes[:, :-1]).all()  # the first n_digit-1 digits never change
     assert len(np.unique(codes, axis=0)) == N
-    errors = semantic_ids.last_digit_errors(x, raw, quantizer)
+    errors = quantizer.last_digit_errors(x, raw)
     own = errors[np.arange(N), raw[:, -1]]
     assert (errors[np.arange(N), codes[:, -1]] >= own - 1e-5).all() and out.error_increase > 0
     # the moved duplicates take the codes of the last digit in order of distance, nearest first
@@ -101,6 +101,17 @@ def test_collisions_move_only_the_last_digit_to_the_next_best_free_code(name):
     others = set(codes[prefix & ~np.isin(np.arange(N), group), -1])
     free = [c for c in ranked if c not in others]
     assert sorted(codes[group, -1], key=list(ranked).index) == free[: len(group)]
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_the_fast_last_digit_errors_equal_the_interfaces_default_by_decoding(name):
+    from recbench.api import Quantizer
+
+    x = vectors()
+    out = tokenize(name, x)
+    fast = out.quantizer.last_digit_errors(x[:40], out.raw[:40])
+    by_decoding = Quantizer.last_digit_errors(out.quantizer, x[:40], out.raw[:40])
+    np.testing.assert_allclose(fast, by_decoding, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", TOKENIZERS)
@@ -151,10 +162,11 @@ def test_semantic_ids_are_cached_and_rebuilt_when_asked_or_corrupt(name, home, f
     again = semantic_ids.build(data, train, entry, tokenizer_config, embedding, log=messages.append, progress=False)
     assert again.load_seconds is not None and all(t is None for t in again.timings.values())
     np.testing.assert_array_equal(again.codes, first.codes)
+    assert again.parameters.keys() == first.parameters.keys() and all(  # the learned arrays are cached with the IDs
+        np.array_equal(again.parameters[k], first.parameters[k]) for k in first.parameters)
     assert again.summary()["digits"] == first.summary()["digits"] and again.collision_rate == first.collision_rate
 
-    forced = semantic_ids.build(data, train, entry, tokenizer_config, EmbeddingConfig(sent_emb_pca=16, force_regenerate_opq=True),
-                                progress=False)
+    forced = semantic_ids.build(data, train, entry, tokenizer_config, embedding, progress=False, rebuild=True)
     assert forced.load_seconds is None and forced.timings["embed"] is None  # IDs rebuilt, embeddings reused
     np.testing.assert_array_equal(forced.codes, first.codes)
 

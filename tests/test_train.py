@@ -84,7 +84,7 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
     assert record["train"]["best_epoch"] in (1, 2, 3, 4)
     again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["best"]))
     assert again["metrics"]["test"] == record["metrics"]["test"]
-    assert again["run_control"] == {"resume": None, "eval_only": True, "checkpoint": ckpt["best"]}
+    assert again["run_control"] == {"resume": None, "eval_only": True, "checkpoint": ckpt["best"], "rebuild_ids": False}
     # the checkpoint alone names the generator, the dataset and every config value
     alone, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt["best"]))
     assert alone["metrics"]["test"] == record["metrics"]["test"] and alone["config"] == record["config"]

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import config as cfg
 from .. import records
 from ..errors import UsageError
 from ..metrics import metric_names
@@ -24,25 +23,6 @@ from ..metrics import metric_names
 TOLERANCE = 1e-3
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
-
-
-def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None):
-    """The runner.RunSpec that repeats `record`: its plugins, seed and every saved config value."""
-    from ..runner import RunSpec
-
-    try:
-        overrides = cfg.flatten(record["config"])
-    except ValueError as exc:
-        raise UsageError(f"Record '{record['run_id']}' cannot be reproduced from its config: {exc}.") from None
-    return RunSpec(
-        generator=record["generator"]["name"],
-        dataset=record["dataset"]["name"],
-        tokenizer=(record.get("tokenizer") or {}).get("name"),
-        seed=record["seed"],
-        device=device or record["device"]["type"],
-        overrides=overrides,
-        results_dir=results_dir,
-    )
 
 
 def differences(recorded: dict, reproduced: dict) -> list[tuple[str, str, float, float]]:
@@ -93,6 +73,8 @@ def command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: the record's device type)."),
 ) -> None:
     """Re-run a record's exact config and print recorded against reproduced metrics (exit 1 if they differ)."""
+    from ..runner import spec_from_record
+
     if not record_path.is_file():
         raise UsageError(f"Result record '{record_path}' does not exist.")
     recorded = records.load(record_path)

@@ -86,10 +86,18 @@ DIFFGM_FLAGS = {
 DIFFGM_QUANTIZERS = {"pq": "opq", "opq_pq": "opq", "rq": "rq", "rq_kmeans": "rq"}
 
 
+def rebuild_ids(overrides: dict) -> bool:
+    """Take --rebuild_ids (DiffGM: --force_regenerate_opq) out of `overrides`."""
+    values = [cfg.coerce(key, overrides.pop(key), bool) for key in ("rebuild_ids", "force_regenerate_opq") if key in overrides]
+    return any(values)
+
+
 def run_control(overrides: dict) -> dict:
-    """Take --resume, --eval_only and --checkpoint (how the run is carried out, not config values) out of `overrides`."""
+    """Take --resume, --eval_only, --checkpoint and --rebuild_ids (how the run is carried out, not
+    config values) out of `overrides`."""
     control = {"resume": str(overrides.pop("resume", "")), "checkpoint": overrides.pop("checkpoint", None)}
     control["eval_only"] = cfg.coerce("eval_only", overrides.pop("eval_only", False), bool)
+    control["rebuild_ids"] = rebuild_ids(overrides)
     if control["checkpoint"] is not None and not control["eval_only"]:
         raise UsageError("--checkpoint is read by --eval_only=true only (to continue training, use --resume).")
     return control

@@ -28,27 +28,21 @@ def tokenizer_names(values: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve(tokenizers: list[plugins.Entry], overrides: dict) -> tuple[EmbeddingConfig, dict[str, object]]:
-    """The embedding config and each tokenizer's config from defaults and the command line."""
-    from ..embeddings import EmbeddingConfig
+def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None, device: str | None = None) -> tuple[str, list[SemanticIDs]]:
+    """(dataset name, semantic IDs per tokenizer), built or loaded from the cache (`--rebuild_ids`: built)."""
+    from .run import rebuild_ids
 
-    sections = {"embedding": EmbeddingConfig, **{f"tokenizer {e.name}": e.obj.Config for e in tokenizers}}
-    configs = cfg.resolve(sections, [("command line", overrides)] if overrides else [])
-    return configs["embedding"], {e.name: configs[f"tokenizer {e.name}"] for e in tokenizers}
-
-
-def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None) -> tuple[str, list[SemanticIDs]]:
-    """(dataset name, semantic IDs per tokenizer), built or loaded from the cache."""
     from ..data import Split
-    from ..semantic_ids import build
+    from ..semantic_ids import build, tokenizer_configs
     from .datasets import load as load_dataset
 
     registry = plugins.registry()
     entries = [registry.entry("tokenizer", name) for name in tokenizers]
-    embedding, configs = resolve(entries, overrides)
+    rebuild = rebuild_ids(overrides)
+    embedding, configs = tokenizer_configs(entries, overrides)
     data = load_dataset(dataset)
     split = Split(data, 1)  # only its training items are used
-    return data.name, [build(data, split, e, configs[e.name], embedding, log=log) for e in entries]
+    return data.name, [build(data, split, e, configs[e.name], embedding, log=log, rebuild=rebuild, device=device) for e in entries]
 
 
 def show(dataset: str, ids: SemanticIDs) -> None:
@@ -109,14 +103,15 @@ def command(
     tokenizer: list[str] = typer.Option(..., "--tokenizer", "-t", help="Tokenizer; repeat it or write pq,opq,rq to compare."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (an object; a list for several tokenizers)."),
     plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of per-digit entropy and energy."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where to embed the item text: cpu, cuda or cuda:N (default: a GPU where there is one)."),
 ) -> None:
     """Build or load semantic IDs and show per-digit diagnostics. Extra --key=value arguments set
-    embedding (sent_emb_*, normalize_after_pca, force_regenerate_opq) and tokenizer (n_digit,
-    codebook_size, seed) config values."""
+    embedding (sent_emb_*, normalize_after_pca) and tokenizer (n_digit, codebook_size, seed) config
+    values; --rebuild_ids (DiffGM: --force_regenerate_opq) builds the IDs anew even where cached."""
     names = tokenizer_names(tokenizer)
     if not names:
         raise UsageError("--tokenizer is empty; name one or more tokenizers (see `recbench plugins`).")
-    name, results = tokenize(dataset, names, cfg.parse_overrides(ctx.args), log=lambda s: err.print(s, highlight=False))
+    name, results = tokenize(dataset, names, cfg.parse_overrides(ctx.args), log=lambda s: err.print(s, highlight=False), device=device)
     if as_json:
         figures = [ids.summary() for ids in results]
         print(json.dumps(figures[0] if len(figures) == 1 else figures, indent=2))
