@@ -232,6 +232,59 @@ def check_ranges(config: Any) -> None:
             raise UsageError(f"Config value for '{f.name}' must be {valid}; got {value!r}.")
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """field -> the comment written beside it in the source (`x: int = 1  # what x is`), or in the
+    comment lines just above it; the class and its bases are read, each field where it is declared."""
+    import inspect
+    import io
+    import tokenize
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        names = klass.__dict__.get("__annotations__", {})
+        if not names:
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # defined where there is no source (an interactive session)
+            continue
+        comments: dict[int, str] = {}
+        code_lines: set[int] = set()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+            elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                code_lines.add(tok.start[0])
+        lines = source.splitlines()
+        for number, line in enumerate(lines, 1):
+            name = line.strip().split(":", 1)[0]
+            if name not in names or not line.startswith((" ", "\t")) or ":" not in line:
+                continue
+            if number in comments:
+                out[name] = comments[number]
+                continue
+            above, n = [], number - 1
+            while n in comments and n not in code_lines:
+                above.insert(0, comments[n])
+                n -= 1
+            if above:
+                out[name] = " ".join(above)
+    return out
+
+
+def describe(cls: type) -> list[dict[str, Any]]:
+    """Every field of config dataclass `cls`: name, type, default, valid range and comment, in order."""
+    comments = field_comments(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        valid = field_range(cls, f.name)
+        rows.append({"key": f.name, "type": type_name(field_types(cls)[f.name]), "default": default,
+                     "range": None if valid is None else str(valid), "comment": comments.get(f.name, "")})
+    return rows
+
+
 def field_types(cls: type) -> dict[str, Any]:
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}

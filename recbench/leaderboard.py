@@ -108,8 +108,9 @@ class Row:
         return self.generator + (f"/{self.tokenizer}" if self.tokenizer else "")
 
     def setting(self) -> str:
-        """What the first run's command changed from the generator's defaults (the full config is on each page)."""
-        return setting(self.runs[0]["command"])
+        """What the first run set over the generator's defaults (the full config is on each page): the
+        label the run recorded, or for records older than that label, read from its command."""
+        return self.runs[0].get("setting") or setting(self.runs[0]["command"])
 
 
 # options of `recbench run` and `recbench tune` that choose where and how a run happens, not its config
@@ -118,7 +119,8 @@ PLACEMENT_OPTIONS = {"--plugin", "-p", "--dataset", "-d", "--tokenizer", "--seed
 
 
 def setting(command: str) -> str:
-    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': the config-changing options of a recorded command.
+    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': the config-changing options of a recorded
+    command (records written before runs recorded their `setting`; runner.setting_label).
 
     `--key=value` overrides are shown as they were typed; `--preset` and `--config` by name. What
     "defaults" were is the generator's defaults when the run was made; the record keeps the full config.

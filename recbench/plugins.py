@@ -72,16 +72,21 @@ class Registry:
     def all(self) -> list[Entry]:
         return [e for kind in KINDS for e in sorted(self.entries[kind].values(), key=lambda e: e.name)]
 
+    def has(self, kind: str, name: str) -> bool:
+        return self.aliases[kind].get(name.lower(), name) in self.entries[kind]
+
     def entry(self, kind: str, name: str) -> Entry:
-        key = self.aliases[kind].get(name.lower(), name)
-        if key in self.entries[kind]:
-            return self.entries[kind][key]
+        if self.has(kind, name):
+            return self.entries[kind][self.aliases[kind].get(name.lower(), name)]
         valid = self.names(kind)
-        broken = sorted({f.package for f in self.failures})
-        hint = (f" Plugin package(s) that failed to load: {', '.join(broken)} (see `recbench plugins`)." if broken else "")
         raise UsageError(
-            f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid) or '(none)'}.{hint}"
+            f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid) or '(none)'}.{self.failure_note()}"
         )
+
+    def failure_note(self) -> str:
+        """A sentence naming the plugin packages that failed to load ('' if none did)."""
+        broken = sorted({f.package for f in self.failures})
+        return f" Plugin package(s) that failed to load: {', '.join(broken)} (see `recbench plugins`)." if broken else ""
 
     def get(self, kind: str, name: str) -> Any:
         return self.entry(kind, name).obj

@@ -142,6 +142,18 @@ def fill_from_checkpoint(spec: RunSpec, run: dict) -> RunSpec:
     return replace(spec, **values)
 
 
+def setting_label(spec: RunSpec) -> str:
+    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': what the run set over the generator's
+    defaults (its dataset preset aside), as the leaderboard names the row; the tuned values of a
+    study's best trial are not listed (the record's `tune` field holds them)."""
+    tuned = (spec.tune or {}).get("params", {})
+    parts = ["tuned"] if spec.tune is not None else []
+    parts += [f"preset {spec.preset}"] if spec.preset else []
+    parts += [f"config {Path(spec.config_file).name}"] if spec.config_file else []
+    parts += [f"{k}={v}" for k, v in spec.overrides.items() if k not in tuned]
+    return ", ".join(parts) or "defaults"
+
+
 def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
     """What every checkpoint of the run carries, so `--eval_only` can rebuild the model from it alone."""
     return {"generator": resolved.generator.name, "dataset": resolved.dataset.name,
@@ -465,7 +477,10 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "eval_users": int(len((valid if test is None else test).users)),
         },
         "seed": spec.seed,
+        "setting": setting_label(spec),
         "config": config,
+        "config_origins": {section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
+                           for section in config},  # the layer that set each key not at its default
         "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint,
                         "rebuild_ids": spec.rebuild_ids},
         "config_fingerprint": config_fingerprint(resolved),

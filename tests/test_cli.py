@@ -123,3 +123,26 @@ def test_the_command_line_starts_without_torch():
     code = ("import sys, recbench.cli, recbench.leaderboard, recbench.pages, recbench.significance; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_config_lists_every_key_with_type_default_range_and_comment(cli):
+    from dataclasses import fields
+
+    from recbench_plugins.diff_grm import DiffGRMConfig
+
+    data = cli.json("config", "diff_grm", "--json")
+    generator = {r["key"]: r for r in data["sections"]["generator"]}
+    assert list(generator) == [f.name for f in fields(DiffGRMConfig)]
+    assert generator["lr"]["default"] == 0.003 and generator["lr"]["range"] == "> 0" and generator["lr"]["type"] == "float"
+    assert generator["n_inner"]["comment"] == "feed-forward width"
+    assert "linear warmup" in generator["warmup_ratio"]["comment"] + generator["warmup_steps"]["comment"]
+    assert generator["bucket_pool"]["comment"]  # a subclass field without comment keeps its base's
+    [tokenizer] = [s for s in data["sections"] if s.startswith("tokenizer (opq")]
+    assert {r["key"] for r in data["sections"][tokenizer]} >= {"n_digit", "codebook_size"}
+    assert "sent_emb_model" in {r["key"] for r in data["sections"]["embedding"]}
+    assert data["presets"]["--preset cpu"]["n_embd"] == 128 and "dataset beauty" in data["presets"]
+    assert "what it does" in cli("config", "sasrec").stdout
+    listed = cli.json("plugins", "--json")["plugins"]
+    assert next(p for p in listed if p["name"] == "pq")["config"][0]["key"] == "n_digit"
+    proc = cli("config", "nope", check=2)
+    assert "Unknown plugin 'nope'" in proc.stderr and "diff_grm" in proc.stderr

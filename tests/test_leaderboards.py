@@ -17,9 +17,9 @@ from scipy import stats
 from recbench import leaderboard as lb
 from recbench import plugins, records, references, significance
 from recbench.cli.compare import find_record
-from recbench.runner import spec_from_record
 from recbench.errors import UsageError
 from recbench.metrics import summarize
+from recbench.runner import spec_from_record
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "leaderboards"
@@ -278,3 +278,24 @@ def test_reproduce_the_committed_pop_record_exactly(cli, mirror, tmp_path):
 
 def test_reproduce_a_missing_record_exits_2(cli, tmp_path):
     assert "does not exist" in cli("reproduce", str(tmp_path / "none.json"), check=2).stderr
+
+
+def test_a_run_records_its_setting_label_however_it_was_typed():
+    """DiffGM's flags (--model/--category/--train_batch_size) and recbench's options give one label,
+    recorded at run time; the leaderboard reads the field (older records: their command)."""
+    from recbench import config as cfg
+    from recbench.cli.run import diffgm_flags, run_control
+    from recbench.runner import RunSpec, setting_label
+
+    def label(args, **options):
+        overrides = cfg.parse_overrides(args)
+        control = run_control(overrides)
+        plugin, dataset, tokenizer = diffgm_flags(overrides, options.get("plugin"), options.get("dataset"), None)
+        return setting_label(RunSpec(plugin, dataset, tokenizer, preset=options.get("preset"), overrides=overrides, **control))
+
+    diffgm = label(["--model=DIFF_GRM", "--category=Beauty", "--train_batch_size=256", "--resume=true"], preset="cpu")
+    assert diffgm == label(["--batch_size=256"], plugin="diff_grm", dataset="beauty", preset="cpu") == "preset cpu, batch_size=256"
+    tuned = RunSpec("sasrec", "beauty", overrides={"lr": "0.01", "epochs": "12"}, tune={"params": {"lr": "0.01"}})
+    assert setting_label(tuned) == "tuned, epochs=12" and setting_label(RunSpec("pop", "beauty")) == "defaults"
+    row = lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [{"setting": "preset cpu", "command": "recbench run --lr=1"}])
+    assert row.setting() == "preset cpu"

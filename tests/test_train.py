@@ -82,6 +82,7 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
     log = [json.loads(line) for line in open(ckpt["log"])]
     assert [e["epoch"] for e in log] == [1, 2, 3, 4] and all("valid" in e for e in log)
     assert record["train"]["best_epoch"] in (1, 2, 3, 4)
+    assert record["setting"].startswith("n_embd=16, n_head=1") and record["config_origins"]["generator"]["n_embd"] == "command line"
     again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["best"]))
     assert again["metrics"]["test"] == record["metrics"]["test"]
     assert again["run_control"] == {"resume": None, "eval_only": True, "checkpoint": ckpt["best"], "rebuild_ids": False}

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from ..errors import RecbenchError
-from . import compare, datasets, leaderboard, plugins, reproduce, run, tokenize, tune
+from . import compare, config, datasets, leaderboard, plugins, reproduce, run, tokenize, tune
 
 app = typer.Typer(
     name="recbench",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("plugins")(plugins.command)
+app.command("config")(config.command)
 app.add_typer(datasets.app, name="datasets")
 app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.command)
 app.command("leaderboard")(leaderboard.command)

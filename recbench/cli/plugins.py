@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import config as cfg
 from .. import plugins as registry_mod
 
 
@@ -15,7 +16,8 @@ def listing() -> dict:
         "plugins": [
             {"kind": e.kind, "name": e.name, "description": e.description, "package": e.package,
              "version": e.version, "aliases": list(getattr(e.obj, "aliases", ())),
-             **({"dataset_presets": sorted(e.obj.presets), "presets": sorted(e.obj.named_presets)} if e.kind == "generator" else {})}
+             **({"dataset_presets": sorted(e.obj.presets), "presets": sorted(e.obj.named_presets)} if e.kind == "generator" else {}),
+             "config": cfg.describe(e.obj.Config)}  # every key: type, default, range, comment (`recbench config NAME`)
             for e in registry.all()
         ],
         "failures": [
@@ -24,11 +26,15 @@ def listing() -> dict:
     }
 
 
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2, default=str)  # a default that JSON cannot hold (a tuple is fine) as its text
+
+
 def command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List every loaded dataset, tokenizer and generator, and any plugin that failed to load."""
     data = listing()
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(dumps(data))
         return
     console = Console()
     table = Table(title="recbench plugins", header_style="bold")
