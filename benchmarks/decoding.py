@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from recbench import metrics, pipeline, records
+from recbench.data import Split
 from recbench.runner import device_name, resolve, spec_from_record
 from recbench_plugins.diff_grm import pad_ranking
 

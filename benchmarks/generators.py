@@ -31,7 +31,7 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
     import torch
 
     from recbench import pipeline
-    from recbench.data import buckets
+    from recbench.data import Split, buckets
     from recbench.evaluate import evaluate
     from recbench.runner import RunSpec, resolve
 
@@ -148,7 +148,9 @@ def main() -> None:
     comparisons = []
     for name in args.generators:
         queue = ctx.Queue()
-        proc = ctx.Process(target=measure, args=(name, args.dataset, args.preset if args.preset in preset_names(name) else None, args.device, args.steps, args.eval_users, overrides, queue, args.compare_buckets))
+        preset = args.preset if args.preset in preset_names(name) else None
+        proc = ctx.Process(target=measure, args=(name, args.dataset, preset, args.device, args.steps, args.eval_users, overrides, queue,
+                                                 args.compare_buckets))
         proc.start()
         proc.join()
         if proc.exitcode != 0:

@@ -18,7 +18,6 @@ of the last digit to the nearest free code (recbench.semantic_ids.make_unique).
 """
 
 import argparse
-import dataclasses
 import os
 import platform
 import tempfile
@@ -109,8 +108,8 @@ def main() -> None:
     rows = []
     for entry in entries:
         config = configs[entry.name]
-        ids, _, cpu = timed(lambda: semantic_ids.build(data, mask, entry, config, embedding, rebuild=True))  # even over a cache
-        again, reload_wall, _ = timed(lambda: semantic_ids.build(data, mask, entry, config, embedding))
+        ids, _, cpu = timed(lambda e=entry, c=config: semantic_ids.build(data, mask, e, c, embedding, rebuild=True))  # even over a cache
+        again, reload_wall, _ = timed(lambda e=entry, c=config: semantic_ids.build(data, mask, e, c, embedding))
         fit = ids.timings["fit"]
         print(f"{entry.name}: pca {ids.timings['pca']:.2f} s, fit {fit:.1f} s [target <= 30 s], encode "
               f"{ids.timings['encode']:.2f} s, resolve {ids.timings['resolve']:.2f} s ({cpu:.1f} s CPU in all); "

@@ -29,9 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbench import hookimpl
-from recbench.api import Generator, Recommender
+from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.api import TrainConfig
 from recbench.train import check_heads
 from recbench_plugins.diff_grm import SHORT_WARMUP, Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 

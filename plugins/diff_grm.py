@@ -56,10 +56,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbench import hookimpl
-from recbench.api import Generator, Recommender
-from recbench.errors import UsageError
+from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.api import TrainConfig
+from recbench.errors import UsageError
 from recbench.train import check_heads
 
 

@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbench import hookimpl
-from recbench.api import Generator, Recommender
+from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.api import TrainConfig
 from recbench.train import check_heads
 from recbench_plugins.sasrec import attention_mask
 

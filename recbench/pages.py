@@ -9,6 +9,7 @@ from pathlib import Path
 from . import references
 from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
 
+
 def posix_relpath(path: Path, start: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
 

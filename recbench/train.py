@@ -27,8 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
-from .atomic import replacing
 from .api import Recommender, TrainConfig
+from .atomic import replacing
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate

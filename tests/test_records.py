@@ -9,7 +9,6 @@ import pytest
 from recbench import records
 from recbench.errors import UsageError
 
-
 COMMITTED = Path(__file__).parent.parent / "leaderboards" / "records"
 
 
@@ -55,8 +54,7 @@ def test_unreadable_and_future_records_are_clear_errors(tmp_path):
 def test_committed_records_keep_their_config_fingerprint():
     """A config field added later must not change the fingerprint of the configs already recorded
     (else a new run of a committed config becomes a separate leaderboard row); see runner.ADDED_LATER."""
-    from recbench.runner import spec_from_record
-    from recbench.runner import config_fingerprint, resolve
+    from recbench.runner import config_fingerprint, resolve, spec_from_record
 
     paths = sorted((Path(__file__).parent.parent / "leaderboards" / "records").glob("*/*.json"))
     assert paths

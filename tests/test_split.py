@@ -51,7 +51,10 @@ def test_leave_one_out_positions_and_padding():
     users, pos = split.eval_positions("test")
     batch = split.gather(users, pos)
     row = list(users).index(a)
-    ids = lambda t: [str(p.item_ids[i]) if i else "-" for i in t.tolist()]
+
+    def ids(t):
+        return [str(p.item_ids[i]) if i else "-" for i in t.tolist()]
+
     assert ids(batch.history[row]) == ["y", "z", "x"] and ids(batch.target[row:row + 1]) == ["w"]
     users, pos = split.eval_positions("valid")
     batch = split.gather(users, pos)

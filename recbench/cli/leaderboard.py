@@ -7,8 +7,7 @@ import typer
 from rich.console import Console
 
 from .. import leaderboard as lb
-from .. import pages, plots
-from .. import paths
+from .. import pages, paths, plots
 from ..errors import UsageError
 
 FORMATS = ("table", "markdown", "csv", "html", "json")

@@ -43,9 +43,11 @@ def show_metrics(record: dict) -> None:
 def command(
     ctx: typer.Context,
     plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Generator to run (see `recbench plugins`); DiffGM's --model=DIFF_GRM also works."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators); DiffGM's --quantizer=opq also works."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu', or several layered in order: cpu,ocn (see `recbench plugins --json`)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu', "
+                                         "or several layered in order: cpu,ocn (see `recbench config NAME`)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0; with --eval_only, the checkpoint's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),

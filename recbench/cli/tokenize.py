@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from .. import config as cfg
 from .. import plugins
 from ..errors import UsageError
+
+if TYPE_CHECKING:  # imported when a command runs (numpy, faiss): `recbench --help` starts without them
+    from ..semantic_ids import SemanticIDs
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 err = Console(stderr=True)
@@ -30,11 +33,10 @@ def tokenizer_names(values: list[str]) -> list[str]:
 
 def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None, device: str | None = None) -> tuple[str, list[SemanticIDs]]:
     """(dataset name, semantic IDs per tokenizer), built or loaded from the cache (`--rebuild_ids`: built)."""
-    from .run import rebuild_ids
-
     from ..data import Split
     from ..semantic_ids import build, tokenizer_configs
     from .datasets import load as load_dataset
+    from .run import rebuild_ids
 
     registry = plugins.registry()
     entries = [registry.entry("tokenizer", name) for name in tokenizers]

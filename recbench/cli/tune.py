@@ -5,7 +5,7 @@ best trial and evaluate it once on test (a normal result record with a `tune` fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from .. import config as cfg
 from .. import paths
 from ..errors import UsageError
 from .run import show_config, show_metrics
+
+if TYPE_CHECKING:  # imported when the command runs (optuna, torch): `recbench --help` starts without them
+    from .. import tune as tuning
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 

@@ -26,8 +26,7 @@ The modules, in the order a study uses them:
 
 from .plan import PRUNERS, SAMPLERS, Plan, TuneOptions, base_spec, check_options, identity, make_plan, study_name
 from .show import trial_rows, write_plots
-from .space import (SPACE_KEYS, SPACE_TYPES, Param, contains, default_values, describe, load_space, parse_space, space_fields,
-                    space_ranges, suggest)
+from .space import SPACE_KEYS, SPACE_TYPES, Param, contains, default_values, describe, load_space, parse_space, space_fields, space_ranges, suggest
 from .storage import STUDY_ATTR, check_storage_url, default_storage, load_study, open_storage, open_study
 from .study import TuneResult, evaluate_best, fmt_params, run_study, start, work
 from .trials import FINISHED, counts, finished, recover, requeue

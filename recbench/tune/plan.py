@@ -127,7 +127,9 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     seed 0, its default tokenizer)."""
     gen = resolved.generator
     default_res = runner.resolve(runner.RunSpec(gen.name, resolved.dataset.name))
-    declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res)) if gen.obj.search_space else {}
+    declared = {}
+    if gen.obj.search_space:
+        declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
     mine = identity(resolved, params, options.seed, options.preset)
     base = f"{gen.name}__{resolved.dataset.name}"
     return base if mine == identity(default_res, declared, 0) else f"{base}__{cfg.fingerprint(mine)[:8]}"
