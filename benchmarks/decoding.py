@@ -24,7 +24,7 @@ import torch
 from recbench import metrics, pipeline, records
 from recbench.data import Split
 from recbench.runner import device_name, resolve, spec_from_record
-from recbench_plugins.diff_grm import pad_ranking
+from recbench_plugins.sid_parts import pad_ranking
 
 
 def load(record: dict, device: torch.device):

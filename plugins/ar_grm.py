@@ -2,7 +2,7 @@
 
 DiffGRM (arXiv 2510.21805, 2025) compares its masked-diffusion decoder with an autoregressive one
 over the same IDs; with RQ IDs this is the TIGER recipe (Rajput et al., NeurIPS 2023). The encoder
-is DIFF_GRM's (recbench_plugins.diff_grm.HistoryEncoder). The decoder is causal over the digits:
+is DIFF_GRM's (recbench_plugins.sid_parts.HistoryEncoder). The decoder is causal over the digits:
 its input is [BOS, digit 1, ..., digit n-1] (teacher forcing in training), position d predicts
 digit d+1 by a dot product with that digit's code embeddings (`share_decoder_output_embedding`)
 or a linear head; loss: cross-entropy with `label_smoothing`.
@@ -32,7 +32,8 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.train import check_heads
-from recbench_plugins.diff_grm import SHORT_WARMUP, Block, DiffGRMGenerator, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.layers import Block
+from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
@@ -78,7 +79,8 @@ class ARGRM(Recommender):
         self.register_buffer("codes", codes.clone(), persistent=False)
         self.code_emb = nn.Embedding(D * C, d)
         nn.init.normal_(self.code_emb.weight, std=0.02)
-        self.encoder = HistoryEncoder(self.code_emb, D, C, max_len, d, n_head, n_inner, encoder_n_layer, dropout)
+        self.encoder = HistoryEncoder(self.code_emb, n_digit=D, codebook_size=C, max_len=max_len, d=d, n_head=n_head, n_inner=n_inner,
+                                      n_layer=encoder_n_layer, dropout=dropout)
         self.bos = nn.Parameter(torch.randn(d) * 0.02)
         self.slot_emb = nn.Parameter(torch.randn(D, d) * 0.02)
         self.drop = nn.Dropout(dropout)
@@ -169,11 +171,11 @@ class ARGRMGenerator(Generator):
                  "sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 256, **SHORT_WARMUP},
         "cds": {"n_embd": 256, "n_head": 8, "lr": 0.001, "label_smoothing": 0.1, "batch_size": 1024, "eval_start_epoch": 30,
                 "sent_emb_model": "BAAI/bge-large-en-v1.5", "sent_emb_pca": 256},
-        "ml-100k": SHORT_WARMUP,  # no published setting (see recbench_plugins.diff_grm)
+        "ml-100k": SHORT_WARMUP,  # no published setting (see recbench_plugins.sid_parts.SHORT_WARMUP)
     }
-    # `--preset cpu`: DIFF_GRM's reduced CPU setting (see recbench_plugins.diff_grm); the causal
+    # `--preset cpu`: DIFF_GRM's reduced CPU setting (recbench_plugins.sid_parts.CPU_PRESET); the causal
     # decoder trains about 1.5x faster, so 12 epochs fit in the same half hour.
-    named_presets = {"cpu": {**DiffGRMGenerator.named_presets["cpu"], "epochs": 12, "eval_start_epoch": 6}}
+    named_presets = {"cpu": {**CPU_PRESET, "epochs": 12, "eval_start_epoch": 6}}
     search_space = {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
         "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},

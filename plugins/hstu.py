@@ -34,7 +34,7 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.train import check_heads
-from recbench_plugins.sasrec import attention_mask
+from recbench_plugins.layers import attention_mask
 
 
 @dataclass

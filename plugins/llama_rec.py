@@ -33,7 +33,7 @@ from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
 from recbench.train import check_heads
-from recbench_plugins.sasrec import attention_mask, next_item_loss
+from recbench_plugins.layers import attention_mask, next_item_loss
 
 
 @dataclass

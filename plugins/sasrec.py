@@ -25,6 +25,7 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.train import check_heads
+from recbench_plugins.layers import attention_mask, next_item_loss
 
 
 @dataclass
@@ -45,31 +46,6 @@ class SASRecConfig(TrainConfig):
     def validate(self) -> None:
         super().validate()
         check_heads(self.n_embd, self.n_head)
-
-
-def attention_mask(history: torch.Tensor) -> torch.Tensor:
-    """[B, 1, L, L] True where query i may attend key j: j <= i and j is an item (or j == i)."""
-    L = history.shape[1]
-    causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
-    keys = (history != 0)[:, None, None, :]
-    eye = torch.eye(L, dtype=torch.bool, device=history.device)
-    return causal & (keys | eye)  # a padded query attends itself only, so no row is empty
-
-
-def next_item_loss(h: torch.Tensor, target: torch.Tensor, item: nn.Embedding, kind: str) -> torch.Tensor:
-    """The tied-embedding prediction loss at every position with a next item (target 0 = none):
-    full softmax over all items (`ce`), or BCE with one uniformly sampled negative (`bce`)."""
-    keep = target != 0
-    h, target = h[keep], target[keep]
-    if kind == "ce":
-        logits = h @ item.weight.T
-        logits[:, 0] = float("-inf")
-        return F.cross_entropy(logits.float(), target)
-    negative = torch.randint(1, item.num_embeddings, target.shape, device=target.device)
-    pos_logit = (h * item(target)).sum(-1).float()
-    neg_logit = (h * item(negative)).sum(-1).float()
-    return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + \
-        F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
 
 
 class Block(nn.Module):

@@ -1,0 +1,86 @@
+"""Transformer parts several built-in generators share: attention masks over left-padded
+histories, the next-item loss over a tied item embedding, and a pre-LN block with optional
+cross-attention whose keys and values are computed once per memory."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention_mask(history: torch.Tensor) -> torch.Tensor:
+    """[B, 1, L, L] True where query i may attend key j: j <= i and j is an item (or j == i)."""
+    L = history.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
+    keys = (history != 0)[:, None, None, :]
+    eye = torch.eye(L, dtype=torch.bool, device=history.device)
+    return causal & (keys | eye)  # a padded query attends itself only, so no row is empty
+
+
+def next_item_loss(h: torch.Tensor, target: torch.Tensor, item: nn.Embedding, kind: str) -> torch.Tensor:
+    """The tied-embedding prediction loss at every position with a next item (target 0 = none):
+    full softmax over all items (`ce`), or BCE with one uniformly sampled negative (`bce`)."""
+    keep = target != 0
+    h, target = h[keep], target[keep]
+    if kind == "ce":
+        logits = h @ item.weight.T
+        logits[:, 0] = float("-inf")
+        return F.cross_entropy(logits.float(), target)
+    negative = torch.randint(1, item.num_embeddings, target.shape, device=target.device)
+    pos_logit = (h * item(target)).sum(-1).float()
+    neg_logit = (h * item(negative)).sum(-1).float()
+    return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + \
+        F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+
+
+class Attention(nn.Module):
+    """Multi-head attention of `x` [N, Lq, d] over keys/values; mask [N, 1, Lq, Lk] (or broadcastable), True = attend."""
+
+    def __init__(self, d: int, n_head: int, dropout: float):
+        super().__init__()
+        self.n_head, self.dropout = n_head, dropout
+        self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+
+    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """memory [N, Lk, d] -> keys, values [N, h, Lk, d/h] (computed once, reused by every query)."""
+        N, Lk, d = memory.shape
+        return tuple(t.view(N, Lk, self.n_head, d // self.n_head).transpose(1, 2) for t in self.kv(memory).split(d, dim=2))
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
+        N, Lq, d = x.shape
+        q = self.q(x).view(N, Lq, self.n_head, d // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, *kv, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(N, Lq, d))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: self-attention, optional cross-attention, feed-forward.
+
+    x is [..., T, d]: self-attention runs within each length-T sequence. Cross-attention runs on
+    x viewed as [B, (everything) * T, d] against the B memories' precomputed keys/values
+    (`memory_kv`, from `Block.memory_kv`): the beams or masking views of one user share their
+    user's memory without copying it (cross-attention does not mix queries, so this is exact).
+    """
+
+    def __init__(self, d: int, n_head: int, n_inner: int, dropout: float, cross: bool):
+        super().__init__()
+        self.ln1, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = Attention(d, n_head, dropout)
+        self.ln2 = nn.LayerNorm(d) if cross else None
+        self.cross = Attention(d, n_head, dropout) if cross else None
+        self.mlp = nn.Sequential(nn.Linear(d, n_inner), nn.GELU(), nn.Linear(n_inner, d), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def memory_kv(self, memory: torch.Tensor):
+        return self.cross.keys_values(memory)
+
+    def forward(self, x, mask=None, memory_kv=None, memory_mask=None):
+        shape = x.shape
+        h = self.ln1(x).reshape(-1, *shape[-2:])
+        x = x + self.drop(self.attn(h, self.attn.keys_values(h), mask)).view(shape)
+        if self.cross is not None:
+            B = memory_kv[0].shape[0]
+            h = self.ln2(x).reshape(B, -1, shape[-1])
+            x = x + self.drop(self.cross(h, memory_kv, memory_mask)).view(shape)
+        return x + self.mlp(self.ln3(x))
