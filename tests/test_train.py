@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from recbench import plugins, runner, train
+from recbench import plugins, run_folders, runner, train
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
 
@@ -172,7 +172,7 @@ def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_lo
         runner.run(spec(home / "r"))
     (run_dir,) = (home / "home" / "runs").iterdir()
     assert [json.loads(line)["epoch"] for line in open(run_dir / "log.jsonl")] == [1, 2]
-    runner.release_run_folder(run_dir)  # the killed process would have dropped its lock
+    run_folders.release_run_folder(run_dir)  # the killed process would have dropped its lock
     monkeypatch.setattr(train, "save_atomic", real_save)
     record, _ = runner.run(spec(home / "r", resume="true"))
     assert [json.loads(line)["epoch"] for line in open(record["checkpoints"]["log"])] == [1, 2, 3, 4]
@@ -188,4 +188,4 @@ def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, synthetic
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "3", "--device", "cpu", *args, f"--resume={run_dir}",
                check=2)
     assert f"Run folder {run_dir} is in use by process {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
-    runner.release_run_folder(run_dir)
+    run_folders.release_run_folder(run_dir)

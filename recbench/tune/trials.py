@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .. import runner
+from .. import run_folders
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -89,7 +89,7 @@ def abandon(run_dir: str | Path | None, why: str) -> None:
     (`why`: pruned, failed, killed, ...): a later `recbench run --resume` with the same config must
     not continue a trial that the study has given up."""
     if run_dir is not None and (Path(run_dir) / "run.json").is_file():
-        runner.mark_abandoned(Path(run_dir), why)
+        run_folders.mark_abandoned(Path(run_dir), why)
 
 
 def recover(study: optuna.Study, storage: optuna.storages.BaseStorage, max_retries: int) -> list[int]:
