@@ -79,7 +79,7 @@ def cli(home):
 def example_plugins(tmp_path_factory):
     """The example plugin packages under tests/plugins, pip-installed into a temporary folder."""
     target = tmp_path_factory.mktemp("site")
-    packages = [ROOT / "tests" / "plugins" / name for name in ("recbench-markov", "recbench-broken")]
+    packages = [ROOT / "tests" / "plugins" / name for name in ("recbench-markov", "recbench-example", "recbench-broken")]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), *map(str, packages)],
         check=True,

@@ -1,0 +1,115 @@
+"""The example plugin package of README.md's "Writing a plugin": the README shows every file of
+tests/plugins/recbench-example exactly, and the package, installed with pip, works as it says."""
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "tests" / "plugins" / "recbench-example"
+BUILD_ARTEFACTS = {"build", "dist", "__pycache__"}
+
+
+def readme_files() -> list[tuple[str, str]]:
+    """(path, content) of every "`PATH`" line followed by a fenced block in the section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Writing a plugin\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^`([^`\n]+)`\n\n```[\w-]*\n(.*?)^```$", section, flags=re.M | re.S)
+
+
+def package_files() -> set[str]:
+    return {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*")
+            if p.is_file() and not any(part in BUILD_ARTEFACTS or part.endswith(".egg-info") for part in p.relative_to(PACKAGE).parts)}
+
+
+def test_the_readme_shows_every_file_of_the_example_package_exactly():
+    shown = readme_files()
+    assert sorted(path for path, _ in shown) == sorted(package_files())  # each file once
+    for path, content in shown:
+        assert content == (PACKAGE / path).read_text(encoding="utf-8"), f"README.md's {path} differs from {PACKAGE / path}"
+
+
+def test_gru4rec_scores_a_user_the_same_alone_and_in_any_batch(monkeypatch):
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    from recbench_example.gru4rec import GRU4Rec
+
+    from recbench.data import Batch
+
+    torch.manual_seed(0)
+    model = GRU4Rec(n_items=30, n_embd=8, dropout=0.25).eval()
+    history = torch.tensor([[0, 0, 0, 0, 3, 7, 9], [0, 0, 0, 0, 0, 0, 5], [4, 8, 15, 16, 23, 29, 2], [0, 0, 11, 12, 13, 14, 1]])
+
+    def scores(h):
+        return model.score(Batch(users=torch.arange(len(h)), history=h, target=torch.ones(len(h), dtype=torch.long)))
+
+    together = scores(history)
+    assert together.shape == (4, 31)
+    for row in range(len(history)):
+        alone = scores(history[row:row + 1, (history[row] == 0).sum():])  # its own length: no padding at all
+        torch.testing.assert_close(together[row], alone[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scores(torch.cat([torch.zeros(4, 5, dtype=torch.long), history], 1)), together, rtol=1e-5, atol=1e-5)
+
+
+def test_kmeans_tree_is_deterministic_and_decodes_to_the_node_its_codes_reach(monkeypatch):
+    import numpy as np
+
+    from recbench.api import TokenizerConfig
+
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    from recbench_example.kmeans_tree import KMeansTree, KMeansTreeTokenizer
+
+    x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    config = TokenizerConfig(n_digit=3, codebook_size=4, seed=1)
+    tree, again = KMeansTreeTokenizer().fit(x, config), KMeansTreeTokenizer().fit(x, config)
+    for key, value in tree.parameters().items():
+        np.testing.assert_array_equal(value, again.parameters()[key])
+    codes = tree.encode(x)
+    assert codes.shape == (300, 3) and codes.dtype == np.int64 and 0 <= codes.min() and codes.max() < 4
+    errors = [((x - tree.decode(codes, d)) ** 2).sum(1).mean() for d in range(4)]
+    assert errors == sorted(errors, reverse=True)
+
+    # the root (0) has children 1 and 2; node 1 has one child, 3; node 2 has none
+    centroids = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    small = KMeansTree(centroids, np.array([[1, 2], [3, -1], [-1, -1], [-1, -1]]), n_digit=2)
+    np.testing.assert_array_equal(small.encode(np.array([[1.1, 0.2], [0.9, 1.2]], dtype=np.float32)), [[0, 0], [1, 0]])
+    codes = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(small.decode(codes), [[1, 1], [1, 0], [0, 1], [0, 1]])  # no code 1 under node 1
+    np.testing.assert_array_equal(small.decode(codes, 1), [[1, 0], [1, 0], [0, 1], [0, 1]])
+    assert not small.decode(codes, 0).any()
+
+
+def test_the_installed_package_lists_its_plugins(cli_with_plugins):
+    data = cli_with_plugins.json("plugins", "--json")
+    found = {p["name"]: p for p in data["plugins"] if p["package"] == "recbench-example"}
+    assert {(n, p["kind"], p["version"]) for n, p in found.items()} == {("gru4rec", "generator", "0.1.0"),
+                                                                        ("kmeans_tree", "tokenizer", "0.1.0")}
+
+
+def record(home, generator: str) -> dict:
+    [path] = (home / "home" / "results" / "ml-100k").glob(f"*__{generator}__*.json")
+    return json.loads(path.read_text())
+
+
+def test_gru4rec_learns_the_sequences_better_than_popularity(cli_with_plugins, synthetic, home):
+    cli_with_plugins("run", "--plugin", "pop", "--dataset", "ml-100k")
+    cli_with_plugins("run", "--plugin", "gru4rec", "--dataset", "ml-100k", "--epochs=3", "--eval_start_epoch=1", "--n_embd=32",
+                     "--lr=0.005", "--max_seq_len=20")
+    gru4rec, pop = record(home, "gru4rec"), record(home, "pop")
+    assert gru4rec["generator"] == {"name": "gru4rec", "package": "recbench-example", "version": "0.1.0"}
+    assert gru4rec["metrics"]["test"]["ndcg@10"] > 5 * pop["metrics"]["test"]["ndcg@10"]
+
+
+def test_kmeans_tree_gives_unique_ids_that_a_semantic_id_generator_runs_on(cli_with_plugins, synthetic, home):
+    ids = ["--n_digit=3", "--codebook_size=8", "--sent_emb_pca=16"]
+    summary = cli_with_plugins.json("tokenize", "--dataset", "ml-100k", "--tokenizer", "kmeans_tree", *ids, "--json")
+    assert summary["tokenizer"] == "kmeans_tree" and summary["items"] == summary["unique_ids"] == 120
+    assert [d["digit"] for d in summary["digits"]] == [1, 2, 3] and summary["digits"][-1]["told_apart"] == 1.0
+    assert all(0 < d["codes_used"] <= 8 and d["energy_share"] >= 0 for d in summary["digits"])
+    tiny = ["--n_embd=16", "--n_head=2", "--n_inner=32", "--encoder_n_layer=1", "--decoder_n_layer=1", "--max_seq_len=10",
+            "--batch_size=64", "--epochs=1", "--warmup_steps=0", "--beam_size_val=8", "--beam_size_test=8"]
+    cli_with_plugins("run", "--plugin", "diff_grm", "--dataset", "ml-100k", "--tokenizer", "kmeans_tree", *ids, *tiny)
+    run = record(home, "diff_grm")
+    assert run["tokenizer"]["name"] == "kmeans_tree" and run["tokenizer"]["package"] == "recbench-example"
+    assert run["semantic_ids"]["n_digit"] == 3 and 0 <= run["metrics"]["test"]["ndcg@10"] <= 1
