@@ -328,7 +328,7 @@ ID_LEVEL_DEFINITION = ("the papers' protocol (DiffGRM, RPG): the same decoded li
 # Settings added after records were written, left out of the fingerprint while they hold the value
 # that behaves as before they existed: an earlier record and a new run of its config stay one row.
 ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
-               "guided_refresh_each_step": False, "guided_steps": 0}
+               "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled"}  # loss: HSTU's (SASRec's are bce/ce)
 
 
 # Keys that once were hashed config fields and now are run control (records.upgrade_2_to_3), hashed at

@@ -148,3 +148,23 @@ def test_a_users_ranking_does_not_depend_on_the_rest_of_the_batch(name, split, s
 
 def rows(batch, idx):
     return Batch(**{f.name: None if getattr(batch, f.name) is None else getattr(batch, f.name)[idx] for f in dataclasses.fields(Batch)})
+
+
+def test_hstu_with_full_softmax_trains_on_the_cross_entropy_over_all_items(split, tmp_path):
+    import torch.nn.functional as F
+
+    gen = plugins.load(third_party=False).get("generator", "hstu")
+    fields = {f.name for f in dataclasses.fields(gen.Config)}
+    config = gen.Config(**{k: v for k, v in SMALL.items() if k in fields}, loss="ce")
+    seed_everything(0)
+    model = gen.build(config, split)
+    batch = split.gather(*(a[:16] for a in split.train_positions(sliding=False, min_hist_len=1)))
+    model.eval()  # no dropout: the loss is a function of the weights
+    h = model.hidden(batch)
+    target = batch.next_items()
+    logits = h[target != 0] @ F.normalize(model.item.weight, dim=-1, eps=1e-6).T / config.temperature
+    logits[:, 0] = float("-inf")
+    torch.testing.assert_close(model.loss(batch), F.cross_entropy(logits, target[target != 0]))
+    model.train()
+    result = fit(model, config, split, tmp_path)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
