@@ -146,3 +146,18 @@ def test_config_lists_every_key_with_type_default_range_and_comment(cli):
     assert next(p for p in listed if p["name"] == "pq")["config"][0]["key"] == "n_digit"
     proc = cli("config", "nope", check=2)
     assert "Unknown plugin 'nope'" in proc.stderr and "diff_grm" in proc.stderr
+
+
+def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, home):
+    tiny = ["--n_embd=16", "--n_layer=1", "--epochs=2", "--eval_start_epoch=1", "--batch_size=64"]
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "2", *tiny)
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
+    trained = json.loads(path.read_text())
+    best = trained["checkpoints"]["best"]
+    out = cli("run", "--eval_only=true", f"--checkpoint={best}", "--results-dir", str(home / "again")).stdout
+    assert "sasrec on ml-100k (seed 2)" in out
+    [again] = (home / "again" / "ml-100k").glob("*.json")
+    again = json.loads(again.read_text())
+    assert again["metrics"]["test"] == trained["metrics"]["test"] and again["config"] == trained["config"]
+    proc = cli("run", "-p", "sasrec", "-d", "ml-100k", f"--checkpoint={best}", check=2)
+    assert "--checkpoint is read by --eval_only=true only" in proc.stderr

@@ -54,7 +54,9 @@ def command(
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where to write the record (default: RECBENCH_HOME/results)."),
     nproc: int = typer.Option(1, "--nproc", help="Train data-parallel in this many processes (launches torchrun)."),
 ) -> None:
-    """Run a generator on a dataset. Extra --key=value arguments override config values."""
+    """Run a generator on a dataset. Extra --key=value arguments override config values (see
+    `recbench config NAME`); --resume[=FOLDER], --eval_only=true --checkpoint=PATH and --rebuild_ids
+    say how the run is carried out."""
     from .. import distributed as dist
     from ..runner import RunSpec, run
 
