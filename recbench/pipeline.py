@@ -1,15 +1,17 @@
 """The pieces of a run, built one way for every caller: prepare -> split -> semantic IDs -> model.
 
-`runner.run` trains and evaluates what `build` returns; the benchmarks and `recbench tokenize` use
-the same function, so a benchmark measures exactly the model a run would train.
+`runner.run` trains and evaluates what `build` returns; the benchmarks build their models with the
+same function, so a benchmark measures exactly the model a run would train.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import distributed as dist
@@ -22,7 +24,7 @@ class Pieces:
     data: Prepared
     split: Split
     semantic_ids: object | None  # recbench.semantic_ids.SemanticIDs for semantic-ID generators, else None
-    model: Recommender | None  # None when built with model=False
+    model: Recommender
 
 
 def data_of(resolved, *, log: Callable[[str], None] = lambda s: None) -> tuple[Prepared, Split]:
@@ -60,17 +62,19 @@ def semantic_ids_of(resolved, data: Prepared, split: Split, *, device: torch.dev
     return sids
 
 
-def build(resolved, *, device: torch.device | str = "cpu", seed: int = 0, rebuild_ids: bool = False, model: bool = True,
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build(resolved, *, device: torch.device | str = "cpu", seed: int = 0, rebuild_ids: bool = False,
           log: Callable[[str], None] = lambda s: None, progress: bool = True) -> Pieces:
     """Data, split, semantic IDs and the untrained model (seeded by `seed`, on `device`) of a
     resolved run (runner.resolve)."""
-    from .runner import seed_everything
-
     data, split = data_of(resolved, log=log)
     sids = semantic_ids_of(resolved, data, split, device=device, rebuild=rebuild_ids, log=log, progress=progress)
-    built = None
-    if model:
-        seed_everything(seed)
-        gen, config = resolved.generator.obj, resolved.configs["generator"]
-        built = (gen.build(config, split, semantic_ids=sids) if sids is not None else gen.build(config, split)).to(device)
-    return Pieces(data, split, sids, built)
+    seed_everything(seed)
+    gen, config = resolved.generator.obj, resolved.configs["generator"]
+    model = gen.build(config, split, semantic_ids=sids) if sids is not None else gen.build(config, split)
+    return Pieces(data, split, sids, model.to(device))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import resource
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from . import config as cfg
@@ -215,12 +213,6 @@ def device_name(device: torch.device) -> str:
 def threads() -> str:
     n = torch.get_num_threads()
     return f"{n} thread" + ("s" if n != 1 else "")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def peak_memory_mb(device: torch.device) -> float:

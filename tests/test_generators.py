@@ -9,7 +9,7 @@ import torch
 from recbench import plugins
 from recbench.data import Batch, Source, Split, prepare
 from recbench.embeddings import EmbeddingConfig
-from recbench.runner import seed_everything
+from recbench.pipeline import seed_everything
 from recbench.train import train
 
 GENERATORS = plugins.load(third_party=False).names("generator")
