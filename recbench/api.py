@@ -178,7 +178,8 @@ class Quantizer:
     `encode` and `decode` are all the core needs, so a digit's code may depend on the digits before
     it (a k-means tree, an RQ-VAE). The core measures quantization error with `decode` (per digit:
     the reconstruction from the first k digits) and moves an item whose ID collides with another's
-    to its next-best free code of the last digit, ranked by `last_digit_errors`.
+    to its next-best free code of the last digit, ranked by `last_digit_errors` (unless the
+    tokenizer declares `extra_digit`: then the core numbers the colliding items in the last digit).
     """
 
     n_digit: int
@@ -216,11 +217,19 @@ class Tokenizer:
     The core embeds the item text, reduces it (PCA fitted on the training items), calls `check`
     then `fit` with the training items' vectors only, encodes every item with the fitted
     Quantizer, makes the IDs unique, measures them and caches IDs and parameters.
+
+    IDs are made unique in one of two ways. By default every digit is learned, and an item whose
+    codes another item shares is moved to its next-best free code of the last digit
+    (`Quantizer.last_digit_errors`). A tokenizer that sets `extra_digit = True` learns only the
+    first n_digit-1 digits (its Quantizer encodes the last one as 0 and decodes it as nothing), and
+    the core numbers the items that share those digits 0, 1, 2, ... in item order in the last one,
+    as TIGER (Rajput et al., NeurIPS 2023) does.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type] = TokenizerConfig
+    extra_digit: ClassVar[bool] = False  # True: the last digit is not learned; it numbers the items that share the other digits (TIGER)
 
     def check(self, config, dim: int, n_train: int) -> None:
         """Raise UsageError if `config` cannot be fitted on `n_train` vectors of `dim` dimensions."""

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "recbench_plugins.diff_grm",
     "recbench_plugins.ar_grm",
     "recbench_plugins.tokenizers",
+    "recbench_plugins.rqvae",
 )
 
 KINDS = ("dataset", "tokenizer", "generator")

@@ -22,7 +22,10 @@ quantization error. TIGER's extra digit would change the same items, but by leng
 to 5 digits whose last one numbers up to 11 (RQ), 37 (OPQ) or 42 (PQ) look-alikes and carries no
 meaning. If more items share the first n_digit-1 digits than a digit has codes, no re-assignment
 can separate them: that is an error that asks for a larger codebook_size or n_digit (on Beauty the
-largest such group has 17-51 items, for a limit of 256).
+largest such group has 17-51 items, for a limit of 256). A tokenizer that declares `extra_digit`
+(`rqvae`, TIGER's RQ-VAE) gets TIGER's scheme instead: it learns n_digit-1 digits and the last one
+numbers the items that share them, 0, 1, 2, ... in item order (`number_duplicates`); nothing moves
+in the learned digits and the quantization error does not change.
 
 Diagnostics, per digit: codes used of those available, entropy in bits, the share of items told
 apart by the first k digits, and the share of the vectors' energy the digit's codewords reconstruct
@@ -118,6 +121,36 @@ def collision_rate(codes: np.ndarray) -> float:
     return float(np.mean(counts[inverse.ravel()] > 1))
 
 
+def prefix_groups(codes: np.ndarray, codebook_size: int) -> np.ndarray:
+    """[n] a group number per row, equal for rows that agree in all but the last digit; a UsageError
+    if a group has more rows than the last digit has codes (no last digit can then tell them apart)."""
+    last = codes.shape[1] - 1
+    _, prefix, counts = np.unique(codes[:, :last], axis=0, return_inverse=True, return_counts=True)
+    prefix = prefix.ravel()
+    if counts.max() > codebook_size:
+        crowded = int(counts.argmax())
+        raise UsageError(
+            f"{counts[crowded]:,} items share their first {last} digits {codes[prefix == crowded][0, :last].tolist()}, "
+            f"but the last digit has only {codebook_size} codes, so their IDs cannot all be unique; "
+            "raise codebook_size or n_digit.")
+    return prefix
+
+
+def number_duplicates(codes: np.ndarray, codebook_size: int) -> np.ndarray:
+    """Unique codes by TIGER's extra digit: within each group of rows that agree in all but the last
+    digit, the last digit numbers the rows 0, 1, 2, ... in row (item) order; a group larger than
+    codebook_size is a UsageError (see `prefix_groups`)."""
+    codes = codes.copy()
+    if not len(codes):
+        return codes
+    prefix = prefix_groups(codes, codebook_size)
+    order = np.argsort(prefix, kind="stable")  # by group, item order within a group
+    starts = np.r_[True, prefix[order][1:] != prefix[order][:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))  # position where each row's group starts
+    codes[order, -1] = np.arange(len(order)) - first
+    return codes
+
+
 def make_unique(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray]:
     """Unique codes by re-assigning colliding items' last digit (see the module docstring).
 
@@ -131,14 +164,7 @@ def make_unique(x: np.ndarray, codes: np.ndarray, quantizer: Quantizer) -> tuple
     if not len(colliding):
         return codes, increase
     last = quantizer.n_digit - 1
-    _, prefix, prefix_counts = np.unique(codes[:, :last], axis=0, return_inverse=True, return_counts=True)
-    prefix = prefix.ravel()
-    if prefix_counts.max() > quantizer.codebook_size:
-        crowded = int(prefix_counts.argmax())
-        raise UsageError(
-            f"{prefix_counts[crowded]:,} items share their first {last} digits "
-            f"{codes[prefix == crowded][0, :last].tolist()}, but the last digit has only {quantizer.codebook_size} "
-            "codes, so their IDs cannot all be unique; raise codebook_size or n_digit.")
+    prefix = prefix_groups(codes, quantizer.codebook_size)
     errors = quantizer.last_digit_errors(x[colliding], codes[colliding])
     current = errors[np.arange(len(colliding)), codes[colliding, last]]
     order = np.lexsort((colliding, current, group[colliding]))  # per group: nearest first, ties by item id
@@ -208,7 +234,10 @@ def tokenize(x: np.ndarray, train: np.ndarray, tokenizer: Tokenizer, config) -> 
         raw = quantizer.encode(x)
         timings["encode"] = time.perf_counter() - start
         start = time.perf_counter()
-        codes, increase = make_unique(x, raw, quantizer)
+        if tokenizer.extra_digit:
+            codes, increase = number_duplicates(raw, config.codebook_size), np.zeros(len(raw))
+        else:
+            codes, increase = make_unique(x, raw, quantizer)
         timings["resolve"] = time.perf_counter() - start
     base_error = float(((x - quantizer.decode(raw)) ** 2).sum(1).mean())
     return Tokenized(codes, raw, quantizer, collision_rate(raw), int((raw != codes).any(1).sum()),

@@ -61,8 +61,11 @@ def show(dataset: str, ids: SemanticIDs) -> None:
                       f"{d['entropy_bits']:.2f} / {math.log2(d['codes_available']):.2f}",
                       f"{d['told_apart']:.1%}", f"{d['energy_share']:.1%}")
     console.print(table)
-    console.print(f"collisions before resolution: {ids.collision_rate:.2%} of items; {ids.moved:,} moved to their "
-                  f"next-best last digit (quantization error +{ids.error_increase:.2%}); quantization error "
+    if plugins.registry().get("tokenizer", ids.tokenizer).extra_digit:  # TIGER's numbering digit
+        resolution = f"{ids.moved:,} numbered 1, 2, ... in the extra last digit"
+    else:
+        resolution = f"{ids.moved:,} moved to their next-best last digit (quantization error +{ids.error_increase:.2%})"
+    console.print(f"collisions before resolution: {ids.collision_rate:.2%} of items; {resolution}; quantization error "
                   f"{ids.diagnostics['quantization_error']:.1%} of the energy", highlight=False)
     if ids.load_seconds is not None:
         console.print(f"time: cached (loaded in {ids.load_seconds:.2f} s) from {ids.path}", highlight=False)
