@@ -31,6 +31,22 @@ def mirror(home, monkeypatch):
     return SHARED_DATA
 
 
+def with_example_plugins():
+    """The built-in plugins and the example packages' (tests/plugins), loaded from their source
+    folders: the conformance suites run over every plugin a user could register."""
+    import importlib
+
+    from recbench import plugins
+
+    extra = []
+    for package, module in (("recbench-example", "recbench_example"), ("recbench-markov", "recbench_markov")):
+        folder = str(ROOT / "tests" / "plugins" / package)
+        if folder not in sys.path:
+            sys.path.append(folder)
+        extra.append((module, importlib.import_module(module), package, "0.1.0"))
+    return plugins.load(third_party=False, extra=extra)
+
+
 @pytest.fixture(scope="session")
 def synthetic_folder(tmp_path_factory):
     """A data mirror holding the synthetic dataset (tests/synthetic.py) in ml-100k's upstream form."""

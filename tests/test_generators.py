@@ -1,18 +1,20 @@
-"""One conformance suite, parametrized over every registered generator (built-in or installed)."""
+"""One conformance suite, parametrized over every registered generator: the built-in ones and those
+of the example plugin packages (tests/plugins)."""
 
 import dataclasses
 import io
 
 import pytest
 import torch
+from conftest import with_example_plugins
 
-from recbench import plugins
 from recbench.data import Batch, Source, Split, prepare
 from recbench.embeddings import EmbeddingConfig
 from recbench.pipeline import seed_everything
 from recbench.train import train
 
-GENERATORS = plugins.load(third_party=False).names("generator")
+REGISTRY = with_example_plugins()  # built-in and example-package plugins
+GENERATORS = REGISTRY.names("generator")
 # small settings so every generator runs in seconds on CPU; only keys a config has are applied
 SMALL = {"n_embd": 16, "n_head": 2, "n_layer": 1, "dropout": 0.1, "batch_size": 64, "epochs": 3, "lr": 5e-3,
          "eval_batch_size": 64, "patience": 100, "warmup_steps": 0,
@@ -31,7 +33,7 @@ def split(tmp_path_factory):
 
     folder = write_ml100k(tmp_path_factory.mktemp("synthetic"))
     os.environ["RECBENCH_DATA"] = str(tmp_path_factory.mktemp("data"))
-    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    ds = REGISTRY.get("dataset", "ml-100k")
     return Split(prepare(ds, ds.Config(), Source(ds.name, mirror=folder, cache=folder / "cache")), max_seq_len=20)
 
 
@@ -45,7 +47,7 @@ def semantic_ids(split):
 
     def get(tokenizer):
         if tokenizer not in built:
-            entry = plugins.load(third_party=False).entry("tokenizer", tokenizer)
+            entry = REGISTRY.entry("tokenizer", tokenizer)
             built[tokenizer] = sid.build(split.data, split, entry, entry.obj.Config(**SMALL_IDS), EmbeddingConfig(sent_emb_pca=32),
                                          progress=False)
         return built[tokenizer]
@@ -54,7 +56,7 @@ def semantic_ids(split):
 
 
 def build(name, split, ids, seed=0):
-    gen = plugins.load(third_party=False).get("generator", name)
+    gen = REGISTRY.get("generator", name)
     fields = {f.name for f in dataclasses.fields(gen.Config)}
     config = gen.Config(**{k: v for k, v in SMALL.items() if k in fields})
     if gen.inputs == "semantic_ids":
@@ -153,7 +155,7 @@ def rows(batch, idx):
 def test_hstu_with_full_softmax_trains_on_the_cross_entropy_over_all_items(split, tmp_path):
     import torch.nn.functional as F
 
-    gen = plugins.load(third_party=False).get("generator", "hstu")
+    gen = REGISTRY.get("generator", "hstu")
     fields = {f.name for f in dataclasses.fields(gen.Config)}
     config = gen.Config(**{k: v for k, v in SMALL.items() if k in fields}, loss="ce")
     seed_everything(0)

@@ -3,13 +3,14 @@ semantic-ID cache; and `recbench tokenize` end to end on real data."""
 
 import numpy as np
 import pytest
+from conftest import with_example_plugins
 from test_embeddings import toy_dataset
 
-from recbench import embeddings, plugins, semantic_ids
+from recbench import embeddings, semantic_ids
 from recbench.embeddings import EmbeddingConfig
 from recbench.errors import UsageError
 
-REGISTRY = plugins.load(third_party=False)
+REGISTRY = with_example_plugins()  # built-in and example-package tokenizers
 TOKENIZERS = REGISTRY.names("tokenizer")
 N, DIM = 600, 32
 SMALL = {"n_digit": 4, "codebook_size": 32}
@@ -104,7 +105,10 @@ def test_collisions_change_only_the_last_digit(name):
         return
     errors = quantizer.last_digit_errors(x, raw)
     own = errors[np.arange(N), raw[:, -1]]
-    assert (errors[np.arange(N), codes[:, -1]] >= own - 1e-5).all() and out.error_increase > 0
+    assert (errors[np.arange(N), codes[:, -1]] >= own - 1e-5).all()  # no move lowers an item's error ...
+    # ... and moves cost something where the last digit adds a codeword; a k-means tree reconstructs
+    # a code that leads nowhere by the parent's centroid, which equals the 12 identical vectors
+    assert out.error_increase > 0 or name == "kmeans_tree"
     # the moved duplicates take the codes of the last digit in order of distance, nearest first
     ranked = np.argsort(errors[100], kind="stable")
     group = np.flatnonzero((raw == raw[100]).all(axis=1))

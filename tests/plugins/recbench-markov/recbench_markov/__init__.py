@@ -26,6 +26,13 @@ class MarkovChain(Recommender):
         self.n_items, self.pop_weight = n_items, pop_weight
         self.register_buffer("transitions", torch.zeros(0, 2, dtype=torch.long))  # (from, to) pairs
         self.register_buffer("popularity", torch.zeros(n_items + 1))
+        self.register_load_state_dict_pre_hook(self.take_saved_size)
+
+    def take_saved_size(self, module, state_dict, prefix, *args):
+        """A fitted model has as many transitions as the training data gave: size the empty buffer to fit the saved one."""
+        saved = state_dict.get(prefix + "transitions")
+        if saved is not None:
+            self.transitions = torch.empty_like(saved)
 
     def fit(self, split):
         users, positions = split.train_positions(sliding=True, min_hist_len=1)
@@ -36,7 +43,7 @@ class MarkovChain(Recommender):
 
     def score(self, batch):
         n = self.n_items + 1
-        matrix = torch.sparse_coo_tensor(self.transitions.T, torch.ones(len(self.transitions)), (n, n)).coalesce()
+        matrix = torch.sparse_coo_tensor(self.transitions.T, torch.ones(len(self.transitions)), (n, n), check_invariants=True).coalesce()
         rows = matrix.index_select(0, batch.history[:, -1]).to_dense()
         return rows + self.pop_weight * self.popularity
 
