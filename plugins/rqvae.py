@@ -174,10 +174,6 @@ class RQVAEQuantizer(Quantizer):
         latent = sum(self.model.centroids[d][codes[:, d]] for d in range(levels))
         return self.model.decoder(latent).numpy()
 
-    def last_digit_errors(self, x, codes):
-        error = ((x - self.decode(codes)) ** 2).sum(1, dtype=np.float64)
-        return np.repeat(error[:, None], self.codebook_size, axis=1)  # the extra digit reconstructs nothing
-
     def parameters(self):
         return {name: value.detach().numpy().copy() for name, value in self.model.state_dict().items()}
 

@@ -51,17 +51,21 @@ class Resolved:
     tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
     spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
+    checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once, weights on the CPU)
 
 
 def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
     registry = registry or plugins.registry()
-    checkpointed = None
+    checkpoint = checkpointed = None
     if spec.eval_only:
         if not spec.checkpoint:
             raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
-        checkpointed = checkpoint_run(spec.checkpoint)
+        from .train import load_checkpoint
+
+        checkpoint = load_checkpoint(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+        checkpointed = checkpoint_run(checkpoint, spec.checkpoint)
         if checkpointed is not None:
-            spec = fill_from_checkpoint(spec, checkpointed)
+            spec = fill_from_checkpoint(spec, checkpointed, registry)
     if spec.seed is None:
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
@@ -100,7 +104,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     if tok is not None:  # a key such as n_digit is set in every section that has it
         sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
     configs = cfg.from_layers(sections, layers, origins)
-    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
+    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec, checkpoint=checkpoint)
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
         resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
         if resolved.cpu_amp_auto is not None:
@@ -108,13 +112,10 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     return resolved
 
 
-def checkpoint_run(path: str) -> dict | None:
-    """What a checkpoint says of its run (generator, dataset, tokenizer, seed, config; see
-    `checkpoint_meta`), with the config flattened to one layer; None for a checkpoint written
-    before checkpoints carried it. A file that is no recbench checkpoint is a UsageError."""
-    from .train import load_checkpoint
-
-    ckpt = load_checkpoint(Path(path), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+def checkpoint_run(ckpt: dict, path: str) -> dict | None:
+    """What the checkpoint `ckpt` (read from `path`) says of its run (generator, dataset, tokenizer,
+    seed, config; see `checkpoint_meta`), with the config flattened to one layer; None for a
+    checkpoint written before checkpoints carried it."""
     run = ckpt.get("run")
     if not isinstance(run, dict):
         return None
@@ -125,16 +126,14 @@ def checkpoint_run(path: str) -> dict | None:
     return {**run, "flat_config": flat}
 
 
-def fill_from_checkpoint(spec: RunSpec, run: dict) -> RunSpec:
+def fill_from_checkpoint(spec: RunSpec, run: dict, registry: plugins.Registry) -> RunSpec:
     """`spec` with the generator, dataset, tokenizer and seed the checkpoint was trained with where
     it leaves them out; a name given on the command line that differs from the checkpoint's is a UsageError."""
     values = {"seed": run.get("seed", 0) if spec.seed is None else spec.seed}
     for key, option in (("generator", "--plugin"), ("dataset", "--dataset"), ("tokenizer", "--tokenizer")):
         given, saved = getattr(spec, key), run.get(key)
         if given is not None and saved is not None and given != saved:
-            plugins_ = plugins.registry()
-            kind = "tokenizer" if key == "tokenizer" else key
-            if plugins_.entry(kind, given).name != saved:  # an alias of the same plugin is the same
+            if registry.entry(key, given).name != saved:  # an alias of the same plugin is the same
                 raise UsageError(f"{option} {given}: checkpoint '{spec.checkpoint}' was trained with {key} '{saved}'.")
         values[key] = saved if given is None else given
     return replace(spec, **values)
@@ -264,11 +263,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     training = None
     t1 = time.perf_counter()
     if eval_only:
-        from .train import load_checkpoint
-
-        ckpt = load_checkpoint(Path(spec.checkpoint), device, ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
         try:
-            model.load_state_dict(ckpt["model"])
+            model.load_state_dict(resolved.checkpoint["model"])  # read once by resolve; copied to the model's device
         except RuntimeError as exc:
             raise UsageError(
                 f"--checkpoint '{spec.checkpoint}' does not fit {gen.name} with this config (was it trained with other "

@@ -14,7 +14,8 @@ appends a digit that numbers the items sharing a code. recbench re-assigns inste
 of items sharing a code, the item nearest to it keeps it, and each other item (in item order)
 takes the nearest code of the *last* digit that no item with the same first n_digit-1 digits
 uses (the quantizer's `last_digit_errors`) — the next-best centroid of the last sub-quantizer
-(PQ/OPQ) or of the last residual level (RQ). IDs keep n_digit digits that all carry meaning, which a parallel decoder (DIFF_GRM) needs.
+(PQ/OPQ) or of the last residual level (RQ). IDs keep n_digit digits that all carry meaning, which
+a parallel decoder (DIFF_GRM) needs.
 On Beauty (all-MiniLM-L6-v2, PCA 256, 4 x 256 codes; benchmarks/semantic_ids.py) 14% (RQ) to 32%
 (PQ) of the items collide before resolution; re-assignment moves 8% (RQ), 20% (OPQ) or 24% (PQ) of
 all items, mostly to their next-best code (median rank 1), and adds 0.9%, 2.9% or 1.9% to the mean
