@@ -48,7 +48,7 @@ def measure(model, batches, beam: int, device: torch.device) -> dict:
     for batch in batches:
         batch = batch.to(device)
         start = time.perf_counter()
-        memory = model.encode(batch.history)
+        memory = model.encode(batch.history) if hasattr(model, "denoise_steps") else model.encode(batch.history, batch.users)
         items, _ = model.search(*memory, beam)
         if device.type == "cuda":
             torch.cuda.synchronize()

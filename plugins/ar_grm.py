@@ -68,9 +68,17 @@ class ARGRMConfig(TrainConfig):
 
 
 class ARGRM(Recommender):
+    """Encoder over the history, causal decoder over the target's digits, prefix-constrained beam search.
+
+    `encoder` builds the history encoder from the shared code table (DIFF_GRM's item-level
+    HistoryEncoder here; TIGER's token-level one in recbench_plugins.tiger); it is called as
+    encoder(history_codes, present, users) -> (memory, key mask).
+    """
+
     def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_head: int, n_inner: int,
                  encoder_n_layer: int, decoder_n_layer: int, dropout: float, label_smoothing: float,
-                 share_decoder_output_embedding: bool, beam_size_val: int, beam_size_test: int):
+                 share_decoder_output_embedding: bool, beam_size_val: int, beam_size_test: int,
+                 head_dim: int | None = None, encoder=HistoryEncoder, **encoder_options):
         super().__init__()
         D, C, d = codes.shape[1], codebook_size, n_embd
         self.n_digit, self.codebook_size, self.n_items = D, C, codes.shape[0] - 1
@@ -79,12 +87,12 @@ class ARGRM(Recommender):
         self.register_buffer("codes", codes.clone(), persistent=False)
         self.code_emb = nn.Embedding(D * C, d)
         nn.init.normal_(self.code_emb.weight, std=0.02)
-        self.encoder = HistoryEncoder(self.code_emb, n_digit=D, codebook_size=C, max_len=max_len, d=d, n_head=n_head, n_inner=n_inner,
-                                      n_layer=encoder_n_layer, dropout=dropout)
+        self.encoder = encoder(self.code_emb, n_digit=D, codebook_size=C, max_len=max_len, d=d, n_head=n_head, n_inner=n_inner,
+                               n_layer=encoder_n_layer, dropout=dropout, head_dim=head_dim, **encoder_options)
         self.bos = nn.Parameter(torch.randn(d) * 0.02)
         self.slot_emb = nn.Parameter(torch.randn(D, d) * 0.02)
         self.drop = nn.Dropout(dropout)
-        self.decoder = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=True) for _ in range(decoder_n_layer))
+        self.decoder = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=True, head_dim=head_dim) for _ in range(decoder_n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.head = None if share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
         self.register_buffer("offsets", torch.arange(D) * C, persistent=False)
@@ -94,9 +102,9 @@ class ARGRM(Recommender):
         """The beam for ranking `part`: the test beam for the test, the validation beam otherwise."""
         return self.beam_size_test if part == "test" else self.beam_size_val
 
-    def encode(self, history):
-        """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L])."""
-        memory, mask = self.encoder(self.codes[history], history != 0)
+    def encode(self, history, users=None):
+        """-> (per decoder layer: the cross-attention keys/values of the history, key mask [B, 1, 1, L'])."""
+        memory, mask = self.encoder(self.codes[history], history != 0, users)
         return [block.memory_kv(memory) for block in self.decoder], mask
 
     def decode(self, memory_kv, memory_mask, prefix: torch.Tensor) -> torch.Tensor:
@@ -116,7 +124,7 @@ class ARGRM(Recommender):
         return torch.stack([self.head[i](h[:, :, i]) for i in range(t + 1)], dim=2)
 
     def loss(self, batch) -> torch.Tensor:
-        memory_kv, memory_mask = self.encode(batch.history)
+        memory_kv, memory_mask = self.encode(batch.history, batch.users)
         target = self.codes[batch.target]
         logits = self.decode(memory_kv, memory_mask, target[:, None, :-1])  # teacher forcing
         return F.cross_entropy(logits.float().reshape(-1, self.codebook_size), target.reshape(-1),
@@ -150,7 +158,7 @@ class ARGRM(Recommender):
 
     @torch.no_grad()
     def recommend(self, batch, k: int, *, part: str = "valid") -> torch.Tensor:
-        memory_kv, memory_mask = self.encode(batch.history)
+        memory_kv, memory_mask = self.encode(batch.history, batch.users)
         items, _ = self.search(memory_kv, memory_mask, self.beam(part))
         return pad_ranking(items, k, self.n_items)
 

@@ -35,23 +35,29 @@ def next_item_loss(h: torch.Tensor, target: torch.Tensor, item: nn.Embedding, ki
 
 
 class Attention(nn.Module):
-    """Multi-head attention of `x` [N, Lq, d] over keys/values; mask [N, 1, Lq, Lk] (or broadcastable), True = attend."""
+    """Multi-head attention of `x` [N, Lq, d] over keys/values; mask [N, 1, Lq, Lk] (or broadcastable), True = attend.
 
-    def __init__(self, d: int, n_head: int, dropout: float):
+    Heads are d / n_head wide unless `head_dim` is given (TIGER's T5 has 6 heads of 64 over d = 128).
+    """
+
+    def __init__(self, d: int, n_head: int, dropout: float, head_dim: int | None = None):
         super().__init__()
         self.n_head, self.dropout = n_head, dropout
-        self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+        self.head_dim = head_dim or d // n_head
+        inner = n_head * self.head_dim
+        self.q, self.kv, self.proj = nn.Linear(d, inner), nn.Linear(d, 2 * inner), nn.Linear(inner, d)
 
     def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """memory [N, Lk, d] -> keys, values [N, h, Lk, d/h] (computed once, reused by every query)."""
-        N, Lk, d = memory.shape
-        return tuple(t.view(N, Lk, self.n_head, d // self.n_head).transpose(1, 2) for t in self.kv(memory).split(d, dim=2))
+        """memory [N, Lk, d] -> keys, values [N, h, Lk, head_dim] (computed once, reused by every query)."""
+        N, Lk, _ = memory.shape
+        inner = self.n_head * self.head_dim
+        return tuple(t.view(N, Lk, self.n_head, self.head_dim).transpose(1, 2) for t in self.kv(memory).split(inner, dim=2))
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
-        N, Lq, d = x.shape
-        q = self.q(x).view(N, Lq, self.n_head, d // self.n_head).transpose(1, 2)
+        N, Lq, _ = x.shape
+        q = self.q(x).view(N, Lq, self.n_head, self.head_dim).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, *kv, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(N, Lq, d))
+        return self.proj(y.transpose(1, 2).reshape(N, Lq, -1))
 
 
 class Block(nn.Module):
@@ -63,12 +69,12 @@ class Block(nn.Module):
     user's memory without copying it (cross-attention does not mix queries, so this is exact).
     """
 
-    def __init__(self, d: int, n_head: int, n_inner: int, dropout: float, cross: bool):
+    def __init__(self, d: int, n_head: int, n_inner: int, dropout: float, cross: bool, head_dim: int | None = None):
         super().__init__()
         self.ln1, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = Attention(d, n_head, dropout)
+        self.attn = Attention(d, n_head, dropout, head_dim)
         self.ln2 = nn.LayerNorm(d) if cross else None
-        self.cross = Attention(d, n_head, dropout) if cross else None
+        self.cross = Attention(d, n_head, dropout, head_dim) if cross else None
         self.mlp = nn.Sequential(nn.Linear(d, n_inner), nn.GELU(), nn.Linear(n_inner, d), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 

@@ -7,7 +7,7 @@ z - e1 with codebook 2, and so on; the decoder reconstructs the input from e1 + 
 appends a digit that numbers the items sharing the same learned digits (0, 1, 2, ...), so every ID
 is unique: `extra_digit = True`, and the core does the numbering (recbench.semantic_ids).
 
-Published setting (the defaults here, except the optimiser and `epochs`, below):
+Published setting (the defaults here, except the optimiser and `vae_epochs`, below):
 - encoder: Linear layers 512-256-128, ReLU between them, then to a latent of 32; the decoder mirrors it;
 - 3 levels x 256 codes, plus the extra digit: `n_digit` 4 = 3 learned levels + 1;
 - loss = ||x - x_hat||^2 + sum over levels of ||sg[r_d] - e_d||^2 + beta ||r_d - sg[e_d]||^2,
@@ -24,14 +24,14 @@ Where recbench departs from the paper, and why:
   linear warmup and decay and clips gradients at 1.0). The published Adagrad at lr 0.4 does not train
   on recbench's input (Beauty, all-MiniLM-L6-v2, whitened PCA to 256, L2-normalised): with torch's
   Adagrad it diverges within the first epoch, and with TensorFlow's initial accumulator of 0.1 (used
-  here for `--optimizer=adagrad`) the latent collapses to one code per level and the loss stays at
+  here for `--vae_optimizer=adagrad`) the latent collapses to one code per level and the loss stays at
   the vectors' energy; AdamW at 1e-3 uses every code of every level and reconstructs 36% of the
-  energy after the default 500 epochs (its loss levels off after about 250). `--optimizer=adagrad
-  --lr=0.4` is the published optimiser.
-- `epochs` defaults to 500, not 20,000. On one core of an AMD EPYC (the machine the defaults were
+  energy after the default 500 epochs (its loss levels off after about 250). `--vae_optimizer=adagrad
+  --vae_lr=0.4` is the published optimiser.
+- `vae_epochs` defaults to 500, not 20,000. On one core of an AMD EPYC (the machine the defaults were
   measured on, shared with other jobs) an epoch of Beauty (12,068 training items, 256 dimensions
   after PCA, 12 batches) takes about 0.6 s, so 20,000 epochs would take about 3.3 hours; 500 take
-  about 5 minutes. `--epochs=20000` is the published run length.
+  about 5 minutes. `--vae_epochs=20000` is the published run length.
 - Dead codes are not revived, as in the paper and in genrec: k-means initialisation is the only
   guard against unused codes, and a code no item picks stays where it is (the per-digit "codes used"
   diagnostics show how many are used).
@@ -78,12 +78,12 @@ class RQVAEConfig(TokenizerConfig):
     hidden: tuple[int, ...] = (512, 256, 128)  # encoder layer widths, e.g. 512,256,128 (TIGER); the decoder mirrors them
     beta: float = ranged(0.25, ge=0)  # commitment weight of the RQ loss (TIGER: 0.25)
     # training epochs over the training items. TIGER: 20000, about 3.3 hours for Beauty on one CPU core
-    # (0.6 s an epoch); 500 take about 5 minutes. --epochs=20000 is the published run
-    epochs: int = ranged(500, ge=1)
-    optimizer: Literal["adamw", "adagrad"] = "adamw"  # adamw as genrec does; TIGER: adagrad (--lr=0.4), which does not train here (module docstring)
-    lr: float = ranged(1e-3, gt=0)  # learning rate (genrec's AdamW: 1e-3; TIGER's Adagrad: 0.4)
-    weight_decay: float = ranged(1e-4, ge=0)  # AdamW's decoupled weight decay (genrec: 1e-4); adagrad: none
-    batch_size: int = ranged(1024, ge=1)  # vectors per step (TIGER: 1024); the first batch initialises the codebooks by k-means
+    # (0.6 s an epoch); 500 take about 5 minutes. --vae_epochs=20000 is the published run
+    vae_epochs: int = ranged(500, ge=1)
+    vae_optimizer: Literal["adamw", "adagrad"] = "adamw"  # adamw as genrec does; TIGER: adagrad (--vae_lr=0.4), which does not train here (module docstring)
+    vae_lr: float = ranged(1e-3, gt=0)  # learning rate (genrec's AdamW: 1e-3; TIGER's Adagrad: 0.4)
+    vae_weight_decay: float = ranged(1e-4, ge=0)  # AdamW's decoupled weight decay (genrec: 1e-4); adagrad: none
+    vae_batch_size: int = ranged(1024, ge=1)  # vectors per step (TIGER: 1024); the first batch initialises the codebooks by k-means
     seed: int = 0  # seeds the network initialisation, the batch order and the k-means; a fit is deterministic for a seed
 
     def validate(self) -> None:
@@ -179,9 +179,9 @@ class RQVAEQuantizer(Quantizer):
 
 
 def make_optimizer(model: nn.Module, config: RQVAEConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adagrad":  # TensorFlow's initial accumulator: torch's 0 makes the first step +-lr for every weight
-        return torch.optim.Adagrad(model.parameters(), lr=config.lr, initial_accumulator_value=0.1)
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.vae_optimizer == "adagrad":  # TensorFlow's initial accumulator: torch's 0 makes the first step +-lr for every weight
+        return torch.optim.Adagrad(model.parameters(), lr=config.vae_lr, initial_accumulator_value=0.1)
+    return torch.optim.AdamW(model.parameters(), lr=config.vae_lr, weight_decay=config.vae_weight_decay)
 
 
 def progress_bar():
@@ -205,13 +205,13 @@ class RQVAE(Tokenizer):
 
     def check(self, config, dim, n_train):
         super().check(config, dim, n_train)
-        if config.batch_size < config.codebook_size:
-            raise UsageError(f"batch_size={config.batch_size} is smaller than codebook_size={config.codebook_size}: rqvae "
+        if config.vae_batch_size < config.codebook_size:
+            raise UsageError(f"vae_batch_size={config.vae_batch_size} is smaller than codebook_size={config.codebook_size}: rqvae "
                              "initialises the codebooks by k-means on the first batch, which needs at least one vector per "
-                             "code; raise batch_size or lower codebook_size.")
+                             "code; raise vae_batch_size or lower codebook_size.")
 
     def fit(self, x, config):
-        """Initialise the codebooks by k-means on the first batch, then train for `epochs` epochs
+        """Initialise the codebooks by k-means on the first batch, then train for `vae_epochs` epochs
         (a fresh shuffle each), showing the mean loss of each epoch."""
         if config.n_digit < 2:
             raise UsageError(f"n_digit must be >= 2 for rqvae (at least one learned level, then the extra digit); got {config.n_digit}.")
@@ -220,14 +220,14 @@ class RQVAE(Tokenizer):
         with torch.random.fork_rng(devices=[]):  # seeds the layers' initialisation; the global state is restored
             torch.manual_seed(config.seed)
             model = RQVAEModel(data.shape[1], config)
-        batch = min(config.batch_size, len(data))
+        batch = min(config.vae_batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         model.init_codebooks(data[order[:batch].sort().values], config)
         optimizer = make_optimizer(model, config)
         losses = []
         with progress_bar() as bar:
-            task = bar.add_task("rqvae", total=config.epochs, loss=float("nan"))
-            for epoch in range(config.epochs):
+            task = bar.add_task("rqvae", total=config.vae_epochs, loss=float("nan"))
+            for epoch in range(config.vae_epochs):
                 if epoch:
                     order = torch.randperm(len(data), generator=generator)
                 total = 0.0

@@ -33,18 +33,20 @@ class HistoryEncoder(nn.Module):
     """
 
     def __init__(self, code_emb: nn.Embedding, *, n_digit: int, codebook_size: int, max_len: int, d: int, n_head: int,
-                 n_inner: int, n_layer: int, dropout: float):
+                 n_inner: int, n_layer: int, dropout: float, head_dim: int | None = None):
         super().__init__()
         self.code_emb, self.n_digit, self.codebook_size = code_emb, n_digit, codebook_size
         self.item_mlp = nn.Sequential(nn.Linear(n_digit * d, d), nn.GELU(), nn.Linear(d, d))
         self.pos = nn.Embedding(max_len, d)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=False) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=False, head_dim=head_dim) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.register_buffer("offsets", torch.arange(n_digit) * codebook_size, persistent=False)
 
-    def forward(self, history_codes: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """history_codes [B, L, D], present [B, L] (False on padding) -> (memory [B, L, d], key mask [B, 1, 1, L])."""
+    def forward(self, history_codes: torch.Tensor, present: torch.Tensor, users=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """history_codes [B, L, D], present [B, L] (False on padding) -> (memory [B, L, d], key mask [B, 1, 1, L]).
+
+        `users` is not read: the history alone describes the user (TIGER's encoder adds a user token)."""
         B, L, D = history_codes.shape
         e = self.code_emb(history_codes + self.offsets).reshape(B, L, -1)
         max_len = self.pos.num_embeddings  # positions from the right: a batch trimmed to its longest history gets the same ones

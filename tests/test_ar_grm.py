@@ -19,12 +19,14 @@ def table(n=20, seed=0):
     return np.vstack([np.zeros((1, D), dtype=np.int64), codes]).astype(np.int64)
 
 
-def model(codes, **overrides):
+def model(codes, generator=None, **overrides):
+    """A small model of `generator` (AR_GRM's by default; TIGER's tests share it) over the ID table `codes`."""
+    generator = generator or ar_grm.ARGRMGenerator()
     settings = dict(n_digit=D, n_embd=16, n_head=2, encoder_n_layer=1, decoder_n_layer=2, n_inner=32, dropout=0.0)
-    config = ar_grm.ARGRMConfig(**{**settings, **overrides})
+    config = generator.Config(**{**settings, **overrides})
     sids = types.SimpleNamespace(codes=codes, n_digit=D, codebook_size=C)
     torch.manual_seed(0)
-    m = ar_grm.ARGRMGenerator().build(config, types.SimpleNamespace(max_seq_len=6), semantic_ids=sids).eval()
+    m = generator.build(config, types.SimpleNamespace(max_seq_len=6), semantic_ids=sids).eval()
     with torch.no_grad():  # sharper, input-dependent distributions than the small initialisation gives
         m.code_emb.weight.normal_(std=1.0)
     return m
@@ -48,20 +50,24 @@ def test_beam_search_returns_only_items(beam):
     assert ((top >= 1) & (top <= 11)).all() and all(len(set(r.tolist())) == 10 for r in top)
 
 
+def chain_rule_ranking(m, memory, mask, codes) -> torch.Tensor:
+    """Every item of `codes` ranked by its log-probability under teacher forcing (brute force), [B, n]."""
+    items = torch.as_tensor(codes[1:])
+    B = mask.shape[0]
+    with torch.no_grad():
+        scores = []
+        for i in range(len(items)):
+            lp = m.decode(memory, mask, items[i, :-1].expand(B, 1, D - 1))[:, 0].float().log_softmax(-1)
+            scores.append(sum(lp[:, t, items[i, t]] for t in range(D)))
+    return torch.stack(scores, 1).argsort(dim=1, descending=True) + 1
+
+
 def test_exhaustive_beam_equals_chain_rule_brute_force():
     codes = table()
     m = model(codes)
-    b = batch()
-    memory, mask = m.encode(b.history)
-    items = torch.as_tensor(codes[1:])
-    with torch.no_grad():  # every item's log-prob by teacher forcing
-        scores = []
-        for i in range(len(items)):
-            lp = m.decode(memory, mask, items[i, :-1].expand(5, 1, D - 1))[:, 0].float().log_softmax(-1)
-            scores.append(sum(lp[:, t, items[i, t]] for t in range(D)))
-    expect = torch.stack(scores, 1).argsort(dim=1, descending=True) + 1
-    found, score = m.search(memory, mask, beam=len(items))
-    assert torch.equal(found, expect)
+    memory, mask = m.encode(batch().history)
+    found, score = m.search(memory, mask, beam=len(codes) - 1)
+    assert torch.equal(found, chain_rule_ranking(m, memory, mask, codes))
 
 
 @pytest.mark.parametrize("tokenizer", [None, "pq", "opq", "rq"])

@@ -23,7 +23,7 @@ def vectors(seed=0, n=N) -> np.ndarray:
 
 
 def small(**overrides) -> RQVAEConfig:
-    return RQVAEConfig(**{"codebook_size": 16, "latent_dim": 8, "hidden": (32, 16), "epochs": 10, "lr": 0.01, "batch_size": 64,
+    return RQVAEConfig(**{"codebook_size": 16, "latent_dim": 8, "hidden": (32, 16), "vae_epochs": 10, "vae_lr": 0.01, "vae_batch_size": 64,
                         **overrides})
 
 
@@ -43,7 +43,7 @@ def test_rqvae_is_a_registered_extra_digit_tokenizer():
     assert not plugins.load(third_party=False).get("tokenizer", "rq").extra_digit
     rows = {r["key"]: r for r in cfg.describe(RQVAEConfig)}
     assert rows["hidden"]["default"] == (512, 256, 128) and rows["hidden"]["type"] == "comma-separated list of int"
-    assert all(rows[k]["comment"] for k in ("n_digit", "latent_dim", "hidden", "beta", "epochs", "lr", "batch_size"))
+    assert all(rows[k]["comment"] for k in ("n_digit", "latent_dim", "hidden", "beta", "vae_epochs", "vae_lr", "vae_batch_size"))
 
 
 def test_a_fit_is_deterministic_for_a_seed_and_leaves_torchs_random_state_alone():
@@ -60,7 +60,7 @@ def test_a_fit_is_deterministic_for_a_seed_and_leaves_torchs_random_state_alone(
 
 def test_training_lowers_the_loss_and_the_reconstruction_error():
     x = vectors()
-    short, long = fit(x, epochs=1), fit(x, epochs=20)
+    short, long = fit(x, vae_epochs=1), fit(x, vae_epochs=20)
     assert long.losses[-1] < 0.8 * long.losses[0]
 
     def error(q):
@@ -73,7 +73,7 @@ def test_the_codebooks_start_as_the_k_means_of_the_first_batch():
     x = vectors()
     # one step at a negligible learning rate: the codebooks are still their initialisation; the
     # first batch (batch_size >= N) holds every training item, taken in item order
-    q = fit(x, epochs=1, lr=1e-9, batch_size=1024)
+    q = fit(x, vae_epochs=1, vae_lr=1e-9, vae_batch_size=1024)
     with torch.no_grad():
         z = q.model.encoder(torch.from_numpy(x)).numpy()
     init = RQ().fit(z, TokenizerConfig(n_digit=3, codebook_size=16, seed=0)).centroids
@@ -129,7 +129,7 @@ def config_from(values: dict) -> RQVAEConfig:
 
 
 def test_settings_are_parsed_and_bad_ones_are_usage_errors():
-    assert config_from({"hidden": "64,32", "epochs": "3"}).hidden == (64, 32)
+    assert config_from({"hidden": "64,32", "vae_epochs": "3"}).hidden == (64, 32)
     assert config_from({"hidden": ""}).hidden == ()  # no hidden layer: a linear encoder and decoder
     with pytest.raises(UsageError, match=r"hidden must list positive layer widths.*got 64,0"):
         config_from({"hidden": "64,0"})
@@ -139,8 +139,8 @@ def test_settings_are_parsed_and_bad_ones_are_usage_errors():
         config_from({"n_digit": "1"})
     with pytest.raises(UsageError, match=r"'beta' must be >= 0"):
         config_from({"beta": "-1"})
-    with pytest.raises(UsageError, match=r"batch_size=8 is smaller than codebook_size=16.*raise batch_size"):
-        tokenize(vectors(), batch_size=8)
+    with pytest.raises(UsageError, match=r"vae_batch_size=8 is smaller than codebook_size=16.*raise vae_batch_size"):
+        tokenize(vectors(), vae_batch_size=8)
 
 
 def test_a_linear_autoencoder_also_fits():
@@ -150,5 +150,5 @@ def test_a_linear_autoencoder_also_fits():
 
 
 def test_training_reports_its_progress(capsys):
-    fit(vectors(), epochs=3)
+    fit(vectors(), vae_epochs=3)
     assert "rqvae epoch 3/3: loss" in capsys.readouterr().err

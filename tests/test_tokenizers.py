@@ -14,7 +14,7 @@ REGISTRY = with_example_plugins()  # built-in and example-package tokenizers
 TOKENIZERS = REGISTRY.names("tokenizer")
 N, DIM = 600, 32
 SMALL = {"n_digit": 4, "codebook_size": 32}
-QUICK = {"rqvae": {"hidden": (32,), "latent_dim": 8, "epochs": 5}}  # a network small enough for a test
+QUICK = {"rqvae": {"hidden": (32,), "latent_dim": 8, "vae_epochs": 5}}  # a network small enough for a test
 
 
 def vectors(seed=0) -> np.ndarray:
@@ -232,3 +232,17 @@ def test_cli_tokenize_ml_100k_end_to_end(cli, mirror, tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
     table = cli("tokenize", "--dataset", "ml-100k", "--tokenizer", "rq").stdout
     assert "entropy" in table and "collisions before resolution" in table and "cached" in table
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_a_tokenizer_shares_no_setting_with_a_generator_but_n_digit(name):
+    """One command line sets every config section that has a key, so a tokenizer field named like a
+    generator's training field (epochs, lr, ...) would be set by the generator's presets too."""
+    import dataclasses
+
+    fields = lambda cls: {f.name for f in dataclasses.fields(cls)}  # noqa: E731
+    tokenizer = fields(REGISTRY.get("tokenizer", name).Config)
+    assert not tokenizer & fields(EmbeddingConfig)
+    for generator in REGISTRY.names("generator"):
+        config = REGISTRY.get("generator", generator).Config
+        assert tokenizer & fields(config) <= {"n_digit"}, (generator, tokenizer & fields(config))
