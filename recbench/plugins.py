@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "recbench_plugins.hstu",
     "recbench_plugins.diff_grm",
     "recbench_plugins.ar_grm",
+    "recbench_plugins.rpg",
     "recbench_plugins.tiger",
     "recbench_plugins.tokenizers",
     "recbench_plugins.rqvae",

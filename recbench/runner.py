@@ -85,6 +85,10 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     elif spec.tokenizer is not None:
         raise UsageError(f"Generator '{gen.name}' ranks item ids and takes no tokenizer (--tokenizer {spec.tokenizer}).")
     layers = []
+    if tok is not None:  # a key both have (n_digit) starts at the generator's default, so rpg's 32 digits reach its tokenizer
+        shared = set(cfg.field_types(gen.obj.Config)) & set(cfg.field_types(tok.obj.Config))
+        defaults = gen.obj.Config()
+        layers.append((GENERATOR_DEFAULT, {key: getattr(defaults, key) for key in sorted(shared)}))
     preset = gen.obj.presets.get(ds.name)
     if preset:
         layers.append((f"preset {gen.name}/{ds.name}", preset))
@@ -104,12 +108,17 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     if tok is not None:  # a key such as n_digit is set in every section that has it
         sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
     configs = cfg.from_layers(sections, layers, origins)
+    for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
+        del origins[where]  # the generator's own default is no setting of the run
     resolved = Resolved(gen, ds, configs, origins, tok, spec=spec, checkpoint=checkpoint)
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
         resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
         if resolved.cpu_amp_auto is not None:
             origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
     return resolved
+
+
+GENERATOR_DEFAULT = "generator default"
 
 
 def checkpoint_run(ckpt: dict, path: str) -> dict | None:
