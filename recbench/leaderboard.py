@@ -57,8 +57,8 @@ COLUMNS_NOTE = (
 )
 
 
-def device_label(rec: dict) -> str:
-    return rec["device"]["name"]
+def device_label(rec: records.Record) -> str:
+    return rec.device.name
 
 
 @dataclass
@@ -68,14 +68,14 @@ class Row:
     tokenizer: str | None
     embedding_model: str | None
     config_fingerprint: str
-    runs: list[dict] = field(default_factory=list)
+    runs: list[records.Record] = field(default_factory=list)
 
     @property
     def seeds(self) -> int:
         return len(self.runs)
 
     def values(self, metric: str) -> np.ndarray:
-        return np.array([r["metrics"]["test"][metric] for r in self.runs], dtype=float)
+        return np.array([r.metrics.test[metric] for r in self.runs], dtype=float)
 
     def mean(self, metric: str) -> float:
         return float(self.values(metric).mean())
@@ -85,21 +85,21 @@ class Row:
         return float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
     def has_id_level(self) -> bool:
-        return all("id_level" in r for r in self.runs)
+        return all(r.id_level is not None for r in self.runs)
 
     def id_level(self, metric: str) -> tuple[float, float]:
         """Mean and std over seeds of the test `metric` at the ID level (the papers' protocol; see recbench.metrics)."""
-        v = np.array([r["id_level"]["metrics"]["test"][metric] for r in self.runs], dtype=float)
+        v = np.array([r.id_level.metrics.test[metric] for r in self.runs], dtype=float)
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
     def params(self) -> int:
-        return int(self.runs[0].get("params", 0))
+        return int(self.runs[0].params or 0)
 
     def train_seconds(self) -> float:
-        return float(np.mean([r["train"]["seconds"] for r in self.runs]))
+        return float(np.mean([r.train.seconds for r in self.runs]))
 
     def users_per_s(self) -> float:
-        return float(np.mean([r["eval"]["test_users_per_s"] for r in self.runs]))
+        return float(np.mean([r.eval.test_users_per_s for r in self.runs]))
 
     def device(self) -> str:
         return ", ".join(sorted({device_label(r) for r in self.runs}))
@@ -110,7 +110,7 @@ class Row:
     def setting(self) -> str:
         """What the first run set over the generator's defaults (the full config is on each page): the
         label the run recorded, or for records older than that label, read from its command."""
-        return self.runs[0].get("setting") or setting(self.runs[0]["command"])
+        return self.runs[0].setting or setting(self.runs[0].command)
 
 
 # options of `recbench run` and `recbench tune` that choose where and how a run happens, not its config
@@ -168,16 +168,16 @@ def collect(folders: list[Path], dataset: str | None = None, skipped: list[str] 
             skipped.append(str(exc))
             continue
         key = (
-            rec["dataset"]["name"],
-            rec["generator"]["name"],
-            (rec.get("tokenizer") or {}).get("name"),
-            rec.get("embedding_model"),
-            rec["config_fingerprint"],
+            rec.dataset.name,
+            rec.generator.name,
+            rec.tokenizer.name if rec.tokenizer else None,
+            rec.embedding_model,
+            rec.config_fingerprint,
         )
         rows.setdefault(key, Row(*key)).runs.append(rec)
     out: dict[str, list[Row]] = {}
     for row in rows.values():
-        row.runs.sort(key=lambda r: (r["seed"], r["run_id"]))
+        row.runs.sort(key=lambda r: (r.seed, r.run_id))
         out.setdefault(row.dataset, []).append(row)
     for ds_rows in out.values():
         ds_rows.sort(key=lambda r: (-r.mean(RANKED_BY), r.generator, r.tokenizer or "", r.embedding_model or "", r.config_fingerprint))
@@ -359,7 +359,7 @@ def to_json(boards_: list[Board]) -> str:
                        if r.has_id_level() else {}),
                     "vs_best": verdict_json(v),
                     "params": r.params(), "train_seconds": r.train_seconds(), "users_per_s": r.users_per_s(),
-                    "device": r.device(), "runs": [rec["run_id"] for rec in r.runs],
+                    "device": r.device(), "runs": [rec.run_id for rec in r.runs],
                 }
                 for r, v in zip(board.rows, board.verdicts)
             ],

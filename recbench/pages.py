@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import references
 from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
+from .records import Record
 
 
 def posix_relpath(path: Path, start: Path) -> str:
@@ -26,48 +27,48 @@ def distinct(values) -> str:
     return "; ".join(dict.fromkeys(f"{v:,}" if isinstance(v, int) else str(v) for v in values))
 
 
-def hardware(rec: dict) -> str:
-    dev, env = rec["device"], rec.get("environment", {})
-    processes = dev.get("processes", 1)
+def hardware(rec: Record) -> str:
+    env = rec.environment or {}
+    processes = rec.device.processes or 1
     return (f"{device_label(rec)}, {processes} process{'es' if processes != 1 else ''}; {env.get('platform', '?')}, "
             f"{env.get('cpu_count', '?')} CPUs; torch {env.get('torch', '?')}, CUDA {env.get('cuda') or '-'}; "
-            f"peak memory {rec.get('peak_memory_mb', 0):,.0f} MB")
+            f"peak memory {rec.peak_memory_mb or 0:,.0f} MB")
 
 
-def software(rec: dict) -> str:
-    env = rec.get("environment", {})
+def software(rec: Record) -> str:
+    env = rec.environment or {}
     commit = env.get("git_commit") or "unknown commit"
     return f"recbench {env.get('recbench', '?')} ({commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''})"
 
 
-def config_text(rec: dict) -> str:
+def config_text(rec: Record) -> str:
     return "; ".join(
         f"{section}: " + (", ".join(f"{k}={v!r}" for k, v in values.items()) or "(no settings)")
-        for section, values in rec["config"].items()
+        for section, values in rec.config.items()
     )
 
 
-def tune_lines(rec: dict) -> list[str]:
+def tune_lines(rec: Record) -> list[str]:
     """For the re-run of a tuning study's best trial: which study, trial and values (else nothing)."""
-    tune = rec.get("tune")
-    if not tune:
+    tune = rec.tune
+    if tune is None:
         return []
-    trials = ", ".join(f"{n} {state}" for state, n in sorted(tune["trials"].items()))
-    values = ", ".join(f"{k}={v!r}" for k, v in tune["params"].items())
-    return ["", f"Tuned by `recbench tune`: the best trial ({tune['trial']}) of study `{tune['study']}` ({trials}), chosen on "
-                f"validation {tune['metric']} {tune['value']:.4f}; tuned values: {values}."]
+    trials = ", ".join(f"{n} {state}" for state, n in sorted(tune.trials.items()))
+    values = ", ".join(f"{k}={v!r}" for k, v in tune.params.items())
+    return ["", f"Tuned by `recbench tune`: the best trial ({tune.trial}) of study `{tune.study}` ({trials}), chosen on "
+                f"validation {tune.metric} {tune.value:.4f}; tuned values: {values}."]
 
 
 def protocol_lines(board: Board) -> list[str]:
     runs = [rec for row in board.rows for rec in row.runs]
-    data = {(r["dataset"]["fingerprint"], r["dataset"]["users"], r["dataset"]["items"], r["dataset"]["interactions"]) for r in runs}
+    data = {(r.dataset.fingerprint, r.dataset.users, r.dataset.items, r.dataset.interactions) for r in runs}
     lines = [
         f"- Data: {board.dataset}, " + "; ".join(
             f"{u:,} users, {i:,} items, {n:,} interactions (prepared-data fingerprint `{fp}`)" for fp, u, i, n in sorted(data)),
     ]
     for key, title in (("split", "Split"), ("ranking", "Candidates"), ("ties", "Ties"), ("max_seq_len", "History fed to a model (items)"),
                        ("selection", "Model selection"), ("eval_users", "Evaluated users")):
-        lines.append(f"- {title}: {distinct(r['protocol'].get(key, '?') for r in runs)}")
+        lines.append(f"- {title}: {distinct((r.protocol or {}).get(key, '?') for r in runs)}")
     lines.append("- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR, on the test split, evaluated once with the "
                  "model selected on validation; per-user ranks are kept in every record for paired tests.")
     return lines
@@ -102,8 +103,8 @@ def dataset_page(board: Board, folders: list[Path], out: Path, with_references: 
         head = ["run", "seed", "command", "hardware", "software", "reproduce"]
         cells = []
         for rec in row.runs:
-            path = rec["path"]
-            cells.append([f"[{rec['run_id']}]({posix_relpath(path, out)})", str(rec["seed"]), f"`{rec['command']}`",
+            path = rec.path
+            cells.append([f"[{rec.run_id}]({posix_relpath(path, out)})", str(rec.seed), f"`{rec.command}`",
                           hardware(rec), software(rec), f"`recbench reproduce {posix_relpath(path, base)}`"])
         lines += md_table(head, cells)
     return "\n".join(lines) + "\n"
@@ -149,8 +150,8 @@ def readme_page(boards_: list[Board], folders: list[Path], out: Path, with_refer
     ]
     head = ["dataset", "run", "generator", "hardware", "software", "train", "users/s"]
     cells = [
-        [board.dataset, f"[{rec['run_id']}]({posix_relpath(rec['path'], out)})", rec["generator"]["name"],
-         hardware(rec), software(rec), fmt_seconds(rec["train"]["seconds"]), f"{rec['eval']['test_users_per_s']:,.0f}"]
+        [board.dataset, f"[{rec.run_id}]({posix_relpath(rec.path, out)})", rec.generator.name,
+         hardware(rec), software(rec), fmt_seconds(rec.train.seconds), f"{rec.eval.test_users_per_s:,.0f}"]
         for board in boards_ for row in board.rows for rec in row.runs
     ]
     lines += md_table(head, cells)

@@ -9,7 +9,8 @@ trial of a `recbench tune` study also holds a `tune` field (see `tune_field`); o
 none, and readers treat it as optional.
 
 Files are written atomically (a temporary file renamed into place), one file per run, so records
-from many machines merge by copying. `load` upgrades older schemas to the current one.
+from many machines merge by copying. `load` upgrades older schemas to the current one and returns a
+typed `Record`, whose `to_dict` is the JSON written.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import platform
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -87,11 +89,12 @@ def run_id(generator: str, dataset: str, seed: int) -> str:
     return f"{dataset}__{generator}__s{seed}__{stamp}"
 
 
-def write(record: dict[str, Any], folder: Path) -> Path:
-    """Write `record` as folder/DATASET/RUN_ID.json, atomically."""
-    path = Path(folder) / record["dataset"]["name"] / f"{record['run_id']}.json"
+def write(record: Record | dict[str, Any], folder: Path) -> Path:
+    """Write `record` as folder/DATASET/RUN_ID.json, atomically (a plain dict, e.g. a test's raw record, as given)."""
+    data = record.to_dict() if isinstance(record, Record) else record
+    path = Path(folder) / data["dataset"]["name"] / f"{data['run_id']}.json"
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, sort_keys=False)
+        json.dump(data, f, indent=1, sort_keys=False)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -197,21 +200,245 @@ def check(record: dict[str, Any]) -> None:
         raise ValueError(f"its per-user blobs disagree ({len(users)} users, {len(ranks)} ranks)")
 
 
-def load(path: str | Path) -> dict[str, Any]:
+# ---- the typed record ---------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Part:
+    """A JSON object of a record as a dataclass: keys it does not know are kept in `extra`, so that
+    `to_dict` gives back what `from_dict` read."""
+
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ()  # fields that are absent from the JSON while None
+    NESTED: ClassVar[dict[str, type[Part]]] = {}  # fields that are themselves parts
+
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys of the JSON no field holds, as read
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = ""):
+        """The part that JSON object `data` (the record's field `where`, for messages) holds."""
+        if not isinstance(data, dict):
+            raise ValueError(f"'{where}' is a {type(data).__name__}, not an object")
+        names = {f.name for f in fields(cls) if f.metadata.get("json", True)} - {"extra"}
+        prefix = f"{where}." if where else ""
+        values = {k: cls.NESTED[k].from_dict(v, prefix + k) if k in cls.NESTED and v is not None else v
+                  for k, v in data.items() if k in names}
+        return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+
+    def omitted(self) -> set[str]:
+        """The fields left out of the JSON."""
+        return {name for name in self.OMIT_NONE if getattr(self, name) is None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: fields in order, then `extra`."""
+        skip = self.omitted() | {"extra"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("json", True) and f.name not in skip}
+        return {**{k: v.to_dict() if isinstance(v, Part) else v for k, v in out.items()}, **self.extra}
+
+
+@dataclass(kw_only=True)
+class Plugin(Part):
+    """Which plugin a run used."""
+
+    name: str  # the name it is registered under
+    package: str | None = None  # the distribution that provides it
+    version: str | None = None  # that distribution's version
+
+
+@dataclass(kw_only=True)
+class Tokenizer(Plugin):
+    """The tokenizer of a semantic-ID generator's IDs."""
+
+    config: dict[str, Any] | None = None  # the run's tokenizer config (as in Record.config)
+
+
+@dataclass(kw_only=True)
+class Dataset(Plugin):
+    """The dataset plugin and the prepared data the run saw."""
+
+    fingerprint: str  # of the prepared data: equal fingerprints, equal splits
+    users: int | None = None  # counts of the prepared data
+    items: int | None = None
+    interactions: int | None = None
+
+
+@dataclass(kw_only=True)
+class Metrics(Part):
+    """Metric name -> value on each split."""
+
+    OMIT_NONE = ("test",)
+
+    valid: dict[str, float]
+    test: dict[str, float] | None = None  # None: a validation-only run (a tuning trial)
+
+
+@dataclass(kw_only=True)
+class PerUser(Part):
+    """Per-user test ranks (encode_ints blobs); every per-user metric derives from the rank."""
+
+    encoding: str | None = None  # how the blobs are encoded, in words
+    users: str  # evaluated user ids
+    test_rank: str  # each one's rank of the test item (-1: not in the list)
+
+
+@dataclass(kw_only=True)
+class Train(Part):
+    """How training went; the last four are absent for a model that does not train."""
+
+    OMIT_NONE = ("cpu_amp_auto", "epochs", "best_epoch", "best_valid", "stopped")
+
+    seconds: float  # training time (fitting time for a model that does not train)
+    cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value in the config
+    epochs: int | None = None  # epochs trained
+    best_epoch: int | None = None  # the epoch selected on validation (None: no validation ran)
+    best_valid: float | None = None  # its validation metric
+    stopped: str | None = None  # why training ended
+
+    def omitted(self) -> set[str]:  # a trained run writes best_epoch and best_valid even when None
+        return super().omitted() - ({"best_epoch", "best_valid"} if self.epochs is not None else set())
+
+
+@dataclass(kw_only=True)
+class Eval(Part):
+    """Evaluation times; the test ones are absent for a validation-only run."""
+
+    OMIT_NONE = ("test_seconds", "test_users_per_s")
+
+    valid_seconds: float | None = None  # time to evaluate the validation split
+    test_seconds: float | None = None  # and the test split
+    test_users_per_s: float | None = None  # test inference throughput
+
+
+@dataclass(kw_only=True)
+class SemanticIds(Part):
+    """The semantic IDs a semantic-ID generator ran on."""
+
+    collision_rate: float | None = None  # share of items whose ID another item had before IDs were made unique
+    n_digit: int | None = None  # digits per ID
+    codebook_size: int | None = None  # codes per digit
+
+
+@dataclass(kw_only=True)
+class IdLevel(Part):
+    """Metrics at the ID level, the papers' protocol (runner.ID_LEVEL_DEFINITION)."""
+
+    NESTED = {"metrics": Metrics}
+    OMIT_NONE = ("test_rank",)
+
+    definition: str | None = None  # the protocol, in words
+    metrics: Metrics  # the same metrics as Record.metrics, scored on IDs
+    test_rank: str | None = None  # per-user test ranks at the ID level (an encode_ints blob)
+
+
+@dataclass(kw_only=True)
+class RunControl(Part):
+    """How the run was carried out, not what it computed (runner.RunSpec)."""
+
+    resume: str | None = None  # --resume: "true" or the run folder continued
+    eval_only: bool = False  # evaluated `checkpoint` without training
+    checkpoint: str | None = None  # the checkpoint file evaluated
+    rebuild_ids: bool = False  # the semantic IDs were built anew, not read from the cache
+
+
+@dataclass(kw_only=True)
+class Device(Part):
+    """Where the run ran."""
+
+    type: str | None = None  # cpu or cuda
+    name: str  # the CPU model and thread count, or the GPU
+    processes: int | None = None  # data-parallel processes (absent: 1)
+
+
+@dataclass(kw_only=True)
+class Tune(Part):
+    """The tuning study whose best trial the run re-trained (see `tune_field`)."""
+
+    study: str
+    storage: str
+    trial: int
+    metric: str  # the validation metric the trial was selected on
+    value: float  # its value
+    params: dict[str, Any]  # the tuned values
+    trials: dict[str, int]  # the study's trial count per state when the trial was chosen
+
+
+@dataclass(kw_only=True)
+class Checkpoints(Part):
+    """The run folder's files (RECBENCH_HOME/runs/RUN_ID/) on the machine that trained."""
+
+    best: str  # best.pt: the model selected on validation
+    last: str  # last.pt: where training stopped
+    log: str  # log.jsonl: one line per epoch
+
+
+@dataclass(kw_only=True)
+class Record(Part):
+    """One run's result record. Fields in the order of the JSON; see the module docstring."""
+
+    NESTED = {"generator": Plugin, "tokenizer": Tokenizer, "dataset": Dataset, "metrics": Metrics, "per_user": PerUser,
+              "train": Train, "eval": Eval, "semantic_ids": SemanticIds, "id_level": IdLevel, "run_control": RunControl,
+              "device": Device, "tune": Tune, "checkpoints": Checkpoints}
+    OMIT_NONE = ("created", "protocol", "setting", "config_origins", "run_control", "per_user", "semantic_ids", "id_level",
+                 "params", "peak_memory_mb", "environment", "tune", "checkpoints")
+
+    schema_version: int = SCHEMA_VERSION  # always the current one: `from_dict` upgrades older ones
+    run_id: str  # DATASET__GENERATOR__sSEED__UTC-TIME, the file's name
+    created: str | None = None  # UTC, ISO 8601
+    command: str  # the command line that made the run
+    generator: Plugin  # the generator plugin
+    tokenizer: Tokenizer | None = None  # semantic-ID generators only
+    embedding_model: str | None = None  # the sentence embedding the semantic IDs were built from
+    dataset: Dataset  # the dataset plugin and its prepared data
+    protocol: dict[str, Any] | None = None  # the evaluation protocol, in words (split, ranking, ties, ...)
+    seed: int  # the run's random seed
+    setting: str | None = None  # what the command set over the defaults (absent before schema 3: see leaderboard.setting)
+    config: dict[str, dict[str, Any]]  # section -> the resolved config
+    config_origins: dict[str, dict[str, str]] | None = None  # section -> key -> the layer that set it
+    run_control: RunControl | None = None  # how the run was carried out (absent only where upgrade found no config to move)
+    config_fingerprint: str  # runner.config_fingerprint: one leaderboard row per fingerprint
+    metrics: Metrics  # item-level metrics (recbench.metrics) on validation and test
+    per_user: PerUser | None = None  # None: a validation-only run
+    train: Train  # training time and outcome
+    eval: Eval  # evaluation times and throughput
+    semantic_ids: SemanticIds | None = None  # semantic-ID generators only
+    id_level: IdLevel | None = None  # runs whose IDs can collide: the papers' ID-level metrics
+    params: int | None = None  # trainable parameters
+    peak_memory_mb: float | None = None  # peak GPU memory allocated, or the process's peak resident memory on CPU
+    device: Device  # where it ran
+    environment: dict[str, Any] | None = None  # library versions, platform, git commit (see `environment`)
+    tune: Tune | None = None  # the re-run of a tuning study's best trial
+    checkpoints: Checkpoints | None = None  # runs that trained
+    path: Path | None = field(default=None, compare=False, metadata={"json": False})  # the file it was loaded from
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "", *, checked: bool = True) -> Record:
+        """The record of JSON object `data`, upgraded to the current schema and (unless `checked` is
+        False, for a validation-only run) checked; a ValueError naming the field otherwise."""
+        data = upgrade(data)
+        if checked:
+            check(data)
+        try:
+            return super().from_dict(data)
+        except TypeError as exc:  # a part without a field it needs
+            raise ValueError(f"it is malformed ({exc})") from None
+
+    def users(self) -> np.ndarray:
+        """The evaluated test users' ids."""
+        return decode_ints(self.per_user.users)
+
+    def test_ranks(self) -> np.ndarray:
+        """Each evaluated user's test rank, in the order of `users`."""
+        return decode_ints(self.per_user.test_rank)
+
+
+def load(path: str | Path) -> Record:
     """The record in `path`, upgraded to the current schema and checked; a UsageError naming the file otherwise."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record = upgrade(record)
-        check(record)
+        record = Record.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise UsageError(f"Result record '{path}' cannot be used: {exc}.") from None
-    record.setdefault("path", str(path))
+    record.path = path
     return record
-
-
-def test_ranks(record: dict[str, Any]) -> np.ndarray:
-    return decode_ints(record["per_user"]["test_rank"])
 
 
 def find(folders: list[Path], dataset: str | None = None) -> Iterator[Path]:

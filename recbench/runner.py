@@ -167,18 +167,18 @@ def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
             "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}}
 
 
-def spec_from_record(record: dict, device: str | None = None, results_dir: Path | None = None):
+def spec_from_record(record: records.Record, device: str | None = None, results_dir: Path | None = None):
     """The runner.RunSpec that repeats `record`: its plugins, seed and every saved config value."""
     try:
-        overrides = cfg.flatten(record["config"])
+        overrides = cfg.flatten(record.config)
     except ValueError as exc:
-        raise UsageError(f"Record '{record['run_id']}' cannot be reproduced from its config: {exc}.") from None
+        raise UsageError(f"Record '{record.run_id}' cannot be reproduced from its config: {exc}.") from None
     return RunSpec(
-        generator=record["generator"]["name"],
-        dataset=record["dataset"]["name"],
-        tokenizer=(record.get("tokenizer") or {}).get("name"),
-        seed=record["seed"],
-        device=device or record["device"]["type"],
+        generator=record.generator.name,
+        dataset=record.dataset.name,
+        tokenizer=record.tokenizer.name if record.tokenizer else None,
+        seed=record.seed,
+        device=device or record.device.type,
         overrides=overrides,
         results_dir=results_dir,
     )
@@ -231,7 +231,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None,
         on_eval: Callable[[int, float], None] | None = None, on_run_dir: Callable[[Path], None] | None = None,
-        test: bool = True) -> tuple[dict, Path | None]:
+        test: bool = True) -> tuple[records.Record, Path | None]:
     """Run `spec` end to end; return the result record and where it was written.
 
     Under torchrun every process runs this; only rank 0 prints, writes checkpoints and the record
@@ -299,10 +299,11 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         test_eval = None
     record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
     if amp_why is not None:
-        record["train"]["cpu_amp_auto"] = amp_why  # why cpu_amp=auto chose the value in the config
+        record.train.cpu_amp_auto = amp_why  # why cpu_amp=auto chose the value in the config
     if training:
-        record["train"].update(epochs=training.epochs, best_epoch=training.best_epoch, best_valid=training.best_valid, stopped=training.stopped)
-        record["checkpoints"] = {"best": str(run_dir / "best.pt"), "last": str(run_dir / "last.pt"), "log": str(run_dir / "log.jsonl")}
+        record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
+        record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
+        record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"), log=str(run_dir / "log.jsonl"))
     if not main:
         return record, None
     if not test:
@@ -382,13 +383,13 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
 
 
 def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,
-                 sids=None) -> dict:
+                 sids=None) -> records.Record:
     """The result record of a run; with `test` None (a validation-only run) it has no test metrics, ranks or times."""
     gen, ds, tok = resolved.generator, resolved.dataset, resolved.tokenizer
     config = {section: cfg.to_dict(c) for section, c in resolved.configs.items()}
     tokenizer = None if tok is None else {"name": tok.name, "package": tok.package, "version": tok.version,
                                           "config": config.get("tokenizer")}
-    return {
+    return records.Record.from_dict({
         "schema_version": records.SCHEMA_VERSION,
         "run_id": run_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -446,4 +447,4 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},
         "environment": records.environment(),
         **({"tune": spec.tune} if spec.tune is not None else {}),
-    }
+    }, checked=test is not None)

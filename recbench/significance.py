@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics, records
+from . import metrics
 from .errors import UsageError
+from .records import Record
 
 ALPHA = 0.05
 
@@ -40,23 +41,23 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def label(record: dict) -> str:
-    return record["run_id"]
+def label(record: Record) -> str:
+    return record.run_id
 
 
-def data_key(record: dict) -> tuple[str, str]:
-    return record["dataset"]["name"], record["dataset"]["fingerprint"]
+def data_key(record: Record) -> tuple[str, str]:
+    return record.dataset.name, record.dataset.fingerprint
 
 
-def user_metric(record: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def user_metric(record: Record, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(evaluated user ids, sorted; the metric of each) from a record's per-user test ranks."""
-    users = records.decode_ints(record["per_user"]["users"])
-    values = metrics.per_user(records.test_ranks(record))[check_metric(metric)]
+    users = record.users()
+    values = metrics.per_user(record.test_ranks())[check_metric(metric)]
     order = np.argsort(users, kind="stable")
     return users[order], values[order]
 
 
-def why_not_comparable(a: dict, b: dict) -> str | None:
+def why_not_comparable(a: Record, b: Record) -> str | None:
     """None when records `a` and `b` evaluated the same users on the same prepared data, else why not."""
     (ds_a, fp_a), (ds_b, fp_b) = data_key(a), data_key(b)
     if ds_a != ds_b:
@@ -64,8 +65,7 @@ def why_not_comparable(a: dict, b: dict) -> str | None:
     if fp_a != fp_b:
         return (f"{label(a)} and {label(b)} are on different prepared data of {ds_a} (fingerprints {fp_a[:8]} and "
                 f"{fp_b[:8]}: other raw files or other preparation settings)")
-    users_a = records.decode_ints(a["per_user"]["users"])
-    users_b = records.decode_ints(b["per_user"]["users"])
+    users_a, users_b = a.users(), b.users()
     if not np.array_equal(np.sort(users_a), np.sort(users_b)):
         common = len(np.intersect1d(users_a, users_b))
         return (f"{label(a)} evaluated {len(users_a):,} users and {label(b)} {len(users_b):,}, "
@@ -73,7 +73,7 @@ def why_not_comparable(a: dict, b: dict) -> str | None:
     return None
 
 
-def seed_average(runs: list[dict], metric: str) -> np.ndarray:
+def seed_average(runs: list[Record], metric: str) -> np.ndarray:
     """Per-user metric averaged over the seeds of one result (users sorted by id)."""
     for other in runs[1:]:
         reason = why_not_comparable(runs[0], other)
@@ -82,7 +82,7 @@ def seed_average(runs: list[dict], metric: str) -> np.ndarray:
     return np.mean([user_metric(r, metric)[1] for r in runs], axis=0)
 
 
-def check_comparable(runs_a: list[dict], runs_b: list[dict]) -> None:
+def check_comparable(runs_a: list[Record], runs_b: list[Record]) -> None:
     reason = why_not_comparable(runs_a[0], runs_b[0])
     if reason:
         raise NotComparable(
@@ -128,7 +128,7 @@ def paired(a: np.ndarray, b: np.ndarray) -> Paired:
     return Paired(len(d), float(a.mean()), float(b.mean()), mean, std, cohens_d, t, p_t, w, p_w)
 
 
-def compare(runs_a: list[dict], runs_b: list[dict], metric: str = "ndcg@10") -> Paired:
+def compare(runs_a: list[Record], runs_b: list[Record], metric: str = "ndcg@10") -> Paired:
     """Paired comparison of two results (each one or several seeds of the same config) on `metric`."""
     check_metric(metric)
     check_comparable(runs_a, runs_b)
@@ -157,7 +157,7 @@ class Verdict:
     reason: str = ""
 
 
-def against_best(rows: list[list[dict]], metric: str = "ndcg@10", alpha: float = ALPHA) -> list[Verdict]:
+def against_best(rows: list[list[Record]], metric: str = "ndcg@10", alpha: float = ALPHA) -> list[Verdict]:
     """One verdict per row; `rows` (each a list of the records of its seeds) is ordered best first."""
     if not rows:
         return []

@@ -1,9 +1,9 @@
 """The CLI end to end on real data, and its errors: exit code 2 with a message that says what is valid."""
 
-import json
 
 import pytest
 
+from recbench import records
 from recbench.metrics import metric_names
 
 
@@ -14,16 +14,16 @@ def test_run_pop_writes_a_record_and_the_leaderboard_shows_it(cli, mirror, home)
     assert "valid" in out and "test" in out
     written = list((home / "home" / "results" / "ml-100k").glob("*.json"))
     assert len(written) == 1
-    record = json.loads(written[0].read_text())
-    assert record["dataset"]["users"] == 943 and record["dataset"]["items"] == 1682
-    assert record["protocol"]["eval_users"] == 943
-    assert set(record["metrics"]["test"]) == set(metric_names())
-    assert 0 < record["metrics"]["test"]["ndcg@10"] < record["metrics"]["test"]["recall@10"] < 1
-    assert record["config"]["generator"]["max_seq_len"] == 0 and record["command"].startswith("recbench run")
-    assert record["environment"]["torch"] and record["device"]["type"] == "cpu"
+    record = records.load(written[0])
+    assert record.dataset.users == 943 and record.dataset.items == 1682
+    assert record.protocol["eval_users"] == 943
+    assert set(record.metrics.test) == set(metric_names())
+    assert 0 < record.metrics.test["ndcg@10"] < record.metrics.test["recall@10"] < 1
+    assert record.config["generator"]["max_seq_len"] == 0 and record.command.startswith("recbench run")
+    assert record.environment["torch"] and record.device.type == "cpu" and record.setting == "defaults"
 
     table = cli("leaderboard", "--format", "markdown").stdout
-    assert "| pop |" in table and f"{record['metrics']['test']['ndcg@10']:.4f}" in table
+    assert "| pop |" in table and f"{record.metrics.test['ndcg@10']:.4f}" in table
     csv_text = cli("leaderboard", "--format", "csv", "--dataset", "ml-100k").stdout
     assert csv_text.splitlines()[1].startswith("ml-100k,pop,")
 
@@ -33,7 +33,7 @@ def test_config_file_and_overrides_are_applied_and_saved(cli, mirror, home, tmp_
     config.write_text("eval_batch_size = 64\n")
     cli("run", "-p", "pop", "-d", "ml-100k", "--config", str(config), "--max_seq_len=20")
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
-    saved = json.loads(path.read_text())["config"]["generator"]
+    saved = records.load(path).config["generator"]
     assert saved == {"max_seq_len": 20, "eval_batch_size": 64}
 
 
@@ -152,12 +152,13 @@ def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, 
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=2", "--eval_start_epoch=1", "--batch_size=64"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "2", *tiny)
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
-    trained = json.loads(path.read_text())
-    best = trained["checkpoints"]["best"]
+    trained = records.load(path)
+    best = trained.checkpoints.best
     out = cli("run", "--eval_only=true", f"--checkpoint={best}", "--results-dir", str(home / "again")).stdout
     assert "sasrec on ml-100k (seed 2)" in out
     [again] = (home / "again" / "ml-100k").glob("*.json")
-    again = json.loads(again.read_text())
-    assert again["metrics"]["test"] == trained["metrics"]["test"] and again["config"] == trained["config"]
+    again = records.load(again)
+    assert again.metrics.test == trained.metrics.test and again.config == trained.config
+    assert again.run_control == records.RunControl(eval_only=True, checkpoint=best) and again.checkpoints is None
     proc = cli("run", "-p", "sasrec", "-d", "ml-100k", f"--checkpoint={best}", check=2)
     assert "--checkpoint is read by --eval_only=true only" in proc.stderr

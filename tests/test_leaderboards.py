@@ -3,6 +3,7 @@ statistics agree with scipy, every format parses, published rows stay out of the
 picture renders, `compare` and `reproduce` work end to end."""
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -95,15 +96,17 @@ def test_holm_correction_on_hand_made_p_values():
 # ---- records made for these tests --------------------------------------------------------------
 
 
-def variant(source: Path, folder: Path, generator: str, seed: int, ranks: np.ndarray, users_per_s: float = 1000.0) -> Path:
+def variant(source: Path, folder: Path, generator: str, seed: int, ranks: np.ndarray, users_per_s: float = 1000.0,
+            data_fingerprint: str | None = None) -> Path:
     """A copy of the record at `source` with other per-user ranks (and the metrics they give)."""
-    record = json.loads(source.read_text())
-    record["generator"]["name"], record["seed"] = generator, seed
-    record["config_fingerprint"] = f"{generator:0<12}"[:12]
-    record["run_id"] = f"{record['dataset']['name']}__{generator}__s{seed}__20260101T000000000"
-    record["per_user"]["test_rank"] = records.encode_ints(ranks)
-    record["metrics"]["test"] = summarize(ranks)
-    record["eval"]["test_users_per_s"] = users_per_s
+    record = records.load(source)
+    record.generator.name, record.seed = generator, seed
+    record.config_fingerprint = f"{generator:0<12}"[:12]
+    record.run_id = f"{record.dataset.name}__{generator}__s{seed}__20260101T000000000"
+    record.per_user.test_rank = records.encode_ints(ranks)
+    record.metrics.test = summarize(ranks)
+    record.eval.test_users_per_s = users_per_s
+    record.dataset.fingerprint = data_fingerprint or record.dataset.fingerprint
     return records.write(record, folder)
 
 
@@ -116,16 +119,13 @@ def board_records(tmp_path):
     for path in (folder / "ml-100k").glob("*.json"):
         if path.name != ML100K_POP.name:
             path.unlink()
-    pop = records.test_ranks(records.load(ML100K_POP))
+    pop = records.load(ML100K_POP).test_ranks()
     rng = np.random.default_rng(0)
     better = [(pop * 0.3 + rng.integers(0, 3, len(pop))).astype(int) for _ in range(3)]
     for seed, ranks in enumerate(better):
         variant(ML100K_POP, folder, "better", seed, ranks, 5000)
     variant(ML100K_POP, folder, "alike", 0, rng.permutation(better[1]), 200)  # same mean as one seed of "better"
-    other = variant(ML100K_POP, folder, "elsewhere", 0, pop + 5, 20)
-    record = json.loads(other.read_text())
-    record["dataset"]["fingerprint"] = "0" * 16
-    other.write_text(json.dumps(record))
+    variant(ML100K_POP, folder, "elsewhere", 0, pop + 5, 20, data_fingerprint="0" * 16)
     return folder
 
 
@@ -266,14 +266,14 @@ def test_spec_from_record_repeats_the_config():
     record = records.load(ML100K_POP)
     spec = spec_from_record(record)
     assert (spec.generator, spec.dataset, spec.tokenizer, spec.seed, spec.device) == ("pop", "ml-100k", None, 0, "cpu")
-    assert spec.overrides == {**record["config"]["generator"], **record["config"]["dataset"]}
+    assert spec.overrides == {**record.config["generator"], **record.config["dataset"]}
 
 
 def test_reproduce_the_committed_pop_record_exactly(cli, mirror, tmp_path):
     out = cli("reproduce", str(ML100K_POP), "--results-dir", str(tmp_path / "again")).stdout
     assert "Reproduced exactly" in out and "recorded" in out and "ndcg@10" in out
     [again] = (tmp_path / "again" / "ml-100k").glob("*.json")
-    assert json.loads(again.read_text())["metrics"]["test"] == records.load(ML100K_POP)["metrics"]["test"]
+    assert records.load(again).metrics.test == records.load(ML100K_POP).metrics.test
 
 
 def test_reproduce_a_missing_record_exits_2(cli, tmp_path):
@@ -297,5 +297,6 @@ def test_a_run_records_its_setting_label_however_it_was_typed():
     assert diffgm == label(["--batch_size=256"], plugin="diff_grm", dataset="beauty", preset="cpu") == "preset cpu, batch_size=256"
     tuned = RunSpec("sasrec", "beauty", overrides={"lr": "0.01", "epochs": "12"}, tune={"params": {"lr": "0.01"}})
     assert setting_label(tuned) == "tuned, epochs=12" and setting_label(RunSpec("pop", "beauty")) == "defaults"
-    row = lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [{"setting": "preset cpu", "command": "recbench run --lr=1"}])
-    assert row.setting() == "preset cpu"
+    run = dataclasses.replace(records.load(ML100K_POP), setting="preset cpu", command="recbench run --lr=1")
+    assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [run]).setting() == "preset cpu"
+    assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [dataclasses.replace(run, setting=None)]).setting() == "lr=1"

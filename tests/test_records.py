@@ -1,4 +1,4 @@
-"""Result records: atomic writes, round trips, schema versions."""
+"""Result records: atomic writes, round trips, schema versions, the typed Record."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ COMMITTED = Path(__file__).parent.parent / "leaderboards" / "records"
 
 
 def record(run_id="ml-100k__pop__s0__1"):
-    """A committed pop record on ml-100k with four users' ranks 0, 5, -1 and 1000."""
+    """A committed pop record on ml-100k with four users' ranks 0, 5, -1 and 1000, as a JSON object."""
     (path,) = sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
     rec = records.upgrade(json.loads(path.read_text()))
     rec.update(run_id=run_id, per_user={**rec["per_user"], "users": records.encode_ints(np.arange(4)),
@@ -25,7 +25,9 @@ def test_write_load_round_trip(tmp_path):
     path = records.write(record(), tmp_path)
     assert path == tmp_path / "ml-100k" / "ml-100k__pop__s0__1.json"
     loaded = records.load(path)
-    assert records.test_ranks(loaded).tolist() == [0, 5, -1, 1000]
+    assert loaded.test_ranks().tolist() == [0, 5, -1, 1000] and loaded.users().tolist() == [0, 1, 2, 3]
+    assert loaded.path == path and loaded.run_id == "ml-100k__pop__s0__1" and loaded.to_dict() == record()
+    assert json.loads(records.write(loaded, tmp_path / "again").read_text()) == json.loads(path.read_text())
     assert [p.name for p in (tmp_path / "ml-100k").iterdir()] == [path.name]
 
 
@@ -60,5 +62,72 @@ def test_committed_records_keep_their_config_fingerprint():
     assert paths
     for path in paths:
         record = records.load(path)
-        assert config_fingerprint(resolve(spec_from_record(record))) == record["config_fingerprint"], path.name
+        assert config_fingerprint(resolve(spec_from_record(record))) == record.config_fingerprint, path.name
 
+
+
+def test_every_committed_record_loads_and_writes_back_the_same_json():
+    paths = sorted(COMMITTED.glob("*/*.json"))
+    assert paths
+    for path in paths:
+        data = json.loads(path.read_text())
+        rec = records.load(path)
+        assert isinstance(rec, records.Record) and rec.schema_version == records.SCHEMA_VERSION, path.name
+        assert rec.to_dict() == records.upgrade(json.loads(path.read_text())), path.name
+        if data["schema_version"] == records.SCHEMA_VERSION:  # the file exactly, key order included
+            assert json.dumps(rec.to_dict(), indent=1) == json.dumps(data, indent=1), path.name
+        assert records.Record.from_dict(rec.to_dict()) == rec, path.name
+
+
+def test_typed_fields_of_a_committed_record():
+    (path,) = sorted((COMMITTED / "beauty").glob("beauty__diff_grm__s0__20261122T*.json"))
+    rec = records.load(path)
+    assert (rec.generator.name, rec.dataset.name, rec.seed) == ("diff_grm", "beauty", 0) and rec.tokenizer.config == rec.config["tokenizer"]
+    assert rec.semantic_ids.n_digit and rec.train.epochs and rec.checkpoints.best.endswith("best.pt")
+    assert rec.metrics.test["ndcg@10"] > 0 and rec.eval.test_users_per_s > 0 and rec.device.type in ("cpu", "cuda")
+    (tuned,) = [r for r in map(records.load, sorted(COMMITTED.glob("*/*.json"))) if r.tune is not None]
+    assert tuned.tune.trials and tuned.tune.params and tuned.tune.metric
+
+
+def test_an_old_schema_record_loads_as_a_current_record(tmp_path):
+    (path,) = sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
+    old = json.loads(path.read_text())
+    assert old["schema_version"] == 1  # the committed record is a schema 1 one
+    old["device"]["name"] = "AMD EPYC (1 threads)"
+    old["config"]["generator"]["resume"] = "true"
+    copy = tmp_path / "old.json"
+    copy.write_text(json.dumps(old))
+    rec = records.load(copy)
+    assert rec.schema_version == records.SCHEMA_VERSION and rec.run_control == records.RunControl(resume="true")
+    assert rec.device.name == "AMD EPYC (1 thread)" and rec.test_ranks().tolist() == records.load(path).test_ranks().tolist()
+    assert "resume" not in rec.config["generator"] and rec.setting is None
+    assert rec.to_dict()["run_control"] == {"resume": "true", "eval_only": False, "checkpoint": None, "rebuild_ids": False}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda r: r["dataset"].pop("fingerprint"), "it has no 'dataset.fingerprint'"),
+    (lambda r: r.pop("run_id"), "it has no 'run_id'"),
+    (lambda r: r["train"].update(seconds="slow"), "'train.seconds' is a str, not a number"),
+    (lambda r: r.update(tokenizer="opq"), "'tokenizer' is a str, not an object"),
+    (lambda r: r.update(checkpoints={"best": "best.pt"}), "it is malformed"),
+])
+def test_a_record_missing_a_field_names_the_file_and_the_field(tmp_path, damage, message):
+    rec = record()
+    damage(rec)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(UsageError, match=f"Result record '{path}' cannot be used: .*{message}"):
+        records.load(path)
+    with pytest.raises(ValueError, match=message):
+        records.Record.from_dict(rec)
+
+
+def test_a_validation_only_record_is_typed_without_the_check():
+    rec = record()
+    for key in ("per_user", "checkpoints"):
+        rec.pop(key, None)
+    del rec["metrics"]["test"], rec["eval"]["test_seconds"], rec["eval"]["test_users_per_s"]
+    with pytest.raises(ValueError, match="metrics.test"):
+        records.Record.from_dict(rec)
+    partial = records.Record.from_dict(rec, checked=False)
+    assert partial.metrics.test is None and partial.per_user is None and partial.to_dict() == rec

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from recbench import plugins, run_folders, runner, train
+from recbench import plugins, records, run_folders, runner, train
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
 
@@ -48,9 +48,9 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, mon
         runner.run(spec(home / "b"))
     monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
     resumed, path = runner.run(spec(home / "b", resume="true"))
-    assert resumed["train"]["epochs"] == 4
-    assert resumed["metrics"]["test"] == straight["metrics"]["test"]
-    assert resumed["config_fingerprint"] == straight["config_fingerprint"]
+    assert resumed.train.epochs == 4
+    assert resumed.metrics.test == straight.metrics.test
+    assert resumed.config_fingerprint == straight.config_fingerprint
     with pytest.raises(UsageError, match="no unfinished run"):  # the finished run is not resumed again
         runner.run(spec(home / "b", resume="true"))
 
@@ -65,10 +65,10 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
         runner.run(spec(home / "b", **bucketed))
     monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
     resumed, _ = runner.run(spec(home / "b", resume="true", **bucketed))
-    assert resumed["train"]["epochs"] == 3
-    assert resumed["metrics"]["test"] == straight["metrics"]["test"]
-    assert resumed["config_fingerprint"] == straight["config_fingerprint"]
-    last = torch.load(straight["checkpoints"]["last"], weights_only=False)
+    assert resumed.train.epochs == 3
+    assert resumed.metrics.test == straight.metrics.test
+    assert resumed.config_fingerprint == straight.config_fingerprint
+    last = torch.load(straight.checkpoints.last, weights_only=False)
     ds = plugins.load(third_party=False).get("dataset", "ml-100k")
     users, _ = Split(prepare(ds, ds.Config()), 20).train_positions(sliding=True)
     assert last["scheduler"]["last_epoch"] == 3 * math.ceil(len(users) / 1024)  # the optimizer steps taken
@@ -78,22 +78,22 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
 
 def test_checkpoints_log_and_eval_only(synthetic, home):
     record, _ = runner.run(spec(home / "r"))
-    ckpt = record["checkpoints"]
-    log = [json.loads(line) for line in open(ckpt["log"])]
+    ckpt = record.checkpoints
+    log = [json.loads(line) for line in open(ckpt.log)]
     assert [e["epoch"] for e in log] == [1, 2, 3, 4] and all("valid" in e for e in log)
-    assert record["train"]["best_epoch"] in (1, 2, 3, 4)
-    assert record["setting"].startswith("n_embd=16, n_head=1") and record["config_origins"]["generator"]["n_embd"] == "command line"
-    again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["best"]))
-    assert again["metrics"]["test"] == record["metrics"]["test"]
-    assert again["run_control"] == {"resume": None, "eval_only": True, "checkpoint": ckpt["best"], "rebuild_ids": False}
+    assert record.train.best_epoch in (1, 2, 3, 4)
+    assert record.setting.startswith("n_embd=16, n_head=1") and record.config_origins["generator"]["n_embd"] == "command line"
+    again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.best))
+    assert again.metrics.test == record.metrics.test
+    assert again.run_control == records.RunControl(eval_only=True, checkpoint=ckpt.best)
     # the checkpoint alone names the generator, the dataset and every config value
-    alone, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt["best"]))
-    assert alone["metrics"]["test"] == record["metrics"]["test"] and alone["config"] == record["config"]
-    assert alone["config_fingerprint"] == record["config_fingerprint"] and alone["seed"] == record["seed"] == 3
+    alone, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt.best))
+    assert alone.metrics.test == record.metrics.test and alone.config == record.config
+    assert alone.config_fingerprint == record.config_fingerprint and alone.seed == record.seed == 3
     with pytest.raises(UsageError, match="checkpoint .* was trained with generator 'sasrec'"):
-        runner.run(runner.RunSpec("hstu", None, device="cpu", eval_only=True, checkpoint=ckpt["best"]))
+        runner.run(runner.RunSpec("hstu", None, device="cpu", eval_only=True, checkpoint=ckpt.best))
     with pytest.raises(UsageError, match="cannot be read"):
-        runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt["log"]))
+        runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.log))
     with pytest.raises(UsageError, match="needs --checkpoint"):
         runner.run(spec(home / "r", eval_only=True))
 
@@ -101,11 +101,11 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
 def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
     """Validation from eval_start_epoch every eval_every epochs; a run that ends first is validated once, at its end."""
     record, _ = runner.run(spec(home / "r", eval_start_epoch="2", eval_every="2"))
-    log = [json.loads(line) for line in open(record["checkpoints"]["log"])]
+    log = [json.loads(line) for line in open(record.checkpoints.log)]
     assert [e["epoch"] for e in log if "valid" in e] == [2, 4]
     short, _ = runner.run(spec(home / "s", eval_start_epoch="20", epochs="3"))
-    log = [json.loads(line) for line in open(short["checkpoints"]["log"])]
-    assert [e["epoch"] for e in log if "valid" in e] == [3] and short["train"]["best_epoch"] == 3
+    log = [json.loads(line) for line in open(short.checkpoints.log)]
+    assert [e["epoch"] for e in log if "valid" in e] == [3] and short.train.best_epoch == 3
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synthetic, home, monkeypatch):
@@ -175,7 +175,7 @@ def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_lo
     run_folders.release_run_folder(run_dir)  # the killed process would have dropped its lock
     monkeypatch.setattr(train, "save_atomic", real_save)
     record, _ = runner.run(spec(home / "r", resume="true"))
-    assert [json.loads(line)["epoch"] for line in open(record["checkpoints"]["log"])] == [1, 2, 3, 4]
+    assert [json.loads(line)["epoch"] for line in open(record.checkpoints.log)] == [1, 2, 3, 4]
 
 
 def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, synthetic, home, monkeypatch):

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from recbench import plugins, runner, tune
+from recbench import plugins, records, runner, tune
 from recbench.errors import UsageError
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "3", "batch_size": "256",
@@ -147,24 +147,24 @@ def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_pl
               "--device", "cpu", *TINY_ARGS).stdout
     assert "trial 0 {lr=0.001, dropout=0.1}" in out  # trial 0: the resolved defaults (dropout fixed by TINY)
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")  # trials write no records; the best trial's re-run does
-    record = json.loads(path.read_text())
-    info = record["tune"]
-    assert info["study"].startswith("sasrec__ml-100k__") and info["trials"] == {"complete": 3} and info["metric"] == "ndcg@10"
-    assert record["config"]["generator"]["lr"] == info["params"]["lr"] and record["command"].startswith("recbench tune")
-    assert record["metrics"]["valid"]["ndcg@10"] == pytest.approx(info["value"])  # the re-run repeats the trial exactly
+    record = records.load(path)
+    info = record.tune
+    assert info.study.startswith("sasrec__ml-100k__") and info.trials == {"complete": 3} and info.metric == "ndcg@10"
+    assert record.config["generator"]["lr"] == info.params["lr"] and record.command.startswith("recbench tune")
+    assert record.metrics.valid["ndcg@10"] == pytest.approx(info.value)  # the re-run repeats the trial exactly
     runs = sorted((home / "home" / "runs").iterdir())
     assert len(runs) == 4  # 3 trials + the re-run
     metas = [json.loads((r / "run.json").read_text()) for r in runs]
     assert sum(m["record"] is None for m in metas) == 3 and sum(m["record"] == str(path) for m in metas) == 1
 
     board = cli("leaderboard", "--format", "csv").stdout
-    assert record["config_fingerprint"] in board and f"{record['metrics']['test']['ndcg@10']:.4f}" in board
+    assert record.config_fingerprint in board and f"{record.metrics.test['ndcg@10']:.4f}" in board
 
-    shown = cli("tune", "--show", info["study"], "--plot-dir", str(tmp_path / "plots")).stdout
+    shown = cli("tune", "--show", info.study, "--plot-dir", str(tmp_path / "plots")).stdout
     assert re.findall(r"^│\s+(\d+)(?: \*)?\s+│", shown, re.M) == ["0", "1", "2"]
     assert "COMPLETE" in shown and "defaults" in shown and "lr=0.001, dropout=0.1" in shown
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert pngs == [f"{info['study']}_{k}.png" for k in ("history", "importance", "intermediate")]
+    assert pngs == [f"{info.study}_{k}.png" for k in ("history", "importance", "intermediate")]
     assert all((tmp_path / "plots" / p).stat().st_size > 10_000 for p in pngs)
 
     again = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "3", "--space", str(space), "--device", "cpu", *TINY_ARGS).stdout
@@ -313,10 +313,10 @@ def test_a_third_party_generator_is_tuned_with_its_declared_space(cli_with_plugi
                            "--sampler", "random").stdout
     assert "trial 0 {pop_weight=0.01}" in out and journal.is_file()
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
-    record = json.loads(path.read_text())
-    assert record["generator"]["package"] == "recbench-markov" and record["tune"]["study"] == "markov__ml-100k"
-    assert record["tune"]["storage"] == f"journal:{journal}" and record["tune"]["trials"] == {"complete": 4}
-    assert record["config"]["generator"]["pop_weight"] == record["tune"]["params"]["pop_weight"]
+    record = records.load(path)
+    assert record.generator.package == "recbench-markov" and record.tune.study == "markov__ml-100k"
+    assert record.tune.storage == f"journal:{journal}" and record.tune.trials == {"complete": 4}
+    assert record.config["generator"]["pop_weight"] == record.tune.params["pop_weight"]
     shown = cli_with_plugins("tune", "--show", "markov__ml-100k", "--storage", f"journal:{journal}",
                              "--plot-dir", str(tmp_path / "plots")).stdout
     assert "pop_weight=0.01" in shown and shown.count("COMPLETE") == 4
@@ -327,9 +327,9 @@ def test_a_named_preset_is_used_by_every_trial_and_the_best_trials_record(cli_wi
                            "--storage", f"journal:{tmp_path / 'studies.log'}", "--sampler", "random").stdout
     assert "trial 0 {pop_weight=0.1}" in out  # trial 0 starts from the preset's value, not the default 0.01
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
-    record = json.loads(path.read_text())
-    assert "--preset short" in record["command"] and record["config"]["generator"]["max_seq_len"] == 10
-    assert record["tune"]["study"].startswith("markov__ml-100k__") and record["tune"]["trials"] == {"complete": 2}
+    record = records.load(path)
+    assert "--preset short" in record.command and record.config["generator"]["max_seq_len"] == 10
+    assert record.tune.study.startswith("markov__ml-100k__") and record.tune.trials == {"complete": 2}
 
 
 # ---- bad input -----------------------------------------------------------------------------------
@@ -410,8 +410,8 @@ def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactl
     states = [(t.number, t.state.name, t.user_attrs.get("retry_of"), t.user_attrs.get("surplus")) for t in study.get_trials()]
     assert len(complete) == 4 and not study.get_trials(states=(TrialState.RUNNING,)), states
     [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
-    record = json.loads(path.read_text())
-    assert record["tune"]["trials"].get("running") is None and record["tune"]["trials"]["complete"] == 4
+    record = records.load(path)
+    assert record.tune.trials.get("running") is None and record.tune.trials["complete"] == 4
     last_end = max(t.datetime_complete for t in study.get_trials() if t.datetime_complete)
-    assert record["created"] >= last_end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert record.created >= last_end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "Traceback" not in out.stdout + out.stderr and "queued again" in out.stdout

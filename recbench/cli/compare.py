@@ -11,7 +11,7 @@ from .. import paths, records, significance
 from ..errors import UsageError, did_you_mean
 
 
-def find_record(name: str, folders: list[Path]) -> dict:
+def find_record(name: str, folders: list[Path]) -> records.Record:
     """The record at path `name`, or the one whose run id is `name` under `folders`."""
     if Path(name).is_file():
         return records.load(name)
@@ -27,14 +27,14 @@ def find_record(name: str, folders: list[Path]) -> dict:
     return records.load(found[name])
 
 
-def report(a: dict, b: dict, metric: str, test: significance.Paired) -> dict:
+def report(a: records.Record, b: records.Record, metric: str, test: significance.Paired) -> dict:
     return {
         "metric": metric,
-        "dataset": a["dataset"]["name"],
-        "data_fingerprint": a["dataset"]["fingerprint"],
+        "dataset": a.dataset.name,
+        "data_fingerprint": a.dataset.fingerprint,
         "users": test.n,
-        "a": {"run_id": a["run_id"], "generator": a["generator"]["name"], "seed": a["seed"], "mean": test.mean_a},
-        "b": {"run_id": b["run_id"], "generator": b["generator"]["name"], "seed": b["seed"], "mean": test.mean_b},
+        "a": {"run_id": a.run_id, "generator": a.generator.name, "seed": a.seed, "mean": test.mean_a},
+        "b": {"run_id": b.run_id, "generator": b.generator.name, "seed": b.seed, "mean": test.mean_b},
         "difference": test.diff,
         "std_difference": test.std_diff,
         "cohens_d": test.cohens_d,

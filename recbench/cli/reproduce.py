@@ -25,21 +25,21 @@ TOLERANCE = 1e-3
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
 
-def differences(recorded: dict, reproduced: dict) -> list[tuple[str, str, float, float]]:
+def differences(recorded: records.Record, reproduced: records.Record) -> list[tuple[str, str, float, float]]:
     """(split, metric, recorded, reproduced) for every metric on validation and test."""
     return [
-        (split, m, recorded["metrics"][split][m], reproduced["metrics"][split][m])
+        (split, m, getattr(recorded.metrics, split)[m], getattr(reproduced.metrics, split)[m])
         for split in ("valid", "test")
         for m in metric_names()
     ]
 
 
-def verdict(recorded: dict, reproduced: dict) -> tuple[str, str]:
+def verdict(recorded: records.Record, reproduced: records.Record) -> tuple[str, str]:
     """('exact' | 'tolerance' | 'differs', a sentence saying so)."""
     rows = differences(recorded, reproduced)
     largest = max(abs(new - old) for _, _, old, new in rows)
-    ranks_old, ranks_new = records.test_ranks(recorded), records.test_ranks(reproduced)
-    same_users = np.array_equal(records.decode_ints(recorded["per_user"]["users"]), records.decode_ints(reproduced["per_user"]["users"]))
+    ranks_old, ranks_new = recorded.test_ranks(), reproduced.test_ranks()
+    same_users = np.array_equal(recorded.users(), reproduced.users())
     moved = int((ranks_old != ranks_new).sum()) if same_users and len(ranks_old) == len(ranks_new) else None
     users = "the evaluated users differ" if moved is None else f"{moved:,} of {len(ranks_old):,} users' test ranks differ"
     if largest == 0 and moved == 0:
@@ -49,21 +49,22 @@ def verdict(recorded: dict, reproduced: dict) -> tuple[str, str]:
     return "differs", f"Not reproduced: the largest difference, {largest:.4f}, exceeds the tolerance {TOLERANCE}; {users}."
 
 
-def caveats(recorded: dict, reproduced: dict) -> list[str]:
+def caveats(recorded: records.Record, reproduced: records.Record) -> list[str]:
     """What differs between the two runs' circumstances and may explain a difference."""
     notes = []
-    if recorded["dataset"]["fingerprint"] != reproduced["dataset"]["fingerprint"]:
-        notes.append(f"The prepared data differs from the record's (fingerprint {reproduced['dataset']['fingerprint']} here, "
-                     f"{recorded['dataset']['fingerprint']} in the record): other raw files.")
-    if recorded["config_fingerprint"] != reproduced["config_fingerprint"]:
+    if recorded.dataset.fingerprint != reproduced.dataset.fingerprint:
+        notes.append(f"The prepared data differs from the record's (fingerprint {reproduced.dataset.fingerprint} here, "
+                     f"{recorded.dataset.fingerprint} in the record): other raw files.")
+    if recorded.config_fingerprint != reproduced.config_fingerprint:
         notes.append("The config resolves to another fingerprint here: the plugin's config fields or defaults changed since the record.")
     for kind in ("generator", "dataset"):
-        if recorded[kind]["version"] != reproduced[kind]["version"]:
-            notes.append(f"The {kind} plugin is version {reproduced[kind]['version']} here, {recorded[kind]['version']} in the record.")
-    if recorded["device"]["name"] != reproduced["device"]["name"]:
-        notes.append(f"Other hardware: {reproduced['device']['name']} here, {recorded['device']['name']} in the record.")
-    if recorded["device"].get("processes", 1) > 1:
-        notes.append(f"The record ran data-parallel in {recorded['device']['processes']} processes; this reproduction ran in one.")
+        old, new = getattr(recorded, kind).version, getattr(reproduced, kind).version
+        if old != new:
+            notes.append(f"The {kind} plugin is version {new} here, {old} in the record.")
+    if recorded.device.name != reproduced.device.name:
+        notes.append(f"Other hardware: {reproduced.device.name} here, {recorded.device.name} in the record.")
+    if (recorded.device.processes or 1) > 1:
+        notes.append(f"The record ran data-parallel in {recorded.device.processes} processes; this reproduction ran in one.")
     return notes
 
 
@@ -79,14 +80,14 @@ def command(
         raise UsageError(f"Result record '{record_path}' does not exist.")
     recorded = records.load(record_path)
     spec = spec_from_record(recorded, device, results_dir)
-    console.print(f"Reproducing {recorded['run_id']}: {spec.generator} on {spec.dataset}, seed {spec.seed}, on {spec.device}")
+    console.print(f"Reproducing {recorded.run_id}: {spec.generator} on {spec.dataset}, seed {spec.seed}, on {spec.device}")
     try:
         from ..runner import run
 
         reproduced, path = run(spec, log=console.print)
     except UsageError as exc:
-        raise UsageError(f"Record '{recorded['run_id']}' cannot be re-run with this recbench: {exc}") from exc
-    table = Table(title=f"{recorded['run_id']}: recorded vs reproduced", header_style="bold")
+        raise UsageError(f"Record '{recorded.run_id}' cannot be re-run with this recbench: {exc}") from exc
+    table = Table(title=f"{recorded.run_id}: recorded vs reproduced", header_style="bold")
     for col, justify in (("split", "left"), ("metric", "left"), ("recorded", "right"), ("reproduced", "right"), ("difference", "right")):
         table.add_column(col, justify=justify)
     for split, metric, old, new in differences(recorded, reproduced):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from .. import config as cfg
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..records import Record
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 
@@ -28,15 +31,15 @@ def show_config(resolved) -> None:  # a runner.Resolved
     console.print(table)
 
 
-def show_metrics(record: dict) -> None:
+def show_metrics(record: Record) -> None:
     from ..metrics import metric_names
 
-    table = Table(title=f"{record['generator']['name']} on {record['dataset']['name']} (seed {record['seed']})", header_style="bold")
+    table = Table(title=f"{record.generator.name} on {record.dataset.name} (seed {record.seed})", header_style="bold")
     table.add_column("metric")
     table.add_column("valid", justify="right")
     table.add_column("test", justify="right")
     for name in metric_names():
-        table.add_row(name, f"{record['metrics']['valid'][name]:.4f}", f"{record['metrics']['test'][name]:.4f}")
+        table.add_row(name, f"{record.metrics.valid[name]:.4f}", f"{record.metrics.test[name]:.4f}")
     console.print(table)
 
 

@@ -75,14 +75,14 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
     except BaseException:  # interrupted (Ctrl-C): Optuna records the trial as FAIL and it is run again as a new trial
         abandon(trial.user_attrs.get("run_dir"), "interrupted")
         raise
-    value = metric_value(record["metrics"]["valid"], terms)
-    train = record["train"]
-    trial.set_user_attr("valid", record["metrics"]["valid"])
-    for key in ("epochs", "best_epoch"):
-        if key in train:
-            trial.set_user_attr(key, train[key])
+    value = metric_value(record.metrics.valid, terms)
+    train = record.train
+    trial.set_user_attr("valid", record.metrics.valid)
+    if train.epochs is not None:  # a model that trains
+        trial.set_user_attr("epochs", train.epochs)
+        trial.set_user_attr("best_epoch", train.best_epoch)
     log(f"trial {trial.number} {fmt_params(params)}: {plan.metric} {value:.4f} "
-        f"({train.get('epochs', 0)} epochs, {time.perf_counter() - start:.0f} s)")
+        f"({train.epochs or 0} epochs, {time.perf_counter() - start:.0f} s)")
     return value
 
 
@@ -205,7 +205,7 @@ class TuneResult:
     best_trial: int
     best_value: float
     best_params: dict[str, Any]
-    record: dict
+    record: records.Record
     record_path: Path
     retrained: bool  # False: the best trial's record already existed and was reused
     seconds: float
@@ -282,16 +282,16 @@ def find_record(folder: Path, dataset: str, study: str, storage: str, trial: int
     """An existing record that re-trained `trial` of this study, if any."""
     for path in records.find([folder], dataset):
         try:
-            tune = records.load(path).get("tune") or {}
+            tune = records.load(path).tune
         except UsageError:  # a damaged record is none of this study's (the leaderboard names it)
             continue
-        if (tune.get("study"), tune.get("storage"), tune.get("trial")) == (study, storage, trial):
+        if tune is not None and (tune.study, tune.storage, tune.trial) == (study, storage, trial):
             return path
     return None
 
 
 def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: optuna.trial.FrozenTrial, trials: dict[str, int],
-                  log: Callable[[str], None], show_config=None) -> tuple[dict, Path, bool]:
+                  log: Callable[[str], None], show_config=None) -> tuple[records.Record, Path, bool]:
     """Re-train the best trial's config and evaluate it once on test (a normal run with a `tune`
     field); if that was already done for this trial, return the existing record."""
     folder = options.results_dir or paths.results_dir()
