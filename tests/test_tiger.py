@@ -81,3 +81,12 @@ def test_rqvae_ids_resolve_by_default():
     assert r.tokenizer.name == "rqvae" and r.configs["tokenizer"].n_digit == 4
     # the generator's training settings stay the generator's: rqvae trains on its own vae_* settings
     assert r.configs["tokenizer"].vae_epochs == 500 and r.configs["generator"].epochs == 8
+
+
+def test_tokens_are_not_drowned_by_position_and_user_at_initialisation():
+    """The code, position, digit and user embeddings start on one scale (std 0.02), so an untrained
+    encoder's input is as much the tokens as their positions."""
+    m = tiger.TIGERGenerator().build(tiger.TIGERConfig(), types.SimpleNamespace(max_seq_len=20),
+                                     semantic_ids=types.SimpleNamespace(codes=table(), n_digit=4, codebook_size=256))
+    scales = [t.std().item() for t in (m.code_emb.weight, m.encoder.pos.weight, m.encoder.user.weight, m.encoder.digit)]
+    assert all(0.015 < s < 0.025 for s in scales), scales
