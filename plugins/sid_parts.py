@@ -54,11 +54,17 @@ class HistoryEncoder(nn.Module):
         x = self.drop(x) * present[..., None]
         keys = present.clone()
         keys[:, -1] = True  # left-padded: the last position is the newest item; never an empty key set
-        mask = keys[:, None, None, :]
-        self_mask = mask | torch.eye(L, dtype=torch.bool, device=x.device)  # a padded query attends itself
-        for block in self.blocks:
-            x = block(x, self_mask)
-        return self.ln_f(x), mask
+        return run_bidirectional(self.blocks, self.ln_f, x, keys)
+
+
+def run_bidirectional(blocks: nn.ModuleList, ln_f: nn.Module, x: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder blocks over x [B, T, d], every query attending the positions `keys` [B, T] marks (a
+    padded query attends itself too) -> (ln_f of the output, key mask [B, 1, 1, T] for cross-attention)."""
+    mask = keys[:, None, None, :]
+    self_mask = mask | torch.eye(keys.shape[1], dtype=torch.bool, device=x.device)
+    for block in blocks:
+        x = block(x, self_mask)
+    return ln_f(x), mask
 
 
 class ItemIndex:

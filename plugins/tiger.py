@@ -49,7 +49,7 @@ from recbench.api import Generator, TrainConfig
 from recbench.config import ranged
 from recbench_plugins.ar_grm import ARGRM
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import check_ids
+from recbench_plugins.sid_parts import check_ids, run_bidirectional
 
 
 @dataclass
@@ -118,12 +118,7 @@ class TokenEncoder(nn.Module):
         else:
             keys = keys.clone()
             keys[:, -D:] = True  # left-padded: the newest item's tokens; never an empty key set
-        x = self.drop(x) * keys[..., None]
-        mask = keys[:, None, None, :]
-        self_mask = mask | torch.eye(keys.shape[1], dtype=torch.bool, device=x.device)  # a padded query attends itself
-        for block in self.blocks:
-            x = block(x, self_mask)
-        return self.ln_f(x), mask
+        return run_bidirectional(self.blocks, self.ln_f, self.drop(x) * keys[..., None], keys)
 
 
 class TIGERGenerator(Generator):
