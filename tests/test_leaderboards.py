@@ -224,8 +224,8 @@ def test_html_csv_and_json_parse(board_records):
     data = json.loads(lb.to_json(boards))
     assert data["ml-100k"]["rows"][0]["runs"] == [f"ml-100k__better__s{s}__20260101T000000000" for s in range(3)]
     assert data["ml-100k"]["rows"][1]["vs_best"]["status"] == "tied" and data["ml-100k"]["references"] == []
-    papers = {r["model"] for r in data["beauty"]["references"] if "genrec" not in r["source"]}
-    genrec = {r["model"] for r in data["beauty"]["references"] if "genrec" in r["source"]}
+    papers = {r["model"] for r in data["beauty"]["references"] if r["source"] != references.GENREC}
+    genrec = {r["model"] for r in data["beauty"]["references"] if r["source"] == references.GENREC}
     assert papers == {"SASRec", "TIGER", "RPG", "DiffGRM"}
     assert genrec == {"SASRec (CE)", "SASRec (BCE)", "HSTU (CE)", "HSTU (sampled softmax)", "TIGER", "RPG (sentence-t5-xl)"}
 
