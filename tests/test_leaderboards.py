@@ -162,6 +162,24 @@ def test_compare_prints_p_values_and_effect_size(cli, board_records):
     assert data["difference"] > 0 and data["cohens_d"] > 0 and 0 <= data["wilcoxon"]["p"] <= 1
 
 
+def test_compare_averages_the_seeds_of_a_side_per_user(cli):
+    tiger = sorted((RECORDS / "ml-100k").glob("ml-100k__tiger__*.json"))
+    fingerprints = {path: records.load(path).config_fingerprint for path in tiger}
+    seeds = [p for p in tiger if fingerprints[p] == fingerprints[tiger[0]]]  # one config's seeds
+    assert len(seeds) == 2
+    data = cli.json("compare", ",".join(str(p) for p in seeds), str(ML100K_POP), "--json")
+    assert data["a"]["seeds"] == [0, 1] and data["b"]["seeds"] == [0] and data["users"] == 943
+    runs = [records.load(p) for p in seeds]
+    per_user = (significance.user_metric(runs[0], "ndcg@10")[1] + significance.user_metric(runs[1], "ndcg@10")[1]) / 2
+    assert data["a"]["mean"] == pytest.approx(per_user.mean())
+    assert data["ttest"]["p"] == pytest.approx(stats.ttest_rel(per_user, significance.seed_average([records.load(ML100K_POP)], "ndcg@10")).pvalue)
+    assert "mean of seeds 0, 1" in cli("compare", ",".join(str(p) for p in seeds), str(ML100K_POP)).stdout
+    other = next(p for p in tiger if fingerprints[p] != fingerprints[tiger[0]])
+    proc = cli("compare", f"{seeds[0]},{other}", str(ML100K_POP), check=2)
+    assert "is not a seed of the same result" in proc.stderr and fingerprints[other] in proc.stderr
+    assert "names seed 0 twice" in cli("compare", f"{seeds[0]},{seeds[0]}", str(ML100K_POP), check=2).stderr
+
+
 def test_compare_refuses_other_data_and_names_why(cli, board_records):
     elsewhere = board_records / "ml-100k" / "ml-100k__elsewhere__s0__20260101T000000000.json"
     proc = cli("compare", str(elsewhere), str(ML100K_POP), check=2)

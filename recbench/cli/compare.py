@@ -1,4 +1,7 @@
-"""`recbench compare RUN_A RUN_B`: a paired significance test of two runs on per-user test metrics."""
+"""`recbench compare A B`: a paired significance test of two results on per-user test metrics.
+
+Each side is one run, or several seeds of one config given as `RUN1,RUN2,...`: their per-user
+metric is averaged over the seeds first, as the leaderboard does for a row with several seeds."""
 
 import json
 from pathlib import Path
@@ -27,14 +30,37 @@ def find_record(name: str, folders: list[Path]) -> records.Record:
     return records.load(found[name])
 
 
-def report(a: records.Record, b: records.Record, metric: str, test: significance.Paired) -> dict:
+def find_result(names: str, folders: list[Path]) -> list[records.Record]:
+    """The records of one side: `RUN` or `RUN1,RUN2,...`, the seeds of one generator and config."""
+    runs = [find_record(name.strip(), folders) for name in names.split(",") if name.strip()]
+    if not runs:
+        raise UsageError(f"No run named in '{names}' (give a record path or run id, or several seeds as RUN1,RUN2).")
+    first = runs[0]
+    for other in runs[1:]:
+        if (other.generator.name, other.config_fingerprint) != (first.generator.name, first.config_fingerprint):
+            raise UsageError(
+                f"'{other.run_id}' ({other.generator.name}, config {other.config_fingerprint}) is not a seed of the same "
+                f"result as '{first.run_id}' ({first.generator.name}, config {first.config_fingerprint}): the runs of "
+                "one side must share generator and config.")
+    seeds = [r.seed for r in runs]
+    if len(set(seeds)) < len(seeds):
+        raise UsageError(f"'{names}' names seed {max(seeds, key=seeds.count)} twice: one side averages distinct seeds.")
+    return runs
+
+
+def side(runs: list[records.Record], mean: float) -> dict:
+    return {"run_ids": [r.run_id for r in runs], "generator": runs[0].generator.name, "seeds": [r.seed for r in runs],
+            "mean": mean}
+
+
+def report(a: list[records.Record], b: list[records.Record], metric: str, test: significance.Paired) -> dict:
     return {
         "metric": metric,
-        "dataset": a.dataset.name,
-        "data_fingerprint": a.dataset.fingerprint,
+        "dataset": a[0].dataset.name,
+        "data_fingerprint": a[0].dataset.fingerprint,
         "users": test.n,
-        "a": {"run_id": a.run_id, "generator": a.generator.name, "seed": a.seed, "mean": test.mean_a},
-        "b": {"run_id": b.run_id, "generator": b.generator.name, "seed": b.seed, "mean": test.mean_b},
+        "a": side(a, test.mean_a),
+        "b": side(b, test.mean_b),
         "difference": test.diff,
         "std_difference": test.std_diff,
         "cohens_d": test.cohens_d,
@@ -44,12 +70,14 @@ def report(a: records.Record, b: records.Record, metric: str, test: significance
 
 
 def text(r: dict) -> str:
-    width = max(len(r["a"]["run_id"]), len(r["b"]["run_id"]))
+    names = {key: ", ".join(r[key]["run_ids"]) for key in ("a", "b")}
+    width = max(len(name) for name in names.values())
     lines = [f"{r['metric']} on the test split of {r['dataset']} (prepared data {r['data_fingerprint'][:8]}), "
              f"{r['users']:,} users, paired per user"]
     for key in ("a", "b"):
-        run = r[key]
-        lines.append(f"  {key.upper()}  {run['run_id']:<{width}}  {run['generator']} (seed {run['seed']})  mean {run['mean']:.4f}")
+        run, seeds = r[key], r[key]["seeds"]
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, seeds))}"
+        lines.append(f"  {key.upper()}  {names[key]:<{width}}  {run['generator']} ({which})  mean {run['mean']:.4f}")
     lines += [
         f"  difference A − B: {r['difference']:+.4f} (std over users {r['std_difference']:.4f})",
         f"  effect size: Cohen's d (paired) = {r['cohens_d']:+.3f}",
@@ -61,17 +89,18 @@ def text(r: dict) -> str:
 
 
 def command(
-    run_a: str = typer.Argument(..., help="A record path, or a run id found under the results folders."),
-    run_b: str = typer.Argument(..., help="A record path, or a run id found under the results folders."),
+    run_a: str = typer.Argument(..., help="A record path or a run id found under the results folders; several seeds as RUN1,RUN2."),
+    run_b: str = typer.Argument(..., help="A record path or a run id found under the results folders; several seeds as RUN1,RUN2."),
     metric: str = typer.Option("ndcg@10", "--metric", "-m", help="Per-user test metric to compare."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
     results: Optional[List[Path]] = typer.Option(None, "--results", help="More folders of records to find run ids in."),
 ) -> None:
-    """Compare two runs on the same data: both means, the difference, Cohen's d, paired t-test and Wilcoxon p-values."""
+    """Compare two results on the same data: both means, the difference, Cohen's d, paired t-test and Wilcoxon p-values.
+    A result is one run, or several seeds (RUN1,RUN2) averaged per user."""
     significance.check_metric(metric)
     folders = [paths.results_dir(), *(results or [])]
-    a, b = find_record(run_a, folders), find_record(run_b, folders)
-    r = report(a, b, metric, significance.compare([a], [b], metric))
+    a, b = find_result(run_a, folders), find_result(run_b, folders)
+    r = report(a, b, metric, significance.compare(a, b, metric))
     if as_json:
         print(json.dumps(r, indent=2))
     else:
