@@ -53,12 +53,28 @@ COLUMNS_NOTE = (
     "key=value overrides; defaults: none, i.e. the generator's defaults when it ran), and the config "
     "fingerprint; the full config of each row is under \"How to reproduce each row\". "
     "params: trainable parameters; train: training time (mean over seeds); "
-    "users/s: test inference throughput; device: where the runs ran."
+    "users/s: test inference throughput; device: where the runs ran, and in what arithmetic (bf16: "
+    "bf16 autocast, cpu_amp or amp on; fp32: off)."
 )
 
 
+def precision(rec: records.Record) -> str | None:
+    """"bf16" or "fp32": whether the run trained under bf16 autocast (`amp` on a GPU, `cpu_amp` on a
+    CPU; a record from before `cpu_amp` existed trained in fp32); None for a generator without the option."""
+    generator = (rec.config or {}).get("generator", {})
+    key = "amp" if rec.device.type == "cuda" else "cpu_amp"
+    if key not in generator and "amp" not in generator:
+        return None
+    return "bf16" if generator.get(key) is True else "fp32"
+
+
 def device_label(rec: records.Record) -> str:
-    return rec.device.name
+    """The device and the arithmetic, e.g. "AMD EPYC (1 thread, bf16)": the precision is part of the
+    config fingerprint, so two rows that differ only in it say so where the reader looks."""
+    name, arith = rec.device.name, precision(rec)
+    if arith is None:
+        return name
+    return f"{name[:-1]}, {arith})" if name.endswith(")") else f"{name} ({arith})"
 
 
 @dataclass

@@ -141,6 +141,21 @@ def test_a_row_names_the_options_its_command_gave(command, expected):
     assert lb.setting(command) == expected
 
 
+@pytest.mark.parametrize("device, generator_config, expected", [
+    ({"type": "cpu", "name": "AMD EPYC (1 thread)"}, {"cpu_amp": True, "amp": True}, "AMD EPYC (1 thread, bf16)"),
+    ({"type": "cpu", "name": "AMD EPYC (1 thread)"}, {"cpu_amp": False, "amp": True}, "AMD EPYC (1 thread, fp32)"),
+    ({"type": "cpu", "name": "AMD EPYC (2 threads)"}, {"amp": True}, "AMD EPYC (2 threads, fp32)"),  # before cpu_amp
+    ({"type": "cuda", "name": "NVIDIA H200"}, {"cpu_amp": True, "amp": False}, "NVIDIA H200 (fp32)"),
+    ({"type": "cuda", "name": "NVIDIA H200"}, {"cpu_amp": False, "amp": True}, "NVIDIA H200 (bf16)"),
+    ({"type": "cpu", "name": "AMD EPYC (2 threads)"}, {}, "AMD EPYC (2 threads)"),  # pop trains nothing
+])
+def test_the_device_column_names_the_arithmetic(device, generator_config, expected):
+    record = records.load(ML100K_POP)
+    record.device = records.Device(**device)
+    record.config = {**record.config, "generator": generator_config}
+    assert lb.device_label(record) == expected
+
+
 def test_rows_are_tested_against_the_best(board_records):
     [board] = lb.boards(lb.collect([board_records], "ml-100k"))
     status = {row.generator: v.status for row, v in zip(board.rows, board.verdicts)}
