@@ -11,13 +11,18 @@ preprocessor does). Each layer, with no feed-forward block:
     x = x + W_o(Dropout(U * LayerNorm(A V)))
 
 `rab` is a learned bias over relative positions plus, where the data has timestamps, over
-bucketed time gaps (bucket = floor(ln(max(|dt|, 1)) / 0.301), clipped to `time_buckets`). The
+bucketed time gaps (bucket = floor(ln(max(|dt|, 1)) / 0.301), clipped to `time_buckets`). Data
+without timestamps (the shared Amazon files keep the order of the reviews, not their times) runs
+without the time bias, and the record says so in its notes; `time_bias=false` turns it off on
+data that has them (MovieLens), to measure what it adds. The
 user state is the L2-normalised last output; items are L2-normalised too, and training is sampled
 softmax over cosine similarities / temperature with uniformly sampled negatives (`loss=sampled`,
 the reference's), or full softmax over all items on the same logits (`loss=ce`, the stronger
 setting of genrec's Beauty table, where HSTU with full cross-entropy reaches NDCG@10 0.0441 against
 0.0335 sampled; genrec's HSTU scores raw dot products and adds a feed-forward block, recbench keeps
-the reference's layer and changes only the loss).
+the reference's layer and changes only the loss). Under bf16 autocast the logits and the softmax
+over items are computed in fp32 (`fp32_logits`): cosines / 0.05 span [-20, 20], where bf16 keeps
+under three significant digits and the full softmax over 12k items would rank on rounded values.
 
 Differences from the reference code: the mask also removes padded keys (the reference pads on the
 right, where the causal mask does this); the time gap is between the query's own timestamp and
@@ -53,6 +58,8 @@ class HSTUConfig(TrainConfig):
     num_negatives: int = ranged(128, ge=1)  # uniformly sampled negatives of loss=sampled
     temperature: float = ranged(0.05, gt=0)  # logits are cosine similarities / temperature (both losses)
     time_buckets: int = ranged(128, ge=1)  # the reference's num_buckets
+    time_bias: bool = True  # the learned bias over bucketed time gaps, where the data has timestamps
+    fp32_logits: bool = True  # logits and softmax in fp32 under bf16 autocast (false: in bf16, as runs before this setting)
     lr: float = 1e-3
     weight_decay: float = 0.0
     beta2: float = 0.98  # the reference trainer's AdamW betas (0.9, 0.98)
@@ -105,12 +112,13 @@ class HSTULayer(nn.Module):
 
 class HSTU(Recommender):
     def __init__(self, n_items: int, max_len: int, *, d: int, n_layer: int, n_head: int, n_buckets: int,
-                 dropout: float, loss: str, num_negatives: int, temperature: float):
+                 dropout: float, loss: str, num_negatives: int, temperature: float, time_bias: bool = True,
+                 fp32_logits: bool = True):
         super().__init__()
         if d % n_head:
             raise ValueError(f"n_embd ({d}) must be divisible by n_head ({n_head})")
         self.n_items, self.num_negatives, self.temperature, self.n_buckets = n_items, num_negatives, temperature, n_buckets
-        self.loss_kind = loss
+        self.loss_kind, self.time_bias, self.fp32_logits = loss, time_bias, fp32_logits
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos = nn.Embedding(max_len, d)
         self.drop = nn.Dropout(dropout)
@@ -128,29 +136,38 @@ class HSTU(Recommender):
         x = self.item(history) * math.sqrt(self.item.embedding_dim) + self.pos(pos)
         x = self.drop(x) * (history != 0)[..., None]
         mask = attention_mask(history)
-        buckets = None if batch.history_time is None else gap_buckets(batch.history_time, self.n_buckets)
+        buckets = gap_buckets(batch.history_time, self.n_buckets) if self.time_bias and batch.history_time is not None else None
         for layer in self.layers:
             x = layer(x, mask, buckets)
         return F.normalize(x, dim=-1, eps=1e-6)
+
+    def logits_autocast(self, h: torch.Tensor) -> torch.autocast:
+        """Where the logits are computed: in fp32 (autocast off, inputs cast up), or in autocast's dtype."""
+        return torch.autocast(h.device.type, enabled=not self.fp32_logits and torch.is_autocast_enabled(h.device.type))
 
     def loss(self, batch) -> torch.Tensor:
         h = self.hidden(batch)
         target = batch.next_items()  # [B, L], 0 where there is nothing to predict
         keep = target != 0
         h, target = h[keep], target[keep]
-        if self.loss_kind == "ce":  # full softmax over every item (padding excluded)
-            logits = (h @ F.normalize(self.item.weight, dim=-1, eps=1e-6).T).float() / self.temperature
-            logits[:, 0] = float("-inf")
-            return F.cross_entropy(logits, target)
-        negative = torch.randint(1, self.n_items + 1, (self.num_negatives,), device=target.device)
-        pos_logit = (h * F.normalize(self.item(target), dim=-1, eps=1e-6)).sum(-1, keepdim=True)
-        neg_logit = h @ F.normalize(self.item(negative), dim=-1, eps=1e-6).T
-        neg_logit = neg_logit.masked_fill(negative[None, :] == target[:, None], float("-inf"))  # hit the positive
-        logits = torch.cat([pos_logit, neg_logit], dim=1).float() / self.temperature
-        return F.cross_entropy(logits, torch.zeros_like(target))  # the positive is class 0
+        with self.logits_autocast(h):
+            if self.fp32_logits:
+                h = h.float()
+            if self.loss_kind == "ce":  # full softmax over every item (padding excluded)
+                logits = (h @ F.normalize(self.item.weight, dim=-1, eps=1e-6).T).float() / self.temperature
+                logits[:, 0] = float("-inf")
+                return F.cross_entropy(logits, target)
+            negative = torch.randint(1, self.n_items + 1, (self.num_negatives,), device=target.device)
+            pos_logit = (h * F.normalize(self.item(target), dim=-1, eps=1e-6)).sum(-1, keepdim=True)
+            neg_logit = h @ F.normalize(self.item(negative), dim=-1, eps=1e-6).T
+            neg_logit = neg_logit.masked_fill(negative[None, :] == target[:, None], float("-inf"))  # hit the positive
+            logits = torch.cat([pos_logit, neg_logit], dim=1).float() / self.temperature
+            return F.cross_entropy(logits, torch.zeros_like(target))  # the positive is class 0
 
     def score(self, batch) -> torch.Tensor:
-        return self.hidden(batch)[:, -1] @ F.normalize(self.item.weight, dim=-1, eps=1e-6).T
+        h = self.hidden(batch)[:, -1]
+        with self.logits_autocast(h):
+            return (h.float() if self.fp32_logits else h) @ F.normalize(self.item.weight, dim=-1, eps=1e-6).T
 
 
 class HSTUGenerator(Generator):
@@ -173,9 +190,12 @@ class HSTUGenerator(Generator):
     }
 
     def build(self, config: HSTUConfig, split):
-        return HSTU(split.n_items, split.max_seq_len, d=config.n_embd, n_layer=config.n_layer, n_head=config.n_head,
-                    n_buckets=config.time_buckets, dropout=config.dropout, loss=config.loss, num_negatives=config.num_negatives,
-                    temperature=config.temperature)
+        model = HSTU(split.n_items, split.max_seq_len, d=config.n_embd, n_layer=config.n_layer, n_head=config.n_head,
+                     n_buckets=config.time_buckets, dropout=config.dropout, loss=config.loss, num_negatives=config.num_negatives,
+                     temperature=config.temperature, time_bias=config.time_bias, fp32_logits=config.fp32_logits)
+        if config.time_bias and split.data.times is None:
+            model.notes = ("time bias off: the data has no timestamps (relative position bias only)",)
+        return model
 
 
 @hookimpl

@@ -17,7 +17,12 @@ state every digit is predicted at once: digit k's head is a residual block h + S
 that state and digit k's code embeddings (the input table: tied), divided by `temperature`.
 Loss: the cross-entropy of each digit, averaged over the digits and over every position that has
 a next item (each position predicts the item after it, as in SASRec). An item's score is the sum
-of its digits' log-probabilities (the reference averages them: the same ranking).
+of its digits' log-probabilities (the reference averages them: the same ranking). Training
+samples are the reference's (`train_windows`): a user's first `max_seq_len` + 1 training items
+predict at every position, and each later item is predicted by the window of the `max_seq_len`
+items before it, so every training target counts once an epoch; batches are plain shuffled ones,
+so the batch mean weights every target alike, as the reference's does (length-bucketed batches
+would weight each user alike instead).
 
 Decoding. The reference validates by ranking all items by that score and decodes the test with
 its graph (pipeline.py switches `generate_w_decoding_graph` on only for the test). The graph
@@ -37,19 +42,19 @@ Published settings. Defaults (config.yaml, default.yaml): 32 digits x 256 codes,
 2 layers, 4 heads, n_inner 1024, embd/attn dropout 0.5, residual dropout 0, history 50,
 temperature 0.07, num_beams 50, n_edges 50, 3 propagation steps, AdamW lr 3e-4 without weight
 decay, batch 256, 10,000 warmup steps then cosine decay over 150 epochs, gradients clipped at 1.0,
-validation every epoch on NDCG@10, patience 20. The README's runs (the `presets`): temperature
-0.03 and 10 beams everywhere; Beauty lr 0.01, 32 digits, 100 edges, 3 steps; Sports lr 0.003, 16
-digits, 100 edges, 2 steps; Toys lr 0.003, 16 digits, 50 edges, 5 steps; CDs lr 0.001, 64 digits,
-500 edges, 3 steps.
+validation every epoch on NDCG@10, patience 20. The README's runs (the `presets`), as updated by
+its commit "Update best hyperparameters" after the fix of `num_beams` (RPG_KDD2025#3: until then
+every run decoded with the config's 50 beams, whatever the setting): temperature 0.03; Beauty lr
+0.01, 32 digits, 20 beams, 200 edges, 3 steps; Sports lr 0.003, 16 digits, 100 beams, 30 edges,
+5 steps; Toys lr 0.003, 16 digits, 200 beams, 20 edges, 3 steps; CDs lr 0.001, 64 digits, 20 beams,
+500 edges, 5 steps. (The README before that commit: 10 beams everywhere; Beauty 100 edges; Sports
+100 edges, 2 steps; Toys 50 edges, 5 steps; CDs 3 steps.)
 
 Where recbench departs. Embeddings: the released config embeds the item text with OpenAI's
 text-embedding-3-large (PCA to 512, whitened); recbench embeds with sentence-transformers only, so
 the presets take the config's commented alternative, sentence-t5-base with whitened PCA to 128
 and no normalisation; `--preset cpu` uses the offline all-MiniLM-L6-v2. IDs: recbench makes every
-ID unique (the reference lets colliding items share one). Training samples: one per user, the
-training part's last `max_seq_len` items, every position predicting the next (the reference also
-adds, for longer sequences, windows that predict only their last item; few Amazon users have more
-than 50 training items). MovieLens has no published setting: its presets keep the defaults but
+ID unique (the reference lets colliding items share one). MovieLens has no published setting: its presets keep the defaults but
 warm up over 75% of the planned steps, Beauty's published share (10,000 of 150 x 88 steps),
 since 10,000 steps exceed its whole run. `--preset cpu` is a reduced setting that trains Beauty on
 a 2-core CPU in about a quarter of an hour (see `named_presets`).
@@ -94,6 +99,7 @@ class RPGConfig(TrainConfig):
     grad_clip: float = 1.0  # max_grad_norm
     patience: int = 20
     val_metric: str = "ndcg@10"
+    train_windows: bool = True  # every training target once an epoch (the reference's windows; TrainConfig)
     # graph: validation ranks all items by the score and the test is decoded through the item graph
     # (the reference's pipeline); exhaustive: every part is ranked by the score over all items
     decoding: Literal["graph", "exhaustive"] = "graph"
@@ -276,25 +282,26 @@ class RPGGenerator(Generator):
     default_tokenizer = "opq"  # faiss OPQ+PQ, as the reference's "OPQ{n},IVF1,PQ{n}x8"; n_digit comes from this config
     # README runs; embeddings: config.yaml's commented sentence-t5-base setting (recbench has no OpenAI embedder).
     _t5 = {"sent_emb_model": "sentence-transformers/sentence-t5-base", "sent_emb_pca": 128, "normalize_after_pca": False}
-    _readme = {"temperature": 0.03, "num_beams": 10}
+    # the README after "Update best hyperparameters" (see the module docstring)
     presets = {
-        "beauty": {**_readme, "lr": 0.01, "n_digit": 32, "n_edges": 100, "propagation_steps": 3, **_t5},
-        "sports": {**_readme, "lr": 0.003, "n_digit": 16, "n_edges": 100, "propagation_steps": 2, **_t5},
-        "toys": {**_readme, "lr": 0.003, "n_digit": 16, "n_edges": 50, "propagation_steps": 5, **_t5},
-        "cds": {**_readme, "lr": 0.001, "n_digit": 64, "n_edges": 500, "propagation_steps": 3, **_t5},
+        "beauty": {"temperature": 0.03, "lr": 0.01, "n_digit": 32, "num_beams": 20, "n_edges": 200, "propagation_steps": 3, **_t5},
+        "sports": {"temperature": 0.03, "lr": 0.003, "n_digit": 16, "num_beams": 100, "n_edges": 30, "propagation_steps": 5, **_t5},
+        "toys": {"temperature": 0.03, "lr": 0.003, "n_digit": 16, "num_beams": 200, "n_edges": 20, "propagation_steps": 3, **_t5},
+        "cds": {"temperature": 0.03, "lr": 0.001, "n_digit": 64, "num_beams": 20, "n_edges": 500, "propagation_steps": 5, **_t5},
         # no published setting: the default IDs; 10,000 warmup steps exceed the run, so warm up over Beauty's share of it
         "ml-100k": {"warmup_steps": 0, "warmup_ratio": 0.75},
         "ml-1m": {"warmup_steps": 0, "warmup_ratio": 0.75},
     }
-    del _t5, _readme
+    del _t5
     # `--preset cpu`: Beauty on one core of a 2-core CPU in about a quarter of an hour: width 64 (the per-digit
     # heads and logits cost P x n_digit x n_embd x (n_embd + 256) per step), the 20 most recent items, 20 epochs
     # with a short warmup at lr 0.002, dropout 0.1 instead of 0.5 (in so few epochs the published 0.5 and
     # lr 0.01 stay at popularity level on Beauty: validation NDCG@10 0.0088 after 15 epochs, against 0.019
-    # with this setting), length-bucketed batches, the offline embedding model. IDs, loss and decoding are
-    # the published ones (the dataset's preset: on Beauty 32 digits, temperature 0.03, its graph).
+    # with this setting), the offline embedding model. IDs, loss, samples and decoding are the published
+    # ones (the dataset's preset: on Beauty 32 digits, temperature 0.03, its graph). Batches are plain
+    # shuffled ones, as the reference's: its records before train_windows used length-bucketed batches.
     named_presets = {"cpu": {"n_embd": 64, "n_inner": 256, "n_head": 4, "max_seq_len": 20, "epochs": 20, "lr": 0.002,
-                             "embd_pdrop": 0.1, "attn_pdrop": 0.1, "warmup_steps": 0, "warmup_ratio": 0.05, "bucket_pool": 32,
+                             "embd_pdrop": 0.1, "attn_pdrop": 0.1, "warmup_steps": 0, "warmup_ratio": 0.05,
                              "eval_start_epoch": 8, "patience": 3, "sent_emb_model": "all-MiniLM-L6-v2"}}
     search_space = {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

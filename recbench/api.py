@@ -62,6 +62,10 @@ class TrainConfig(GeneratorConfig):
 
     epochs: int = ranged(200, ge=1)  # upper bound; early stopping usually ends the run sooner
     batch_size: int = ranged(128, ge=1)
+    # adamw (beta1, beta2, weight_decay) or adafactor (torch.optim.Adafactor: factored second moments,
+    # updates scaled by each parameter's RMS, step size min(lr, 1/sqrt(step)): with lr 0.01, 0.01 for the
+    # first 10,000 steps and inverse-square-root decay after, the T5/TIGER schedule by itself)
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
     lr: float = ranged(1e-3, gt=0)
     weight_decay: float = ranged(0.0, ge=0)
     beta1: float = ranged(0.9, ge=0, lt=1)
@@ -71,6 +75,10 @@ class TrainConfig(GeneratorConfig):
     scheduler: Literal["constant", "cosine"] = "constant"  # after warmup: keep lr, or cosine-decay to 0
     grad_clip: float = ranged(0.0, ge=0)  # max gradient norm (0: no clipping)
     train_sliding: bool = False  # one sample per prefix of the training part, instead of one per user
+    # with one sample per user: a training part longer than max_seq_len + 1 items is also cut into windows
+    # that predict only their last item (the first window predicts at every position), so every training
+    # target is predicted once an epoch (RPG's reference); off: the most recent max_seq_len items only
+    train_windows: bool = False
     min_hist_len: int = ranged(1, ge=1)  # shortest history of a sliding-window sample
     # batches per pool whose samples are sorted by history length (0: plain shuffling). With N > 0,
     # each epoch's shuffled samples are cut into pools of N * batch_size, sorted by length within a
@@ -104,6 +112,9 @@ class Recommender(nn.Module):
     """
 
     trainable: ClassVar[bool] = True
+    # What the run computes differently from what its config says, in words, set by the model when
+    # built (HSTU: "time bias off: the data has no timestamps"); the record and the page carry them.
+    notes: tuple[str, ...] = ()
 
     def fit(self, split: Split) -> None:
         """Fit by a closed form (counting, ...) on the training part. Gradient models: nothing."""

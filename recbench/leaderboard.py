@@ -104,7 +104,7 @@ class Row:
         return all(r.id_level is not None for r in self.runs)
 
     def id_level(self, metric: str) -> tuple[float, float]:
-        """Mean and std over seeds of the test `metric` at the ID level (the papers' protocol; see recbench.metrics)."""
+        """Mean and std over seeds of the test `metric` at the ID level (DiffGRM's evaluator's protocol; see recbench.metrics)."""
         v = np.array([r.id_level.metrics.test[metric] for r in self.runs], dtype=float)
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
@@ -261,10 +261,18 @@ def table_rows(board: Board) -> tuple[list[str], list[list[str]], list[set[int]]
 ID_LEVEL_METRICS = ("ndcg@10", "recall@10")
 ID_LEVEL_NOTE = (
     "Item level is recbench's metric (every item its own ID, a hit is the target item). ID level scores the same "
-    "decoded lists as the papers do (DiffGRM's and RPG's evaluators): items whose semantic IDs collided before recbench "
-    "made them unique share one ID again, a listed ID equal to the target's ID is a hit (a look-alike of the target "
-    "counts), each ID counts once. The semantic-ID numbers papers report are ID-level ones. Never ranked."
+    "decoded lists as DiffGRM's evaluator does: items whose semantic IDs collided before recbench made them unique "
+    "share one ID again, a listed ID equal to the target's ID is a hit (a look-alike of the target counts), each ID "
+    "counts once. Never ranked."
 )
+ID_LEVEL_PUBLISHED_NOTE = (
+    " The published rows sit in the column of their own evaluator's protocol: TIGER's (unique IDs) and RPG's (item "
+    "ids) at the item level, DiffGRM's at the ID level."
+)
+
+
+def id_level_note(board: Board) -> str:
+    return ID_LEVEL_NOTE + (ID_LEVEL_PUBLISHED_NOTE if published_level_rows(board) else "")
 
 
 def id_level_rows(board: Board) -> tuple[list[str], list[list[str]]]:
@@ -286,15 +294,31 @@ def id_level_rows(board: Board) -> tuple[list[str], list[list[str]]]:
 
 
 def reference_rows(board: Board) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the published rows: model, the metrics any of them gives, source."""
+    """Header and cells of the published rows: model, the metrics any of them gives, the protocol of
+    its evaluator, source."""
     shown = references.metric_names(board.references)
-    head = ["model (published)", *(header(m) for m in shown), "source"]
+    head = ["model (published)", *(header(m) for m in shown), "protocol", "source"]
     cells = [
         [ref.model + (" *" if ref.semantic_ids else ""),
-         *(f"{ref.metrics[m]:.4f}" if m in ref.metrics else "-" for m in shown), ref.source]
+         *(f"{ref.metrics[m]:.4f}" if m in ref.metrics else "-" for m in shown), references.PROTOCOLS[ref.protocol], ref.source]
         for ref in board.references
     ]
     return head, cells
+
+
+def published_level_rows(board: Board) -> list[list[str]]:
+    """Rows of the item-against-ID table for the published semantic-ID numbers: each number in the
+    column of its evaluator's protocol (TIGER's and RPG's item level, DiffGRM's ID level)."""
+    rows = []
+    for ref in board.references:
+        if not ref.semantic_ids or not any(m in ref.metrics for m in ID_LEVEL_METRICS):
+            continue
+        row = [f"{ref.model} (published)", "-", ref.source, "-"]
+        for m in ID_LEVEL_METRICS:
+            value = f"{ref.metrics[m]:.4f}" if m in ref.metrics else "-"
+            row += [value, "-", "-"] if ref.protocol == "item" else ["-", value, "-"]
+        rows.append(row)
+    return rows
 
 
 # ---- markdown, csv, json, html -----------------------------------------------------------------
@@ -317,8 +341,8 @@ def md_board(board: Board, level: int = 3) -> list[str]:
     lines = [*md_table(head, cells, marks), "", COLUMNS_NOTE, "", SIGNIFICANCE_NOTE]
     id_head, id_cells = id_level_rows(board)
     if id_cells:
-        lines += ["", f"{'#' * level} {board.dataset}: item level against ID level (the papers' protocol)", "",
-                  *md_table(id_head, id_cells), "", ID_LEVEL_NOTE]
+        lines += ["", f"{'#' * level} {board.dataset}: item level against ID level", "",
+                  *md_table(id_head, id_cells + published_level_rows(board)), "", id_level_note(board)]
     if board.references:
         lines += ["", f"{'#' * level} {board.dataset}: published (not measured here)", "",
                   *md_table(*reference_rows(board)), ""]
@@ -381,7 +405,8 @@ def to_json(boards_: list[Board]) -> str:
             ],
             "significance": SIGNIFICANCE_NOTE,
             "references": [
-                {"model": ref.model, "test": ref.metrics, "source": ref.source, "semantic_ids": ref.semantic_ids}
+                {"model": ref.model, "test": ref.metrics, "source": ref.source, "semantic_ids": ref.semantic_ids,
+                 "protocol": ref.protocol}
                 for ref in board.references
             ],
             **({"reference_notes": list(references.NOTES)} if board.references else {}),
@@ -451,12 +476,12 @@ def rich_tables(boards_: list[Board]) -> list:
         out += [table, Text(SIGNIFICANCE_NOTE, style="dim")]
         id_head, id_cells = id_level_rows(board)
         if id_cells:
-            id_table = Table(title=f"{board.dataset} — item level against ID level (the papers' protocol)", header_style="bold")
+            id_table = Table(title=f"{board.dataset} — item level against ID level", header_style="bold")
             for i, h in enumerate(id_head):
                 id_table.add_column(h, justify="left" if i < 3 else "right")
-            for row_cells in id_cells:
+            for row_cells in id_cells + published_level_rows(board):
                 id_table.add_row(*map(Text, row_cells))
-            out += [id_table, Text(ID_LEVEL_NOTE, style="dim")]
+            out += [id_table, Text(id_level_note(board), style="dim")]
         if board.references:
             ref_head, ref_cells = reference_rows(board)
             ref_table = Table(title=f"{board.dataset} — published (not measured here)", header_style="bold", style="dim")

@@ -10,12 +10,20 @@ every metric, MRR included.
     NDCG@K   = 1 / log2(rank + 2) if rank < K   (the ideal DCG of one relevant item is 1)
     MRR      = 1 / (rank + 1)
 
-ID-level ranks (`id_level_ranks`) are the papers' protocol for semantic-ID models (DiffGRM's and
-RPG's evaluators), kept beside the item-level ones: items whose semantic IDs collided before
-recbench made every ID unique share one ID again, a listed ID is a hit when it equals the
-target's ID (so a look-alike of the target counts), the list of IDs is de-duplicated keeping the
-first occurrence (the reference's beam search returns distinct IDs) and the first hit's position
-is the rank. The same formulas above turn these ranks into metrics.
+ID-level ranks (`id_level_ranks`) are the protocol of DiffGRM's evaluator, kept beside the
+item-level ones: items whose semantic IDs collided before recbench made every ID unique share one
+ID again, a listed ID is a hit when it equals the target's ID (so a look-alike of the target
+counts), the list of IDs is de-duplicated keeping the first occurrence and the first hit's
+position is the rank. The same formulas above turn these ranks into metrics.
+
+Why this matches DiffGRM's count: its beam search never merges one ID reached through different
+digit orders; it keeps the distinct legal IDs it found and pads the top 10 with copies of the last
+one (`genrec/models/DIFF_GRM/beam.py`, the `simple` step), and its evaluator counts the first hit
+only, so a copy never scores — it only shortens the list (on a reference run at recbench's
+`--preset cpu,ocn` shapes on Beauty, 71% of the validation top 10 and 31% of the test top 10 were
+such copies). Ranking the distinct IDs gives every hit the position it has there. TIGER's and
+RPG's evaluators are item-level (TIGER's extra digit makes IDs unique; RPG compares item ids), so
+their published numbers compare with recbench's item-level metrics, not these.
 """
 
 from __future__ import annotations

@@ -69,6 +69,10 @@ def protocol_lines(board: Board) -> list[str]:
     for key, title in (("split", "Split"), ("ranking", "Candidates"), ("ties", "Ties"), ("max_seq_len", "History fed to a model (items)"),
                        ("selection", "Model selection"), ("eval_users", "Evaluated users")):
         lines.append(f"- {title}: {distinct((r.protocol or {}).get(key, '?') for r in runs)}")
+    stamps = [(r.protocol or {})["timestamps"] for r in runs if "timestamps" in (r.protocol or {})]  # recorded since this line exists
+    if stamps:
+        lines.append(f"- Timestamps: {distinct(stamps)}" + ("" if distinct(stamps) == "yes" else
+                     "; models that use time (HSTU's relative time bias) run without it here, and their records say so"))
     lines.append("- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR, on the test split, evaluated once with the "
                  "model selected on validation; per-user ranks are kept in every record for paired tests.")
     return lines
@@ -98,8 +102,10 @@ def dataset_page(board: Board, folders: list[Path], out: Path, with_references: 
         "prints recorded against reproduced metrics.",
     ]
     for rank, (row, label) in enumerate(zip(board.rows, row_labels(board.rows)), start=1):
+        notes = sorted({note for rec in row.runs for note in rec.notes or []})
         lines += ["", f"### {rank}. {label} (config `{row.config_fingerprint}`)", "",
-                  f"Config: {config_text(row.runs[0])}.", *tune_lines(row.runs[0]), ""]
+                  f"Config: {config_text(row.runs[0])}.", *tune_lines(row.runs[0]),
+                  *(["", "Notes: " + "; ".join(notes) + "."] if notes else []), ""]
         head = ["run", "seed", "command", "hardware", "software", "reproduce"]
         cells = []
         for rec in row.runs:

@@ -319,7 +319,7 @@ class SemanticIds(Part):
 
 @dataclass(kw_only=True)
 class IdLevel(Part):
-    """Metrics at the ID level, the papers' protocol (runner.ID_LEVEL_DEFINITION)."""
+    """Metrics at the ID level, DiffGRM's evaluator's protocol (runner.ID_LEVEL_DEFINITION)."""
 
     NESTED = {"metrics": Metrics}
     OMIT_NONE = ("test_rank",)
@@ -378,7 +378,7 @@ class Record(Part):
               "train": Train, "eval": Eval, "semantic_ids": SemanticIds, "id_level": IdLevel, "run_control": RunControl,
               "device": Device, "tune": Tune, "checkpoints": Checkpoints}
     OMIT_NONE = ("created", "protocol", "setting", "config_origins", "run_control", "per_user", "semantic_ids", "id_level",
-                 "params", "peak_memory_mb", "environment", "tune", "checkpoints")
+                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints")
 
     schema_version: int = SCHEMA_VERSION  # always the current one: `from_dict` upgrades older ones
     run_id: str  # DATASET__GENERATOR__sSEED__UTC-TIME, the file's name
@@ -400,7 +400,8 @@ class Record(Part):
     train: Train  # training time and outcome
     eval: Eval  # evaluation times and throughput
     semantic_ids: SemanticIds | None = None  # semantic-ID generators only
-    id_level: IdLevel | None = None  # runs whose IDs can collide: the papers' ID-level metrics
+    id_level: IdLevel | None = None  # runs whose IDs can collide: ID-level metrics (collisions kept)
+    notes: list[str] | None = None  # what the run computed differently from its config, in words (api.Recommender.notes)
     params: int | None = None  # trainable parameters
     peak_memory_mb: float | None = None  # peak GPU memory allocated, or the process's peak resident memory on CPU
     device: Device  # where it ran

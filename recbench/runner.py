@@ -291,7 +291,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     train_seconds = training.seconds if training else time.perf_counter() - t1
 
     batch_size = getattr(gcfg, "eval_batch_size", 256)
-    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the papers' ID-level metrics too
+    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
     if test:
         test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
@@ -318,7 +318,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     return record, path
 
 
-ID_LEVEL_DEFINITION = ("the papers' protocol (DiffGRM, RPG): the same decoded lists scored on semantic IDs with collisions "
+ID_LEVEL_DEFINITION = ("DiffGRM's evaluator's protocol: the same decoded lists scored on semantic IDs with collisions "
                        "left unresolved; a listed ID that equals the target's ID is a hit, duplicate IDs count once (first "
                        "occurrence); not the leaderboard's metric")
 
@@ -326,7 +326,8 @@ ID_LEVEL_DEFINITION = ("the papers' protocol (DiffGRM, RPG): the same decoded li
 # Settings added after records were written, left out of the fingerprint while they hold the value
 # that behaves as before they existed: an earlier record and a new run of its config stay one row.
 ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
-               "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled"}  # loss: HSTU's (SASRec's are bce/ce)
+               "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled",  # loss: HSTU's (SASRec's are bce/ce)
+               "time_bias": True, "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
 
 
 # Keys that once were hashed config fields and now are run control (records.upgrade_2_to_3), hashed at
@@ -411,6 +412,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "ranking": "full ranking over all items" if model.has_scores() else "the generator's ranked list",
             "ties": "pessimistic (equal scores rank above the target)",
             "max_seq_len": split.max_seq_len,
+            "timestamps": "yes" if data.times is not None else "none (the order of the items only)",
             "metrics_k": [5, 10, 20],
             "selection": f"best validation {resolved.configs['generator'].val_metric}" if model.trainable and hasattr(
                 resolved.configs["generator"], "val_metric") else "none (not trained on validation)",
@@ -442,6 +444,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "metrics": {"valid": valid.id_metrics, **({"test": test.id_metrics} if test is not None else {})},
             **({"test_rank": records.encode_ints(test.id_ranks)} if test is not None else {}),
         }} if valid.id_ranks is not None else {}),
+        **({"notes": list(model.notes)} if model.notes else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},

@@ -1,6 +1,6 @@
 """The core trainer: one loop for every gradient-trained generator.
 
-AdamW with the generator's settings, optional linear warmup then cosine decay, gradient clipping,
+AdamW (or Adafactor) with the generator's settings, optional linear warmup then cosine decay, gradient clipping,
 bf16 autocast on GPU, validation every `eval_every` epochs from `eval_start_epoch` on, early
 stopping on the validation metric with `patience`, the best and the last checkpoint in the run
 folder, and a JSON-lines log of every epoch.
@@ -128,7 +128,10 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                          "recbench.api.TrainConfig, which holds the trainer's settings (epochs, batch_size, lr, ...): "
                          f"declare `class {type(config).__name__}(TrainConfig)`, or set `trainable = False` and implement fit().")
     terms = parse_metric(config.val_metric)
-    users, positions = split.train_positions(config.train_sliding, config.min_hist_len)
+    if config.train_windows and not config.train_sliding:
+        users, positions, predict = split.window_positions()
+    else:
+        (users, positions), predict = split.train_positions(config.train_sliding, config.min_hist_len), None
     if len(users) == 0:
         raise RunError("No training samples: every user's training part is shorter than min_hist_len.")
     # every rank walks its shard of one shared permutation per epoch, seeded by (seed, epoch)
@@ -152,10 +155,11 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(config.beta1, config.beta2),
-    )
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adafactor":
+        optimizer = torch.optim.Adafactor(groups, lr=config.lr)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
     warmup = warmup_steps(config, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup, config.scheduler))
     autocast = config.amp and (device.type == "cuda" or config.cpu_amp is True)
@@ -190,7 +194,8 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         start = time.perf_counter()
         total_loss, n_batches = 0.0, 0
         for idx in epoch_batches(epoch):
-            batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0).to(device)
+            batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0,
+                                 predict=None if predict is None else predict[idx]).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = step_model(batch)
             if dist.any_nonfinite(loss):

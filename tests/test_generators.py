@@ -170,3 +170,48 @@ def test_hstu_with_full_softmax_trains_on_the_cross_entropy_over_all_items(split
     model.train()
     result = fit(model, config, split, tmp_path)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def hstu(split, **settings):
+    gen = REGISTRY.get("generator", "hstu")
+    fields = {f.name for f in dataclasses.fields(gen.Config)}
+    config = gen.Config(**{k: v for k, v in SMALL.items() if k in fields}, **settings)
+    seed_everything(0)
+    return gen.build(config, split).eval()
+
+
+def test_hstu_time_bias_is_a_switch_and_its_absence_is_noted(split):
+    """The synthetic data has timestamps: the time bias changes the states unless switched off, and a
+    model built on data without timestamps says in its notes that it ran without it."""
+    batch = first_batch(split)
+    assert batch.history_time is not None
+    with_bias, without = hstu(split), hstu(split, time_bias=False)
+    with torch.no_grad():
+        for layer in with_bias.layers:
+            layer.time_bias.normal_(std=1.0)
+        without.load_state_dict(with_bias.state_dict())
+        no_times = dataclasses.replace(batch, history_time=None, target_time=None)
+        assert not torch.allclose(with_bias.hidden(batch), with_bias.hidden(no_times))
+        torch.testing.assert_close(without.hidden(batch), with_bias.hidden(no_times))
+    assert with_bias.notes == () and without.notes == ()
+    untimed = Split(dataclasses.replace(split.data, times=None), split.max_seq_len)
+    assert "no timestamps" in hstu(untimed).notes[0] and hstu(untimed, time_bias=False).notes == ()
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled"])
+def test_hstu_logits_are_fp32_under_bf16_autocast(split, loss):
+    import torch.nn.functional as F
+
+    batch = first_batch(split)
+    model, rounded = hstu(split, loss=loss), hstu(split, loss=loss, fp32_logits=False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.score(batch).dtype == torch.float32 and rounded.score(batch).dtype == torch.bfloat16
+        if loss == "ce":
+            train_batch = split.gather(*(a[:16] for a in split.train_positions(sliding=False, min_hist_len=1)))
+            target = train_batch.next_items()
+            h = model.hidden(train_batch)[target != 0].float()
+            with torch.autocast("cpu", enabled=False):
+                logits = h @ F.normalize(model.item.weight, dim=-1, eps=1e-6).T / model.temperature
+                logits[:, 0] = float("-inf")
+                expected = F.cross_entropy(logits, target[target != 0])
+            torch.testing.assert_close(model.loss(train_batch), expected)

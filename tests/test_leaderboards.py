@@ -268,12 +268,42 @@ def test_published_rows_are_shown_apart_and_never_ranked(cli):
     text = lb.markdown(lb.boards(by_dataset))
     beauty = text.split("### beauty\n")[1].split("### ml-100k\n")[0]
     measured, published = beauty.split("published (not measured here)")
+    measured, levels = measured.split("item level against ID level")
+    assert "| DiffGRM (published) | - | DiffGRM paper (arXiv 2510.21805) | - | - | 0.0502 |" in levels
     best = max(row.mean("ndcg@10") for row in by_dataset["beauty"])
     assert "| pop |" in measured and "TIGER" not in measured and f"**{best:.4f}**" in measured
     assert "| TIGER * | 0.0454 |" in published and "**" not in published
-    assert "TIGER paper (NeurIPS 2023)" in published and "all-MiniLM-L6-v2" in published and "evaluates on items" in published
+    assert "TIGER paper (NeurIPS 2023)" in published and "all-MiniLM-L6-v2" in published
+    assert "| DiffGRM * | - | - | - | 0.0502 | semantic IDs, collisions kept |" in published
+    assert "| TIGER * | 0.0454 | 0.0648 | 0.0321 | 0.0384 | items |" in published
     hidden = cli("leaderboard", "--results", str(RECORDS), "--format", "markdown", "--no-references").stdout
     assert "published" not in hidden and "TIGER" not in hidden and "| pop |" in hidden
+
+
+def test_every_reference_row_carries_the_protocol_of_its_evaluator():
+    """TIGER's (unique IDs) and RPG's (item ids) evaluators score items, DiffGRM's scores semantic IDs with
+    collisions kept; item-ID models have only items."""
+    for ref in references.REFERENCES:
+        expected = "id" if ref.model.startswith("DiffGRM") else "item"
+        assert ref.protocol == expected, ref
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        references.Reference("beauty", "X", {}, "nowhere", True, "ids")
+
+
+def test_published_numbers_sit_in_the_column_of_their_protocol_on_every_page():
+    """In the item-against-ID table of each committed page, TIGER's and RPG's published NDCG@10 are in
+    the item column and DiffGRM's in the ID column."""
+    pages = {ds: (ROOT / "leaderboards" / f"{ds}.md").read_text() for ds in ("beauty",)}
+    for ds, page in pages.items():
+        table = page.split("item level against ID level")[1].split("\n\n")[1]
+        cells = {(line.split(" | ")[0].lstrip("| "), line.split(" | ")[2]): line.split(" | ") for line in table.splitlines()[2:]}
+        for ref in references.for_dataset(ds):
+            if not ref.semantic_ids:
+                continue
+            row = cells[(f"{ref.model} (published)", ref.source)]
+            item, ident = row[4], row[5]  # N@10 item, N@10 ID
+            value = f"{ref.metrics['ndcg@10']:.4f}"
+            assert (item, ident) == ((value, "-") if ref.protocol == "item" else ("-", value)), (ds, ref.model)
 
 
 def test_reference_datasets_are_recbench_dataset_names():

@@ -194,7 +194,9 @@ def test_presets_set_the_published_ids_and_the_cpu_preset_the_offline_model():
     r = resolve(RunSpec("rpg", "Beauty"))
     gen = r.configs["generator"]
     assert r.configs["tokenizer"].n_digit == gen.n_digit == 32 and r.configs["tokenizer"].codebook_size == 256
-    assert (gen.lr, gen.temperature, gen.num_beams, gen.n_edges, gen.propagation_steps) == (0.01, 0.03, 10, 100, 3)
+    # the reference README after "Update best hyperparameters" (RPG_KDD2025#3)
+    assert (gen.lr, gen.temperature, gen.num_beams, gen.n_edges, gen.propagation_steps) == (0.01, 0.03, 20, 200, 3)
+    assert gen.train_windows and not gen.bucket_pool  # every target, each weighted alike
     cpu = resolve(RunSpec("rpg", "Beauty", preset="cpu"))
     assert cpu.configs["generator"].n_digit == 32 and cpu.configs["embedding"].sent_emb_model == "all-MiniLM-L6-v2"
     assert resolve(RunSpec("rpg", "toys")).configs["tokenizer"].n_digit == 16

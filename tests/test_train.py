@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from recbench import plugins, records, run_folders, runner, train
+from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
 
@@ -189,3 +190,38 @@ def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, synthetic
                check=2)
     assert f"Run folder {run_dir} is in use by process {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
     run_folders.release_run_folder(run_dir)
+
+
+class TargetCounter(Recommender):
+    """Trains nothing; remembers every (user, target) its loss is given."""
+
+    def __init__(self, n_items):
+        super().__init__()
+        self.w, self.n_items, self.seen = torch.nn.Parameter(torch.zeros(1)), n_items, []
+
+    def loss(self, batch):
+        nxt = batch.next_items()
+        rows = (nxt != 0).nonzero()[:, 0]
+        self.seen += list(zip(batch.users[rows].tolist(), nxt[nxt != 0].tolist()))
+        return self.w.square().sum()
+
+    def score(self, batch):
+        return torch.zeros(len(batch), self.n_items + 1)
+
+
+@pytest.mark.parametrize("windows", [True, False])
+def test_train_windows_predict_every_training_target_once_an_epoch(synthetic, home, windows):
+    """One sample per user with history 5: with train_windows every training target is predicted
+    exactly once an epoch (the split's count); without, users longer than 6 training items lose some."""
+    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    split = Split(prepare(ds, ds.Config()), 5)
+    model = TargetCounter(split.n_items)
+    config = TrainConfig(epochs=1, batch_size=32, train_windows=windows, eval_start_epoch=1, cpu_amp=False)
+    train.train(model, split, config, home / "run", seed=0, device=torch.device("cpu"))
+    starts, lengths = split.data.offsets[:-1], split.train_lengths()
+    every = sorted((u, int(split.data.items[starts[u] + j])) for u in range(split.n_users) for j in range(1, lengths[u]))
+    assert len(every) == split.train_targets() and (lengths > 7).any()  # some users need windows at history 5
+    if windows:
+        assert sorted(model.seen) == every
+    else:
+        assert len(model.seen) < len(every) and set(model.seen) <= set(every)

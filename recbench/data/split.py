@@ -7,7 +7,11 @@ history. Users with fewer than 3 items have no validation/test target and are no
 Training samples are (history, target) pairs taken from the training part only:
 - sliding window: every prefix s_1..s_{t} with t >= min_hist_len predicts s_{t+1};
 - otherwise one sample per user: s_1..s_{m-1} predicts s_m (m = n-2); a sequence model reads
-  its per-position targets from the history itself (`Batch.next_items`).
+  its per-position targets from the history itself (`Batch.next_items`). Only the most recent
+  `max_seq_len` positions are read, so a longer training part loses its earlier targets;
+- windows (`train_windows`): the user's first max_seq_len + 1 items predict at every position, and
+  each later item is the target of one window of the max_seq_len items before it, which predicts
+  only that item (`Batch.predict`): every training target once (RPG's reference scheme).
 
 Histories are left-padded with 0, so `history[:, -1]` is always the most recent item.
 """
@@ -30,6 +34,7 @@ class Batch:
     target: torch.Tensor  # [B] the next item
     history_time: torch.Tensor | None = None  # [B, L] unix seconds (0 on padding), where known
     target_time: torch.Tensor | None = None  # [B]
+    predict: torch.Tensor | None = None  # [B] how many of the newest positions have a target (None: all; Split.window_positions)
 
     def __len__(self) -> int:
         return self.users.shape[0]
@@ -41,7 +46,11 @@ class Batch:
     def next_items(self) -> torch.Tensor:
         """[B, L]: for each history position, the item that follows it (0 after padding)."""
         nxt = torch.cat([self.history[:, 1:], self.target[:, None]], dim=1)
-        return nxt.masked_fill(self.history == 0, 0)
+        nxt = nxt.masked_fill(self.history == 0, 0)
+        if self.predict is not None:  # positions before a window's last `predict` ones predict nothing
+            L = nxt.shape[1]
+            nxt = nxt.masked_fill(torch.arange(L, device=nxt.device)[None, :] < (L - self.predict)[:, None], 0)
+        return nxt
 
 
 class Split:
@@ -86,6 +95,28 @@ class Split:
         within = np.arange(per_user.sum()) - np.repeat(np.cumsum(per_user) - per_user, per_user)
         return users, starts[users] + first + within
 
+    def window_positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, positions, predict) of the windows of one-per-user training (module docstring): each
+        user's first window ends at its (max_seq_len + 1)-th training item, or its last if sooner, and
+        predicts at every position (predict = max_seq_len); each later training item ends a window that
+        predicts only it (predict = 1)."""
+        starts, train, L = self.data.offsets[:-1], self.train_lengths(), self.max_seq_len
+        keep = train >= 2
+        first_users = np.flatnonzero(keep)
+        first = starts[keep] + np.minimum(train[keep], L + 1) - 1
+        later = np.maximum(train - (L + 1), 0)  # training items after the first window, per user
+        later_users = np.repeat(np.arange(self.n_users), later)
+        within = np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
+        users = np.concatenate([first_users, later_users])
+        positions = np.concatenate([first, starts[later_users] + L + 1 + within])
+        predict = np.concatenate([np.full(len(first_users), L), np.ones(len(later_users), dtype=np.int64)])
+        order = np.lexsort((positions, users))  # by user, oldest window first
+        return users[order], positions[order], predict[order]
+
+    def train_targets(self) -> int:
+        """Targets in the training parts: every training item after a user's first."""
+        return int(np.maximum(self.train_lengths() - 1, 0).sum())
+
     def eval_positions(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         if part not in ("valid", "test"):
             raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
@@ -97,8 +128,9 @@ class Split:
         """The number of non-padding items in each sample's history: min(position - user start, max_seq_len)."""
         return np.minimum(positions - self.data.offsets[users], self.max_seq_len)
 
-    def gather(self, users: np.ndarray, positions: np.ndarray, trim: bool = False) -> Batch:
-        """The batch whose sample i is (history before positions[i], target at positions[i]).
+    def gather(self, users: np.ndarray, positions: np.ndarray, trim: bool = False, predict: np.ndarray | None = None) -> Batch:
+        """The batch whose sample i is (history before positions[i], target at positions[i]); `predict`
+        (from window_positions) says how many of each sample's newest positions have a target.
 
         With `trim`, the leading history columns that are padding in every row are dropped (at
         least one column is kept), so the batch is as long as its longest history. The newest item
@@ -115,6 +147,7 @@ class Split:
             users=torch.from_numpy(users.astype(np.int64)),
             history=torch.from_numpy(history.astype(np.int64)),
             target=torch.from_numpy(self.data.items[positions].astype(np.int64)),
+            predict=None if predict is None else torch.from_numpy(np.asarray(predict, dtype=np.int64)),
         )
         if self.data.times is not None:
             batch.history_time = torch.from_numpy(np.where(valid, self.data.times[idx], 0))
