@@ -2,6 +2,7 @@
 
     RECBENCH_DATA_MIRROR=../shared/data python benchmarks/decoding.py RECORD.json [RECORD.json ...]
         [--users 1000] [--beams 10 32 256] [--steps 1 2 3 4] [--graph-beams 10 50 200] [--device cpu] [--batch-size 256]
+        [--jsonl FILE]
 
 Each RECORD is the result record of a `recbench run` of diff_grm, ar_grm, tiger or rpg; the model is
 rebuilt from the record's config and loaded from its best checkpoint. `--users` test users sampled
@@ -14,7 +15,9 @@ per setting: users/s, mean latency of one batch of `--batch-size` users, NDCG@10
 the decoding recbench evaluates (constrained to items), and the invalid-ID rate: the share of the
 top-10 IDs that are no item when the same beam search runs without the item-table constraint (as
 DiffGM decodes; RPG only ever proposes items). Training samples/s of the run (from its log) is
-printed with each model. Ends with a markdown table for the README.
+printed with each model. Ends with a markdown table for the README. With --jsonl each setting is
+appended to FILE as one JSON line (run id, machine, users and the figures): the gaps page shows the
+beam sweeps of leaderboards/records/benchmarks/decoding.jsonl.
 """
 
 import argparse
@@ -103,9 +106,11 @@ def main() -> None:
     parser.add_argument("--graph-beams", type=int, nargs="+", default=[10, 50, 200], help="RPG's beam sizes")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jsonl", type=Path, help="append one JSON line per setting to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"machine: {device_name(device)}; torch {torch.__version__}; {args.users} test users sampled with seed {args.seed}")
+    machine = device_name(device)
+    print(f"machine: {machine}; torch {torch.__version__}; {args.users} test users sampled with seed {args.seed}")
     rows = []
     for path in args.records:
         record = records.load(path)
@@ -115,6 +120,9 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)  # a uniform sample: user order is not random (early users are harder)
         small.eval_users = np.sort(rng.choice(split.eval_users, min(args.users, len(split.eval_users)), replace=False))
         batches = list(small.eval_batches("test", args.batch_size))
+        about = {"run_id": record.run_id, "dataset": record.dataset.name, "users": len(small.eval_users), "sample_seed": args.seed,
+                 "machine": machine, "torch": torch.__version__}
+        first = len(rows)
         print(f"{name} ({record.run_id}): {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"training {train_speed(record):,.0f} samples/s")
         if hasattr(model, "graph_decode"):  # RPG
@@ -122,15 +130,17 @@ def main() -> None:
                 r = measure_graph(model, batches, beam, device)
                 rows.append({"generator": name, "beam": beam or "all", "steps": f"graph, {model.propagation_steps}" if beam else "–", **r})
                 report(rows[-1])
-            continue
-        step_options = args.steps if hasattr(model, "denoise_steps") else [model.n_digit]
-        for steps in step_options:
-            if hasattr(model, "denoise_steps"):
-                model.denoise_steps = steps
-            for beam in args.beams:
-                r = measure(model, batches, beam, device)
-                rows.append({"generator": name, "beam": beam, "steps": steps, **r})
-                report(rows[-1])
+        else:
+            for steps in args.steps if hasattr(model, "denoise_steps") else [model.n_digit]:
+                if hasattr(model, "denoise_steps"):
+                    model.denoise_steps = steps
+                for beam in args.beams:
+                    r = measure(model, batches, beam, device)
+                    rows.append({"generator": name, "beam": beam, "steps": steps, **r})
+                    report(rows[-1])
+        if args.jsonl:
+            with args.jsonl.open("a", encoding="utf-8") as f:
+                f.writelines(json.dumps({**about, **row}) + "\n" for row in rows[first:])
     print()
     print("| generator | beam | steps (denoising / digits / graph) | users/s | ms / batch of %d | NDCG@10 | Recall@10 | invalid IDs in top 10 (unconstrained) |"
           % args.batch_size)

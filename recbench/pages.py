@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import references
+from . import gaps, references
 from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
 from .records import Record
 
@@ -193,7 +193,8 @@ def readme_page(boards_: list[Board], folders: list[Path], out: Path, with_refer
 
 
 def write_markdown(boards_: list[Board], folders: list[Path], out: Path, with_references: bool = True) -> list[Path]:
-    """Write OUT/<dataset>.md for every board and OUT/README.md; return the paths written."""
+    """Write OUT/<dataset>.md for every board, OUT/README.md and, where the records folder has a
+    gaps.toml, OUT/gaps.md and OUT/gaps.png (recbench.gaps); return the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -203,4 +204,14 @@ def write_markdown(boards_: list[Board], folders: list[Path], out: Path, with_re
         written.append(path)
     readme = out / "README.md"
     readme.write_text(readme_page(boards_, folders, out, with_references), encoding="utf-8")
-    return written + [readme]
+    written.append(readme)
+    for folder in folders:  # the first folder of records with a gaps.toml gives OUT/gaps.md and gaps.png
+        rendered = gaps.page(folder, {b.dataset: b.rows for b in boards_}, regenerate_command(folders, out, with_references))
+        if rendered is not None:
+            text, points = rendered
+            (out / "gaps.md").write_text(text, encoding="utf-8")
+            written.append(out / "gaps.md")
+            if points:
+                written.append(gaps.plot_scaling(points, out / "gaps.png"))
+            break
+    return written

@@ -1,0 +1,256 @@
+"""Gaps between published numbers and recbench's rows, measured factor by factor.
+
+"My numbers do not match the paper" is answered here with measurements: for each model, the
+published number, recbench's baseline row, and one step per factor that separates them (training
+length, width, text embeddings, beam width, protocol), each measured as two committed leaderboard
+rows that differ in that factor only, with the paired t-test on per-user test NDCG@10 (seeds
+averaged per user, as `recbench compare` does). What the steps do not add up to is shown as the
+part left unexplained; steps are measured from the baseline each, so their sum assumes that the
+factors add up, and the page says so.
+
+Which rows measure which factor is data, not code: `gaps.toml` in the folder of records (a
+`[[chain]]` per model; rows are named "GENERATOR FINGERPRINT-PREFIX", as the leaderboard shows
+them). Measurements that are not records sit beside it, under `benchmarks/`: the training FLOPs of
+each run (`train_flops.jsonl`, from benchmarks/train_flops.py) for the DIFF_GRM-against-AR_GRM
+scaling plot, and beam sweeps on saved checkpoints (`decoding.jsonl`, from benchmarks/decoding.py
+--jsonl). `recbench leaderboard --write-markdown` renders `gaps.md` (and `gaps.png`) from them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tomllib
+
+from . import metrics, references, significance
+from .errors import UsageError
+from .leaderboard import Row
+from .records import decode_ints
+
+SPEC = "gaps.toml"
+METRIC = "ndcg@10"
+
+
+@dataclass
+class Step:
+    factor: str
+    what: str
+    a: Row  # the row the factor is measured from
+    b: Row | None  # the row with the factor changed (None: the ID level of `a`)
+    mean_a: float
+    mean_b: float
+    p: float
+
+
+def load_spec(folder: Path) -> dict | None:
+    path = Path(folder) / SPEC
+    if not path.is_file():
+        return None
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"'{path}' is not valid TOML: {exc}.") from None
+    for i, chain in enumerate(spec.get("chain", []), start=1):
+        missing = [k for k in ("model", "dataset", "published", "published_source", "baseline") if k not in chain]
+        if missing:
+            raise UsageError(f"'{path}': chain {i} ({chain.get('model', '?')}) lacks {', '.join(missing)}.")
+    return spec
+
+
+def find_row(name: str, rows: list[Row], where: str) -> Row:
+    """The row named 'GENERATOR PREFIX' (the config fingerprint's first hex digits)."""
+    generator, _, prefix = name.partition(" ")
+    found = [r for r in rows if r.generator == generator and r.config_fingerprint.startswith(prefix)]
+    if len(found) != 1:
+        raise UsageError(f"{where}: row '{name}' matches {len(found)} rows of the records (expected one: "
+                         f"a generator and the first digits of a config fingerprint, as the leaderboard shows them).")
+    return found[0]
+
+
+def id_level_values(row: Row) -> np.ndarray:
+    """Per-user ID-level NDCG@10 averaged over the row's seeds (users sorted by id)."""
+    values = []
+    for rec in row.runs:
+        users = rec.users()
+        ranks = decode_ints(rec.id_level.test_rank)
+        values.append(metrics.per_user(ranks)[METRIC][np.argsort(users, kind="stable")])
+    return np.mean(values, axis=0)
+
+
+def measure(chain: dict, rows: list[Row], where: str) -> tuple[Row, list[Step]]:
+    baseline = find_row(chain["baseline"], rows, where)
+    steps = []
+    for factor in chain.get("factor", []):
+        if "id_level" in factor:
+            a = find_row(factor["id_level"], rows, where)
+            item = significance.seed_average(a.runs, METRIC)
+            ident = id_level_values(a)
+            test = significance.paired(ident, item)
+            steps.append(Step(factor["name"], factor.get("what", ""), a, None, float(item.mean()), float(ident.mean()), test.p_ttest))
+            continue
+        a, b = (find_row(n, rows, where) for n in factor["rows"])
+        test = significance.compare(b.runs, a.runs, METRIC)
+        steps.append(Step(factor["name"], factor.get("what", ""), a, b, test.mean_b, test.mean_a, test.p_ttest))
+    return baseline, steps
+
+
+def published(chain: dict, where: str) -> references.Reference:
+    found = [r for r in references.for_dataset(chain["dataset"]) if r.model == chain["published"] and r.source == chain["published_source"]]
+    if len(found) != 1:
+        raise UsageError(f"{where}: no published row '{chain['published']}' from '{chain['published_source']}' on {chain['dataset']}.")
+    return found[0]
+
+
+def label(row: Row) -> str:
+    return f"{row.generator} {row.setting()} [{row.config_fingerprint[:8]}]"
+
+
+def fmt_p(p: float) -> str:
+    return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
+
+
+def chain_lines(chain: dict, rows: list[Row], where: str) -> list[str]:
+    ref = published(chain, where)
+    baseline, steps = measure(chain, rows, where)
+    level = references.PROTOCOLS[ref.protocol]
+    base = baseline.mean(METRIC)
+    lines = [f"### {chain['model']} on {chain['dataset']}: published {ref.metrics[METRIC]:.4f} ({level}) against recbench's "
+             f"{base:.4f}", "", chain.get("about", "").strip(), "",
+             f"Baseline: {label(baseline)}, {baseline.seeds} seed{'s' if baseline.seeds > 1 else ''}, test NDCG@10 {base:.4f} "
+             f"(item level); {baseline.device()}.", "",
+             "| factor | what changes | from → to | seeds | NDCG@10 from → to | delta | p |",
+             "|---|---|---|---|---|---|---|"]
+    for s in steps:
+        to = "the same runs at the ID level" if s.b is None else label(s.b)
+        seeds = f"{s.a.seeds}" if s.b is None else f"{s.a.seeds} / {s.b.seeds}"
+        lines.append(f"| {s.factor} | {s.what} | {label(s.a)} → {to} | {seeds} | {s.mean_a:.4f} → {s.mean_b:.4f} | "
+                     f"{s.mean_b - s.mean_a:+.4f} | {fmt_p(s.p)} |")
+    total = sum(s.mean_b - s.mean_a for s in steps)
+    gap = ref.metrics[METRIC] - base
+    lines += ["", f"Published − baseline: {gap:+.4f}. Measured steps, summed: {total:+.4f} "
+              f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}."
+              if gap else "Published − baseline: 0.", ""]
+    for item in chain.get("unmeasured", []):
+        lines.append(f"- Not measured here: {item}")
+    return lines
+
+
+def sweep_lines(folder: Path) -> list[str]:
+    """The beam sweeps of benchmarks/decoding.jsonl, one table per checkpoint."""
+    path = Path(folder) / "benchmarks" / "decoding.jsonl"
+    if not path.is_file():
+        return []
+    runs: dict[str, list[dict]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                entry = json.loads(line)
+                runs.setdefault(entry["run_id"], []).append(entry)
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise UsageError(f"'{path}' line {n}: not a decoding measurement ({exc}).") from None
+    lines = ["## Beam width on saved checkpoints", "",
+             "`python benchmarks/decoding.py RECORD --beams 10 32 64 128 256 --jsonl FILE`: the best checkpoint of the run "
+             "decoded at each beam for the same sample of test users (standard error of NDCG@10 on 1,000 users: about "
+             "0.004, so this shows the trend; the factor tables above give the paired tests on every test user).", ""]
+    for run_id, entries in runs.items():
+        first = entries[0]
+        lines += [f"{first['generator']} ({run_id}; {first['users']:,} test users, {first['machine']}):", "",
+                  "| beam | steps | users/s | NDCG@10 | Recall@10 |", "|---|---|---|---|---|"]
+        lines += [f"| {e['beam']} | {e['steps']} | {e['users_per_s']:,.1f} | {e['ndcg@10']:.4f} | {e['recall@10']:.4f} |" for e in entries]
+        lines.append("")
+    return lines
+
+
+def train_flops(folder: Path) -> dict[str, dict]:
+    """run_id -> its training-FLOP measurement (benchmarks/train_flops.jsonl)."""
+    path = Path(folder) / "benchmarks" / "train_flops.jsonl"
+    if not path.is_file():
+        return {}
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                entry = json.loads(line)
+                out[entry["run_id"]] = entry
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise UsageError(f"'{path}' line {n}: not a FLOP measurement ({exc}).") from None
+    return out
+
+
+def scaling_points(spec: dict, rows: list[Row], flops: dict[str, dict], where: str) -> list[dict]:
+    """One point per scaling row: its model, setting, training TFLOPs (mean over seeds) and test NDCG@10."""
+    points = []
+    for group in spec.get("scaling", []):
+        for name in group["rows"]:
+            row = find_row(name, rows, where)
+            missing = [r.run_id for r in row.runs if r.run_id not in flops]
+            if missing:
+                raise UsageError(f"{where}: no training FLOPs for {', '.join(missing)} in benchmarks/train_flops.jsonl "
+                                 "(python benchmarks/train_flops.py RECORD --jsonl FILE).")
+            tf = float(np.mean([flops[r.run_id]["train_flops"] for r in row.runs])) / 1e12
+            points.append({"dataset": group["dataset"], "model": row.generator, "row": row, "tflops": tf,
+                           "mean": row.mean(METRIC), "std": row.std(METRIC), "what": group.get("labels", {}).get(name, "")})
+    return points
+
+
+def scaling_lines(points: list[dict]) -> list[str]:
+    if not points:
+        return []
+    lines = ["## DIFF_GRM against AR_GRM as training compute grows", "",
+             "![test NDCG@10 against training compute](gaps.png)", "",
+             "Training compute: forward and backward FLOPs per training sample (torch.utils.flop_counter on the run's own "
+             "batches) times the samples the run trained on (benchmarks/train_flops.py).", "",
+             "| dataset | model | setting | seeds | training TFLOP | NDCG@10 |", "|---|---|---|---|---|---|"]
+    for p in points:
+        row = p["row"]
+        lines.append(f"| {p['dataset']} | {p['model']} | {p['what'] or row.setting()} [{row.config_fingerprint[:8]}] | {row.seeds} | "
+                     f"{p['tflops']:,.1f} | {row.mean(METRIC):.4f}" + (f" ± {row.std(METRIC):.4f}" if row.seeds > 1 else "") + " |")
+    return lines + [""]
+
+
+def plot_scaling(points: list[dict], path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    datasets = sorted({p["dataset"] for p in points})
+    fig = Figure(figsize=(6 * len(datasets), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets):
+        for i, model in enumerate(sorted({p["model"] for p in points if p["dataset"] == ds})):
+            mine = sorted((p for p in points if p["dataset"] == ds and p["model"] == model), key=lambda p: p["tflops"])
+            ax.errorbar([p["tflops"] for p in mine], [p["mean"] for p in mine], yerr=[p["std"] for p in mine], fmt="o-",
+                        color=f"C{i}", capsize=4, label=model)
+            for p in mine:
+                ax.annotate(p["what"], (p["tflops"], p["mean"]), textcoords="offset points", xytext=(5, -10), fontsize="x-small")
+        ax.set_xscale("log")
+        ax.set_xlabel("training compute (TFLOP, log scale)")
+        ax.set_ylabel("test NDCG@10 (item level, mean ± std over seeds)")
+        ax.set_title(f"{ds}: DIFF_GRM against AR_GRM")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def page(folder: Path, by_dataset: dict[str, list[Row]], regenerate: str) -> tuple[str, list[dict]] | None:
+    """The markdown of gaps.md and the scaling points, or None where the folder has no gaps.toml."""
+    spec = load_spec(folder)
+    if spec is None:
+        return None
+    where = f"'{Path(folder) / SPEC}'"
+    lines = ["# recbench: from published numbers to recbench's rows, factor by factor", "",
+             f"Rendered from result records, `{SPEC}` and the measurements under `benchmarks/` in the records folder. Do not "
+             f"edit by hand: regenerate with `{regenerate}`.", "", spec.get("about", "").strip(), ""]
+    for chain in spec.get("chain", []):
+        lines += chain_lines(chain, by_dataset.get(chain["dataset"], []), where) + [""]
+    points = scaling_points(spec, [r for rows in by_dataset.values() for r in rows], train_flops(folder), where)
+    lines += scaling_lines(points) + sweep_lines(folder)
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.rstrip() + "\n", points

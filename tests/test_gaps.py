@@ -1,0 +1,99 @@
+"""The gaps page: each factor is a paired comparison of two committed rows (or of a row's item and ID
+levels), the unexplained part is published − baseline − the measured steps, and a spec naming a
+row that does not exist is an error naming the file."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recbench import gaps, metrics, references, significance
+from recbench import leaderboard as lb
+from recbench.errors import UsageError
+
+RECORDS = Path(__file__).resolve().parents[1] / "leaderboards" / "records"
+
+SPEC = """
+about = "test"
+[[chain]]
+model = "TIGER"
+dataset = "beauty"
+published = "TIGER"
+published_source = "TIGER paper (NeurIPS 2023), Table 1"
+baseline = "tiger 85694fcf"
+about = "TIGER's chain"
+unmeasured = ["the embedding model"]
+[[chain.factor]]
+name = "learning rate"
+what = "0.005 -> 0.002, 4 epochs"
+rows = ["tiger 85694fcf", "tiger 882941e4"]
+[[chain]]
+model = "DIFF_GRM"
+dataset = "beauty"
+published = "DiffGRM"
+published_source = "DiffGRM paper (arXiv 2510.21805)"
+baseline = "diff_grm 83e6b7f1"
+[[chain.factor]]
+name = "protocol"
+what = "item level -> ID level"
+id_level = "diff_grm 83e6b7f1"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path):
+    out = tmp_path / "records"
+    shutil.copytree(RECORDS / "beauty", out / "beauty")
+    (out / "gaps.toml").write_text(SPEC)
+    return out
+
+
+def rows(folder):
+    return lb.collect([folder])["beauty"]
+
+
+def test_a_factor_is_the_paired_comparison_of_its_two_rows(folder):
+    spec, rs = gaps.load_spec(folder), rows(folder)
+    baseline, (step,) = gaps.measure(spec["chain"][0], rs, "here")
+    a, b = (gaps.find_row(n, rs, "here") for n in ("tiger 85694fcf", "tiger 882941e4"))
+    test = significance.compare(b.runs, a.runs)
+    assert baseline is a and step.a is a and step.b is b
+    assert (step.mean_a, step.mean_b, step.p) == (test.mean_b, test.mean_a, test.p_ttest)
+    assert step.mean_b - step.mean_a == pytest.approx(b.mean("ndcg@10") - a.mean("ndcg@10"))
+
+
+def test_the_protocol_factor_compares_a_rows_id_level_with_its_item_level(folder):
+    spec = gaps.load_spec(folder)
+    _, (step,) = gaps.measure(spec["chain"][1], rows(folder), "here")
+    row = step.a
+    assert step.b is None
+    assert step.mean_a == pytest.approx(row.mean("ndcg@10"))
+    assert step.mean_b == pytest.approx(np.mean([r.id_level.metrics.test["ndcg@10"] for r in row.runs]))
+    ident = np.mean([metrics.per_user(gaps.decode_ints(r.id_level.test_rank))["ndcg@10"] for r in row.runs], axis=0)
+    assert step.p == significance.paired(ident[np.argsort(row.runs[0].users())], significance.seed_average(row.runs, "ndcg@10")).p_ttest
+
+
+def test_the_page_says_what_is_left_unexplained(folder):
+    text, points = gaps.page(folder, lb.collect([folder]), "REGENERATE")
+    assert points == [] and "REGENERATE" in text
+    tiger = text.split("### TIGER on beauty")[1].split("###")[0]
+    published = next(r for r in references.for_dataset("beauty") if r.model == "TIGER" and r.source.startswith("TIGER paper"))
+    a, b = (gaps.find_row(n, rows(folder), "here") for n in ("tiger 85694fcf", "tiger 882941e4"))
+    gap, step = published.metrics["ndcg@10"] - a.mean("ndcg@10"), b.mean("ndcg@10") - a.mean("ndcg@10")
+    assert f"Published − baseline: {gap:+.4f}" in tiger and f"Unexplained: {gap - step:+.4f}" in tiger
+    assert "| learning rate |" in tiger and "Not measured here: the embedding model" in tiger
+    assert "published 0.0502 (semantic IDs, collisions kept)" in text
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace("tiger 882941e4", "tiger ffffffff"), "row 'tiger ffffffff' matches 0 rows"),
+    (lambda s: s.replace('published = "DiffGRM"', 'published = "DiffGRM-X"'), "no published row 'DiffGRM-X'"),
+    (lambda s: s.replace('baseline = "tiger 85694fcf"\n', ""), r"chain 1 \(TIGER\) lacks baseline"),
+    (lambda s: s + "\n[[[", "is not valid TOML"),
+])
+def test_a_bad_spec_is_an_error_that_names_the_file(folder, edit, message):
+    (folder / "gaps.toml").write_text(edit(SPEC))
+    with pytest.raises(UsageError, match=message) as info:
+        gaps.page(folder, lb.collect([folder]), "REGENERATE")
+    assert "gaps.toml" in str(info.value)
