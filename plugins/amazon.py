@@ -86,10 +86,15 @@ def read_sequences(path: Path) -> pd.DataFrame:
     """The P5 form: one user per line, items in chronological order."""
     users: list[str] = []
     items: list[str] = []
+    seen: dict[str, int] = {}  # user -> the line that gave the user's history
     for number, line in lines(path):
         user, *sequence = line.split()
         if not sequence:
             raise DataError(f"{path}, line {number}: user {user!r} has no items.")
+        if user in seen:  # two lines of one user have no order between them: refuse rather than guess
+            raise DataError(f"{path}, line {number}: user {user!r} already had a line (line {seen[user]}); "
+                            "each user's whole history is one line.")
+        seen[user] = number
         users.extend([user] * len(sequence))
         items.extend(sequence)
     return pd.DataFrame({"user": users, "item": items})
@@ -118,13 +123,17 @@ def read_reviews(path: Path) -> pd.DataFrame:
 def read_meta(path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
     """Item text per asin, for the products in `wanted`. Every line is parsed, so a malformed line is
     reported (file, line) even where no sequence uses its product."""
-    text = {}
+    text, first = {}, {}
     for number, line in lines(path):
         record = parse_record(line, path, number)
         if not record.get("asin"):
             raise DataError(f"{path}, line {number}: the product has no 'asin': {line[:80]!r}")
-        if str(record["asin"]) in wanted:
-            text[str(record["asin"])] = item_text(record)
+        asin = str(record["asin"])
+        if asin in first:  # a second line of one product would silently replace its text
+            raise DataError(f"{path}, line {number}: product {asin!r} already had a line (line {first[asin]}).")
+        first[asin] = number
+        if asin in wanted:
+            text[asin] = item_text(record)
     return text
 
 

@@ -22,7 +22,7 @@ Training recipe as DiffGM's: AdamW, 10,000 warmup steps, cosine decay to 0 at th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,7 @@ class ARGRMConfig(TrainConfig):
     bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
     min_hist_len: int = 2
     share_decoder_output_embedding: bool = True
+    AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ("beam_size_val", "beam_size_test")  # checked against the catalogue before training
     beam_size_val: int = ranged(32, ge=1)
     beam_size_test: int = ranged(256, ge=1)
 

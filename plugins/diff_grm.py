@@ -48,7 +48,7 @@ embeddings, attention and residuals is DiffGM's default config value (the README
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +95,7 @@ class DiffGRMConfig(TrainConfig):
     guided_refresh_each_step: bool = False  # re-score after each masked digit (n_digit scoring passes instead of one)
     guided_steps: int = ranged(0, ge=0)  # views per sample, masking 1..guided_steps digits (0: n_digit)
     share_decoder_output_embedding: bool = True  # logits = dot product with the digit's code embeddings
+    AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ("beam_size_val", "beam_size_test")  # checked against the catalogue before training
     beam_size_val: int = ranged(32, ge=1)  # DiffGM's vectorized_beam_search.val.beam_act
     beam_size_test: int = ranged(256, ge=1)  # DiffGM's vectorized_beam_search.test.beam_act
     denoise_steps: int = ranged(0, ge=0)  # decoder passes per decoding (0: n_digit, one slot per step)

@@ -75,13 +75,27 @@ def read_table(path: Path, member: str | None, sep: str, names: list[str], *, he
     return pd.DataFrame(rows, columns=[*names, "line"])
 
 
+MAX_TIMESTAMP = 2**53  # unix seconds: exact in a float, far past any rating; a larger value is a damaged field
+
+
 def ratings_frame(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    """user, item (str) and integer timestamp columns; a non-numeric timestamp names its line."""
+    """user, item (str) and integer timestamp columns; an empty id, or a timestamp that is not a
+    number of unix seconds in [0, 2^53], names its line (cast to int64 it would wrap around and
+    reorder the user's history without a word)."""
+    user, item = df["user"].str.strip(), df["item"].str.strip()
+    for column, values in (("user id", user), ("item id", item)):
+        empty = (values == "").to_numpy().nonzero()[0]
+        if len(empty):
+            raise DataError(f"{where}, line {df['line'].iloc[empty[0]]}: the {column} is empty.")
     ts = pd.to_numeric(df["timestamp"], errors="coerce")
     bad = ts.isna().to_numpy().nonzero()[0]
     if len(bad):
         raise DataError(f"{where}, line {df['line'].iloc[bad[0]]}: the timestamp is not a number: {df['timestamp'].iloc[bad[0]]!r}")
-    return pd.DataFrame({"user": df["user"].str.strip(), "item": df["item"].str.strip(), "timestamp": ts.astype("int64")})
+    out = ((ts < 0) | (ts > MAX_TIMESTAMP)).to_numpy().nonzero()[0]
+    if len(out):
+        raise DataError(f"{where}, line {df['line'].iloc[out[0]]}: the timestamp {df['timestamp'].iloc[out[0]].strip()} is not "
+                        f"unix seconds between 0 and {MAX_TIMESTAMP:,}.")
+    return pd.DataFrame({"user": user, "item": item, "timestamp": ts.astype("int64")})
 
 
 def download(source: Source, archive: str, forms: dict[str, list[str]]) -> list[Path]:

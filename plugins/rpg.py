@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +103,7 @@ class RPGConfig(TrainConfig):
     # graph: validation ranks all items by the score and the test is decoded through the item graph
     # (the reference's pipeline); exhaustive: every part is ranked by the score over all items
     decoding: Literal["graph", "exhaustive"] = "graph"
+    AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ("num_beams", "n_edges")  # checked against the catalogue before training
     num_beams: int = ranged(50, ge=1)  # items kept per propagation step (config.yaml 50; every README run 10)
     n_edges: int = ranged(50, ge=1)  # neighbours per item in the decoding graph, itself included (config.yaml 50)
     propagation_steps: int = ranged(3, ge=0)  # beam expansions through the graph (config.yaml 3)

@@ -48,7 +48,7 @@ Where recbench departs, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -86,6 +86,7 @@ class TIGERConfig(TrainConfig):
     train_sliding: bool = True  # every prefix of a training history is a sample
     bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig)
     share_decoder_output_embedding: bool = True
+    AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ("beam_size_val", "beam_size_test")  # checked against the catalogue before training
     beam_size_val: int = ranged(20, ge=1)
     beam_size_test: int = ranged(32, ge=1)
 

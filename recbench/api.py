@@ -55,6 +55,16 @@ class GeneratorConfig:
     max_seq_len: int = ranged(0, ge=0)  # most recent history items fed to the model (0: the dataset's default)
     eval_batch_size: int = ranged(256, ge=1)  # users per evaluation batch
 
+    # keys whose value counts items (beams, graph edges): at most the catalogue's size, checked once the
+    # data is known, before any semantic ID is built or any model trained
+    AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ()
+
+    def check_catalogue(self, n_items: int, dataset: str) -> None:
+        for key in self.AT_MOST_ITEMS:
+            if getattr(self, key) > n_items:
+                raise UsageError(f"Config value for '{key}' must be at most the number of items of {dataset} ({n_items:,}); "
+                                 f"got {getattr(self, key):,}.")
+
 
 @dataclass
 class TrainConfig(GeneratorConfig):

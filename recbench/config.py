@@ -54,6 +54,8 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
         key = normalize_key(key)
         if not key:
             raise UsageError(f"Malformed override '{arg}': expected --key=value.")
+        if key in out and out[key] != value:  # which one was meant? say so rather than pick one
+            raise UsageError(f"--{key} is given twice, as {out[key]!r} and as {value!r}: give it once.")
         out[key] = value
         i += 1
     return out

@@ -73,6 +73,7 @@ def build(resolved, *, device: torch.device | str = "cpu", seed: int = 0, rebuil
     """Data, split, semantic IDs and the untrained model (seeded by `seed`, on `device`) of a
     resolved run (runner.resolve)."""
     data, split = data_of(resolved, log=log)
+    resolved.configs["generator"].check_catalogue(data.n_items, data.name)
     sids = semantic_ids_of(resolved, data, split, device=device, rebuild=rebuild_ids, log=log, progress=progress)
     seed_everything(seed)
     gen, config = resolved.generator.obj, resolved.configs["generator"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import platform
 import subprocess
@@ -198,6 +199,29 @@ def check(record: dict[str, Any]) -> None:
         raise ValueError(f"its per-user ranks are corrupt ({type(exc).__name__}: {exc})") from None
     if len(users) != len(ranks):
         raise ValueError(f"its per-user blobs disagree ({len(users)} users, {len(ranks)} ranks)")
+    check_metrics(record["metrics"], ranks, "")
+    id_level = record.get("id_level")
+    if isinstance(id_level, dict) and isinstance(id_level.get("metrics"), dict) and isinstance(id_level.get("test_rank"), str):
+        try:
+            id_ranks = decode_ints(id_level["test_rank"])
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise ValueError(f"its ID-level per-user ranks are corrupt ({type(exc).__name__}: {exc})") from None
+        check_metrics(id_level["metrics"], id_ranks, "ID-level ")
+
+
+def check_metrics(metrics: dict[str, Any], ranks: np.ndarray, level: str) -> None:
+    """Every metric a finite number in [0, 1] (recall, NDCG and MRR all are), and the test metrics those
+    the stored per-user ranks give: a record whose numbers were edited, or came out NaN, is refused."""
+    from .metrics import summarize
+
+    for part in ("test", "valid"):
+        for name, value in (metrics.get(part) or {}).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1:
+                raise ValueError(f"its {level}{part} {name} is {value!r}; a metric is a finite number in [0, 1]")
+    recomputed = summarize(ranks)
+    for name, value in (metrics.get("test") or {}).items():
+        if name in recomputed and abs(recomputed[name] - value) > 1e-9:
+            raise ValueError(f"its {level}test {name} ({value!r}) is not what its per-user ranks give ({recomputed[name]!r})")
 
 
 # ---- the typed record ---------------------------------------------------------------------------

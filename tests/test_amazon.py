@@ -239,6 +239,12 @@ BAD_INPUTS = {
     "empty P5": (lambda m: sequences_file(m, b""), "is empty"),
     "P5 not UTF-8": (lambda m: sequences_file(m, b"U0 I0 I1 I2 I3 I4\nU1 I\xff\n"), "line 2: not UTF-8 text"),
     "P5 user without items": (lambda m: sequences_file(m, b"U0 I0 I1 I2 I3 I4\nU1\n"), "line 2: user 'U1' has no items"),
+    "P5 user on two lines": (lambda m: sequences_file(m, b"U0 I0 I1 I2\nU1 I0 I1 I2 I3 I4\nU0 I3 I4\n"),
+                             r"line 3: user 'U0' already had a line \(line 1\)"),
+    "meta product on two lines": (
+        lambda m: upstream_rows(m, GOOD, (json.dumps(meta("I0")), json.dumps(meta("I1")), json.dumps(meta("I0") | {"title": "x"})))[1],
+        r"line 3: product 'I0' already had a line \(line 1\)",
+    ),
 }
 
 

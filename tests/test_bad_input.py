@@ -12,6 +12,8 @@ PARSER_ERRORS = [
     (("datasets", "prepare"), "Missing argument"),
     (("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--nproc", "abc"), "'--nproc'"),
     (("tune", "--plugin", "sasrec", "--dataset", "ml-100k", "--n-trials", "abc"), "'--n-trials'"),
+    (("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--nproc", "0"), "Invalid value for '--nproc': Input should be greater than or equal to 1"),
+    (("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--nproc", "-2"), "Invalid value for '--nproc': Input should be greater than or equal to 1"),
 ]
 
 
@@ -30,6 +32,7 @@ VALUE_ERRORS = [
     (("--n_embd=0",), "Config value for 'n_embd' must be >= 1; got 0."),
     (("--eval_batch_size=0",), "Config value for 'eval_batch_size' must be >= 1; got 0."),
     (("--warmup_ratio=1",), "Config value for 'warmup_ratio' must be >= 0 and < 1; got 1.0."),
+    (("--lr=0.1", "--lr=0.2"), "--lr is given twice, as '0.1' and as '0.2': give it once."),
 ]
 
 
@@ -116,6 +119,12 @@ def with_changes(record: dict, change: str):
         del rec["metrics"]
     elif change == "corrupt per-user blob":
         rec["per_user"]["test_rank"] = "bm90IHpsaWI="
+    elif change == "NaN metric":
+        rec["metrics"]["test"]["ndcg@10"] = float("nan")
+    elif change == "metric above 1":
+        rec["metrics"]["test"]["ndcg@10"] = 7.5
+    elif change == "edited metric":
+        rec["metrics"]["test"]["ndcg@10"] = 0.4321
     return rec
 
 
@@ -128,6 +137,9 @@ BAD_RECORDS = {
     "no dataset": ("no dataset", "it has no 'dataset.name'"),
     "no metrics": ("no metrics", "it has no 'metrics.test'"),
     "corrupt per-user blob": ("corrupt per-user blob", "its per-user ranks are corrupt"),
+    "NaN metric": ("NaN metric", "its test ndcg@10 is nan; a metric is a finite number in [0, 1]"),
+    "metric above 1": ("metric above 1", "its test ndcg@10 is 7.5; a metric is a finite number in [0, 1]"),
+    "edited metric": ("edited metric", "its test ndcg@10 (0.4321) is not what its per-user ranks give"),
 }
 
 
@@ -149,6 +161,9 @@ def test_a_bad_record_is_left_out_of_the_leaderboard_with_its_name(cli, tmp_path
     for command in (("compare", str(bad), str(good)), ("reproduce", str(bad))):
         failed = cli(*command, check=2)
         assert str(bad) in failed.stderr and "Traceback" not in failed.stderr
+    png = tmp_path / "board.png"
+    plotted = cli("leaderboard", "--results", str(tmp_path / "results"), "--plot", str(png))
+    assert png.read_bytes()[:4] == b"\x89PNG" and str(bad) in plotted.stderr and "Traceback" not in plotted.stderr
 
 
 def test_old_records_are_upgraded_in_one_place():
@@ -197,7 +212,12 @@ ML100K_ITEMS = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:
 @pytest.mark.parametrize("inter, message", [
     ((ML100K_HEADER + "1\t10\t5\t300\n").encode() + b"2\t10\t4\t3\xff0\n", "ml-100k.inter, line 3: not UTF-8 text (byte 0xff)"),
     (b"1\t10\t5\t300\n2\t10\t4\t301\n", "ml-100k.inter, line 1: expected a header line naming the columns user_id, item_id, rating, timestamp"),
-], ids=["not UTF-8", "no header"])
+    ((ML100K_HEADER + "1\t10\t5\t300\n2\t10\t4\t99999999999999999999999\n").encode(),
+     "ml-100k.inter, line 3: the timestamp 99999999999999999999999 is not unix seconds between 0 and 9,007,199,254,740,992"),
+    ((ML100K_HEADER + "1\t10\t5\t300\n2\t10\t4\t-5\n").encode(), "ml-100k.inter, line 3: the timestamp -5 is not unix seconds"),
+    ((ML100K_HEADER + "1\t10\t5\t300\n\t10\t4\t301\n").encode(), "ml-100k.inter, line 3: the user id is empty"),
+    ((ML100K_HEADER + "1\t \t5\t300\n").encode(), "ml-100k.inter, line 2: the item id is empty"),
+], ids=["not UTF-8", "no header", "timestamp out of range", "negative timestamp", "empty user id", "empty item id"])
 def test_a_bad_movielens_file_exits_2_naming_file_and_line(cli, home, monkeypatch, inter, message):
     mirror = home / "bad-mirror" / "movielens" / "ml-100k"
     mirror.mkdir(parents=True)
@@ -217,3 +237,12 @@ def test_a_damaged_checkpoint_exits_2_naming_it(cli, synthetic, home):
     Path(best).write_bytes(b"")
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--eval_only=true", f"--checkpoint={best}", check=2)
     assert f"Checkpoint '{best}' cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("plugin, option", [("rpg", "--n_edges=100000"), ("rpg", "--num_beams=5000"), ("ar_grm", "--beam_size_test=5000")])
+def test_a_value_bounded_by_the_catalogue_is_checked_once_the_data_is_known(cli, synthetic, home, plugin, option):
+    """The synthetic ml-100k has 120 items: refused after preparing the data, before any ID or model is built."""
+    proc = cli("run", "--plugin", plugin, "--dataset", "ml-100k", option, check=2)
+    key, value = option[2:].split("=")
+    assert f"Config value for '{key}' must be at most the number of items of ml-100k (120); got {int(value):,}." in proc.stderr
+    assert "Traceback" not in proc.stderr and not (home / "home" / "runs").exists()

@@ -55,7 +55,7 @@ def command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where to write the record (default: RECBENCH_HOME/results)."),
-    nproc: int = typer.Option(1, "--nproc", help="Train data-parallel in this many processes (launches torchrun)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train data-parallel in this many processes (launches torchrun)."),
 ) -> None:
     """Run a generator on a dataset. Extra --key=value arguments override config values (see
     `recbench config NAME`); --resume[=FOLDER], --eval_only=true --checkpoint=PATH and --rebuild_ids
