@@ -54,7 +54,7 @@ def load_spec(folder: Path) -> dict | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"'{path}' is not valid TOML: {exc}.") from None
     for i, chain in enumerate(spec.get("chain", []), start=1):
-        missing = [k for k in ("model", "dataset", "published", "published_source", "baseline") if k not in chain]
+        missing = [k for k in ("model", "dataset", "baseline") if k not in chain]
         if missing:
             raise UsageError(f"'{path}': chain {i} ({chain.get('model', '?')}) lacks {', '.join(missing)}.")
     return spec
@@ -80,10 +80,12 @@ def id_level_values(row: Row) -> np.ndarray:
     return np.mean(values, axis=0)
 
 
-def measure(chain: dict, rows: list[Row], where: str) -> tuple[Row, list[Step]]:
-    baseline = find_row(chain["baseline"], rows, where)
+def measure(chain: dict, by_dataset: dict[str, list[Row]], where: str) -> tuple[Row, list[Step]]:
+    """The chain's baseline row and its steps; a factor may be measured on another dataset (`dataset`)."""
+    baseline = find_row(chain["baseline"], by_dataset.get(chain["dataset"], []), where)
     steps = []
     for factor in chain.get("factor", []):
+        rows = by_dataset.get(factor.get("dataset", chain["dataset"]), [])
         if "id_level" in factor:
             a = find_row(factor["id_level"], rows, where)
             item = significance.seed_average(a.runs, METRIC)
@@ -97,7 +99,9 @@ def measure(chain: dict, rows: list[Row], where: str) -> tuple[Row, list[Step]]:
     return baseline, steps
 
 
-def published(chain: dict, where: str) -> references.Reference:
+def published(chain: dict, where: str) -> references.Reference | None:
+    if "published" not in chain:
+        return None
     found = [r for r in references.for_dataset(chain["dataset"]) if r.model == chain["published"] and r.source == chain["published_source"]]
     if len(found) != 1:
         raise UsageError(f"{where}: no published row '{chain['published']}' from '{chain['published_source']}' on {chain['dataset']}.")
@@ -112,27 +116,30 @@ def fmt_p(p: float) -> str:
     return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
 
 
-def chain_lines(chain: dict, rows: list[Row], where: str) -> list[str]:
+def chain_lines(chain: dict, by_dataset: dict[str, list[Row]], where: str) -> list[str]:
     ref = published(chain, where)
-    baseline, steps = measure(chain, rows, where)
-    level = references.PROTOCOLS[ref.protocol]
+    baseline, steps = measure(chain, by_dataset, where)
     base = baseline.mean(METRIC)
-    lines = [f"### {chain['model']} on {chain['dataset']}: published {ref.metrics[METRIC]:.4f} ({level}) against recbench's "
-             f"{base:.4f}", "", chain.get("about", "").strip(), "",
+    title = (f"published {ref.metrics[METRIC]:.4f} ({references.PROTOCOLS[ref.protocol]}; {ref.source}) against recbench's {base:.4f}"
+             if ref else f"no published number; recbench's {base:.4f}")
+    lines = [f"### {chain['model']} on {chain['dataset']}: {title}", "", chain.get("about", "").strip(), "",
              f"Baseline: {label(baseline)}, {baseline.seeds} seed{'s' if baseline.seeds > 1 else ''}, test NDCG@10 {base:.4f} "
              f"(item level); {baseline.device()}.", "",
              "| factor | what changes | from → to | seeds | NDCG@10 from → to | delta | p |",
              "|---|---|---|---|---|---|---|"]
-    for s in steps:
+    for s, factor in zip(steps, chain.get("factor", [])):
         to = "the same runs at the ID level" if s.b is None else label(s.b)
         seeds = f"{s.a.seeds}" if s.b is None else f"{s.a.seeds} / {s.b.seeds}"
-        lines.append(f"| {s.factor} | {s.what} | {label(s.a)} → {to} | {seeds} | {s.mean_a:.4f} → {s.mean_b:.4f} | "
+        on = f" (on {factor['dataset']})" if factor.get("dataset", chain["dataset"]) != chain["dataset"] else ""
+        lines.append(f"| {s.factor}{on} | {s.what} | {label(s.a)} → {to} | {seeds} | {s.mean_a:.4f} → {s.mean_b:.4f} | "
                      f"{s.mean_b - s.mean_a:+.4f} | {fmt_p(s.p)} |")
-    total = sum(s.mean_b - s.mean_a for s in steps)
-    gap = ref.metrics[METRIC] - base
-    lines += ["", f"Published − baseline: {gap:+.4f}. Measured steps, summed: {total:+.4f} "
-              f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}."
-              if gap else "Published − baseline: 0.", ""]
+    here = [s for s, f in zip(steps, chain.get("factor", [])) if f.get("dataset", chain["dataset"]) == chain["dataset"]]
+    total = sum(s.mean_b - s.mean_a for s in here)
+    if ref is not None:
+        gap = ref.metrics[METRIC] - base
+        lines += ["", f"Published − baseline: {gap:+.4f}. Measured steps on {chain['dataset']}, summed: {total:+.4f} "
+                  f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}."
+                  if gap else "Published − baseline: 0.", ""]
     for item in chain.get("unmeasured", []):
         lines.append(f"- Not measured here: {item}")
     return lines
@@ -247,7 +254,7 @@ def page(folder: Path, by_dataset: dict[str, list[Row]], regenerate: str) -> tup
              f"Rendered from result records, `{SPEC}` and the measurements under `benchmarks/` in the records folder. Do not "
              f"edit by hand: regenerate with `{regenerate}`.", "", spec.get("about", "").strip(), ""]
     for chain in spec.get("chain", []):
-        lines += chain_lines(chain, by_dataset.get(chain["dataset"], []), where) + [""]
+        lines += chain_lines(chain, by_dataset, where) + [""]
     points = scaling_points(spec, [r for rows in by_dataset.values() for r in rows], train_flops(folder), where)
     lines += scaling_lines(points) + sweep_lines(folder)
     text = "\n".join(lines)

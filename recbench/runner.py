@@ -7,7 +7,7 @@ import contextlib
 import json
 import resource
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,6 +173,13 @@ def spec_from_record(record: records.Record, device: str | None = None, results_
         overrides = cfg.flatten(record.config)
     except ValueError as exc:
         raise UsageError(f"Record '{record.run_id}' cannot be reproduced from its config: {exc}.") from None
+    # a generator setting added after the record was made runs at the value that behaves as the run did
+    recorded = (record.config or {}).get("generator", {})
+    try:
+        known = {f.name for f in fields(plugins.registry().get("generator", record.generator.name).Config)}
+    except UsageError:  # a generator that is not installed: resolve() says so when the spec is run
+        known = set()
+    overrides.update({k: v for k, v in ADDED_LATER.items() if k in known and k not in recorded})
     return RunSpec(
         generator=record.generator.name,
         dataset=record.dataset.name,

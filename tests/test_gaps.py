@@ -55,7 +55,7 @@ def rows(folder):
 
 def test_a_factor_is_the_paired_comparison_of_its_two_rows(folder):
     spec, rs = gaps.load_spec(folder), rows(folder)
-    baseline, (step,) = gaps.measure(spec["chain"][0], rs, "here")
+    baseline, (step,) = gaps.measure(spec["chain"][0], {"beauty": rs}, "here")
     a, b = (gaps.find_row(n, rs, "here") for n in ("tiger 85694fcf", "tiger 882941e4"))
     test = significance.compare(b.runs, a.runs)
     assert baseline is a and step.a is a and step.b is b
@@ -65,7 +65,7 @@ def test_a_factor_is_the_paired_comparison_of_its_two_rows(folder):
 
 def test_the_protocol_factor_compares_a_rows_id_level_with_its_item_level(folder):
     spec = gaps.load_spec(folder)
-    _, (step,) = gaps.measure(spec["chain"][1], rows(folder), "here")
+    _, (step,) = gaps.measure(spec["chain"][1], {"beauty": rows(folder)}, "here")
     row = step.a
     assert step.b is None
     assert step.mean_a == pytest.approx(row.mean("ndcg@10"))
@@ -83,7 +83,7 @@ def test_the_page_says_what_is_left_unexplained(folder):
     gap, step = published.metrics["ndcg@10"] - a.mean("ndcg@10"), b.mean("ndcg@10") - a.mean("ndcg@10")
     assert f"Published − baseline: {gap:+.4f}" in tiger and f"Unexplained: {gap - step:+.4f}" in tiger
     assert "| learning rate |" in tiger and "Not measured here: the embedding model" in tiger
-    assert "published 0.0502 (semantic IDs, collisions kept)" in text
+    assert "published 0.0502 (semantic IDs, collisions kept; DiffGRM paper (arXiv 2510.21805))" in text
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -16,8 +16,12 @@ def record(run_id="ml-100k__pop__s0__1"):
     """A committed pop record on ml-100k with four users' ranks 0, 5, -1 and 1000, as a JSON object."""
     (path,) = sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[:1]
     rec = records.upgrade(json.loads(path.read_text()))
+    from recbench.metrics import summarize
+
+    ranks = np.array([0, 5, -1, 1000])
     rec.update(run_id=run_id, per_user={**rec["per_user"], "users": records.encode_ints(np.arange(4)),
-                                        "test_rank": records.encode_ints(np.array([0, 5, -1, 1000]))})
+                                        "test_rank": records.encode_ints(ranks)},
+               metrics={**rec["metrics"], "test": summarize(ranks)})  # a record's metrics are its ranks'
     return rec
 
 
