@@ -16,8 +16,9 @@ import torch
 from . import config as cfg
 from . import distributed as dist
 from . import paths, pipeline, plugins, records
+from .atomic import write_text
 from .embeddings import EmbeddingConfig
-from .errors import UsageError
+from .errors import RecbenchError, UsageError
 from .evaluate import Evaluation, evaluate
 from .run_folders import is_resumable, lock_run_folder, mark_finished, release_run_folder
 from .train import decide_cpu_amp
@@ -311,7 +312,13 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
             mark_finished(run_dir, None)
             release_run_folder(run_dir)
         return record, None
-    path = records.write(record, spec.results_dir or paths.results_dir())
+    try:
+        path = records.write(record, spec.results_dir or paths.results_dir())
+    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
+        if run_dir is None:
+            raise
+        raise type(exc)(f"{exc} The trained model is kept in {run_dir}: with --resume={run_dir} the run evaluates it "
+                        "again and writes the record, without training anew.") from None
     if run_dir is not None:
         mark_finished(run_dir, path)
         release_run_folder(run_dir)
@@ -379,7 +386,7 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
         except FileExistsError:
             run_id = f"{base}-{n}"
     folder = runs / run_id
-    (folder / "run.json").write_text(json.dumps(identity, indent=1))
+    write_text(folder / "run.json", json.dumps(identity, indent=1))
     return run_id, folder
 
 

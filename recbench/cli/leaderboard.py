@@ -8,6 +8,7 @@ from rich.console import Console
 
 from .. import leaderboard as lb
 from .. import pages, paths, plots
+from ..atomic import write_error
 from ..errors import UsageError
 
 FORMATS = ("table", "markdown", "csv", "html", "json")
@@ -76,7 +77,10 @@ def render(console, by_dataset, folders, dataset, fmt, output, no_references, pl
         return
     text = {"markdown": lb.markdown, "csv": lb.to_csv, "html": lb.to_html, "json": lb.to_json}[fmt](boards)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:  # the file named, as named: a link the user made (or /dev/stdout) is written through
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise write_error(output, exc) from None
         console.print(f"Wrote {output}")
     else:
         print(text, end="")
