@@ -245,6 +245,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     is never evaluated and no record is written (a tuning trial); the returned record has validation
     metrics only, and the path is None.
     """
+    results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
     resolved = resolve(spec)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
     device = dist.init(pick_device(spec.device))
@@ -313,7 +314,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
             release_run_folder(run_dir)
         return record, None
     try:
-        path = records.write(record, spec.results_dir or paths.results_dir())
+        path = records.write(record, results)
     except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
         if run_dir is None:
             raise

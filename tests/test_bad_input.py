@@ -230,6 +230,42 @@ def test_a_run_folder_lock_that_is_a_link_exits_2_naming_it(cli, synthetic, home
     assert (home / "sentinel").read_bytes() == before
 
 
+FOLDER_ERRORS = {  # case -> (environment, command line, the message)
+    "RECBENCH_HOME a file": ({"RECBENCH_HOME": "{file}"}, ("run", "--plugin", "pop", "--dataset", "ml-100k"),
+                             "RECBENCH_HOME '{file}' is a file; expected a folder"),
+    "RECBENCH_HOME under a file": ({"RECBENCH_HOME": "{file}/home"}, ("leaderboard",),
+                                   "RECBENCH_HOME '{file}/home' lies under '{file}', which is a file; expected a folder"),
+    "RECBENCH_DATA a file": ({"RECBENCH_DATA": "{file}"}, ("run", "--plugin", "pop", "--dataset", "ml-100k"),
+                             "RECBENCH_DATA '{file}' is a file; expected a folder"),
+    "--results-dir a file": ({}, ("run", "--plugin", "pop", "--dataset", "ml-100k", "--results-dir", "{file}"),
+                             "--results-dir '{file}' is a file; expected a folder"),
+    "tune --results-dir a file": ({}, ("tune", "--plugin", "sasrec", "--dataset", "ml-100k", "--results-dir", "{file}"),
+                                  "--results-dir '{file}' is a file; expected a folder"),
+    "reproduce --results-dir a file": ({}, ("reproduce", "{record}", "--results-dir", "{file}"),
+                                       "--results-dir '{file}' is a file; expected a folder"),
+    "--output in no folder": ({}, ("leaderboard", "--format", "markdown", "--output", "{tmp}/nosuchdir/x.md"),
+                              "--output '{tmp}/nosuchdir/x.md': the folder '{tmp}/nosuchdir' does not exist; expected a file"),
+    "--output under a file": ({}, ("leaderboard", "--format", "csv", "--output", "{file}/x.csv"),
+                              "--output '{file}/x.csv': the folder '{file}' is a file; expected a file in an existing folder"),
+    "--output a folder": ({}, ("leaderboard", "--format", "csv", "--output", "{tmp}"), "--output '{tmp}' is a folder; expected a file name"),
+    "--write-markdown a file": ({}, ("leaderboard", "--write-markdown", "{file}"), "--write-markdown '{file}' is a file; expected a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_ERRORS))
+def test_a_location_that_is_no_folder_exits_2_naming_it_before_any_work(cli, synthetic, home, monkeypatch, case):
+    env, args, message = FOLDER_ERRORS[case]
+    file = home / "a-file"
+    file.write_text("mine")
+    record = sorted((Path(__file__).parent.parent / "leaderboards" / "records" / "ml-100k").glob("ml-100k__pop__*.json"))[0]
+    fill = lambda text: text.format(file=file, tmp=home, record=record)  # noqa: E731
+    for name, value in env.items():
+        monkeypatch.setenv(name, fill(value))
+    proc = cli(*map(fill, args), check=2)
+    assert fill(message) in proc.stderr and "Traceback" not in proc.stderr
+    assert file.read_text() == "mine" and not (home / "data").exists()  # nothing prepared, nothing written
+
+
 def limited(kib: int, *args: str) -> subprocess.CompletedProcess:
     """`recbench ARGS` under `ulimit -f KIB`: a file that grows past KIB KiB fails to write, as on a full
     disk. SIGXFSZ is ignored, so that the write fails with EFBIG instead of the signal killing the process."""

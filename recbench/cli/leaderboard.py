@@ -39,6 +39,10 @@ def command(
         raise UsageError("--write-markdown renders every dataset of the records (one page each and a README); drop --dataset.")
     if fmt == "table" and output:
         raise UsageError("--output needs --format markdown, csv, html or json.")
+    if output is not None:
+        check_output(output)
+    if write_markdown is not None:
+        paths.folder(write_markdown, "--write-markdown")
     if dataset:
         from .. import plugins
 
@@ -56,6 +60,17 @@ def command(
     finally:
         if strict and skipped:
             raise typer.Exit(1)
+
+
+def check_output(output: Path) -> None:
+    """--output must name a file in a folder that exists: a typo in the folder is an error before any
+    rendering, not a folder created somewhere unexpected."""
+    if output.is_dir():
+        raise UsageError(f"--output '{output}' is a folder; expected a file name, e.g. '{output / 'leaderboard.md'}'.")
+    folder = output.parent
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise UsageError(f"--output '{output}': the folder '{folder}' {what}; expected a file in an existing folder.")
 
 
 def render(console, by_dataset, folders, dataset, fmt, output, no_references, plot, write_markdown) -> None:
