@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass, field, replace
@@ -377,7 +378,7 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
             folder = Path(resume)
             if not is_resumable(folder, identity):
                 raise UsageError(f"--resume={resume}: not an unfinished run folder of {gen} on {ds} with this config and seed.")
-        return folder.name, folder
+        return resumed_run_id(folder, runs, records.run_id(gen, ds, spec.seed)), Path(os.path.abspath(folder))
     base = run_id = records.run_id(gen, ds, spec.seed)
     runs.mkdir(parents=True, exist_ok=True)
     for n in range(2, 1000):  # two runs started in the same millisecond (tune workers) each get their own folder
@@ -389,6 +390,14 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
     folder = runs / run_id
     write_text(folder / "run.json", json.dumps(identity, indent=1))
     return run_id, folder
+
+
+def resumed_run_id(folder: Path, runs: Path, new_id: str) -> str:
+    """The run id (and record name) of a resumed run: its folder's name where that is RUNS/NAME, else
+    `new_id`. A folder elsewhere may have any name, and a record named '.hidden.json' would be a file
+    the leaderboard never reads; the record names such a folder in its checkpoints."""
+    inside = Path(os.path.abspath(folder)).parent == Path(os.path.abspath(runs))
+    return folder.name if inside and not folder.name.startswith(".") else new_id
 
 
 def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,

@@ -1,8 +1,9 @@
 """Run folders and the files recbench writes: never through a symbolic link planted where a file goes
-(the file it points to is left as it was)."""
+(the file it points to is left as it was), and a resumed run's record is named so the leaderboard reads it."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,25 @@ def test_a_log_that_became_a_link_is_not_appended_through(tmp_path):
         with atomic.appending(log) as f:
             f.write("{}\n")
     assert sentinel.read_text() == "precious\n"
+
+
+def test_a_run_folder_resumed_from_elsewhere_gets_a_record_the_leaderboard_reads(synthetic, home, monkeypatch, tmp_path):
+    folder = unfinished_run(monkeypatch)
+    elsewhere = tmp_path / "elsewhere" / ".hidden"
+    elsewhere.parent.mkdir()
+    shutil.move(folder, elsewhere)
+    monkeypatch.chdir(tmp_path)
+    record, path = runner.run(spec(resume="elsewhere/.hidden"))
+    assert not path.name.startswith(".") and record.run_id.startswith("ml-100k__sasrec__s0__")
+    assert list(records.find([paths.results_dir()])) == [path]  # the leaderboard's reader sees it
+    assert record.checkpoints.best == str(elsewhere / "best.pt")  # the record names the folder, absolute
+    assert record.run_control.resume == "elsewhere/.hidden"
+
+
+def test_the_run_id_of_a_resumed_folder(tmp_path):
+    runs = tmp_path / "runs"
+    assert runner.resumed_run_id(runs / "ml-100k__pop__s0__1", runs, "new") == "ml-100k__pop__s0__1"
+    assert runner.resumed_run_id(runs / ".hidden", runs, "new") == "new"
+    assert runner.resumed_run_id(tmp_path / "elsewhere" / "ml-100k__pop__s0__1", runs, "new") == "new"
+    with pytest.raises(UsageError, match="Record run_id '.hidden'"):
+        records.write({"run_id": ".hidden", "dataset": {"name": "ml-100k"}}, tmp_path)
