@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from . import gaps, references
+from .atomic import write_text
 from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
 from .records import Record
 
@@ -200,16 +201,16 @@ def write_markdown(boards_: list[Board], folders: list[Path], out: Path, with_re
     written = []
     for board in boards_:
         path = out / f"{board.dataset}.md"
-        path.write_text(dataset_page(board, folders, out, with_references), encoding="utf-8")
+        write_text(path, dataset_page(board, folders, out, with_references))
         written.append(path)
     readme = out / "README.md"
-    readme.write_text(readme_page(boards_, folders, out, with_references), encoding="utf-8")
+    write_text(readme, readme_page(boards_, folders, out, with_references))
     written.append(readme)
     for folder in folders:  # the first folder of records with a gaps.toml gives OUT/gaps.md and gaps.png
         rendered = gaps.page(folder, {b.dataset: b.rows for b in boards_}, regenerate_command(folders, out, with_references))
         if rendered is not None:
             text, points = rendered
-            (out / "gaps.md").write_text(text, encoding="utf-8")
+            write_text(out / "gaps.md", text)
             written.append(out / "gaps.md")
             if points:
                 written.append(gaps.plot_scaling(points, out / "gaps.png"))

@@ -93,7 +93,11 @@ def run_id(generator: str, dataset: str, seed: int) -> str:
 def write(record: Record | dict[str, Any], folder: Path) -> Path:
     """Write `record` as folder/DATASET/RUN_ID.json, atomically (a plain dict, e.g. a test's raw record, as given)."""
     data = record.to_dict() if isinstance(record, Record) else record
-    path = Path(folder) / data["dataset"]["name"] / f"{data['run_id']}.json"
+    name = str(data["run_id"])
+    if not name or name.startswith(".") or "/" in name or os.sep in name:  # the leaderboard reads no hidden file
+        raise UsageError(f"Record run_id {name!r}: expected a name that does not start with '.' and holds no '/' "
+                         "(it names the record's file).")
+    path = Path(folder) / data["dataset"]["name"] / f"{name}.json"
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=False)
         f.write("\n")
@@ -387,7 +391,8 @@ class Tune(Part):
 
 @dataclass(kw_only=True)
 class Checkpoints(Part):
-    """The run folder's files (RECBENCH_HOME/runs/RUN_ID/) on the machine that trained."""
+    """The run folder's files on the machine that trained: RECBENCH_HOME/runs/RUN_ID/, or the folder
+    `--resume=FOLDER` continued (then the run id is a new one; see runner.resumed_run_id)."""
 
     best: str  # best.pt: the model selected on validation
     last: str  # last.pt: where training stopped

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -16,8 +17,9 @@ import torch
 from . import config as cfg
 from . import distributed as dist
 from . import paths, pipeline, plugins, records
+from .atomic import write_text
 from .embeddings import EmbeddingConfig
-from .errors import UsageError
+from .errors import RecbenchError, UsageError
 from .evaluate import Evaluation, evaluate
 from .run_folders import is_resumable, lock_run_folder, mark_finished, release_run_folder
 from .train import decide_cpu_amp
@@ -251,6 +253,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     is never evaluated and no record is written (a tuning trial); the returned record has validation
     metrics only, and the path is None.
     """
+    results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
     resolved = resolve(spec)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
     device = dist.init(pick_device(spec.device))
@@ -318,7 +321,13 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
             mark_finished(run_dir, None)
             release_run_folder(run_dir)
         return record, None
-    path = records.write(record, spec.results_dir or paths.results_dir())
+    try:
+        path = records.write(record, results)
+    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
+        if run_dir is None:
+            raise
+        raise type(exc)(f"{exc} The trained model is kept in {run_dir}: with --resume={run_dir} the run evaluates it "
+                        "again and writes the record, without training anew.") from None
     if run_dir is not None:
         mark_finished(run_dir, path)
         release_run_folder(run_dir)
@@ -376,7 +385,7 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
             folder = Path(resume)
             if not is_resumable(folder, identity):
                 raise UsageError(f"--resume={resume}: not an unfinished run folder of {gen} on {ds} with this config and seed.")
-        return folder.name, folder
+        return resumed_run_id(folder, runs, records.run_id(gen, ds, spec.seed)), Path(os.path.abspath(folder))
     base = run_id = records.run_id(gen, ds, spec.seed)
     runs.mkdir(parents=True, exist_ok=True)
     for n in range(2, 1000):  # two runs started in the same millisecond (tune workers) each get their own folder
@@ -386,8 +395,16 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
         except FileExistsError:
             run_id = f"{base}-{n}"
     folder = runs / run_id
-    (folder / "run.json").write_text(json.dumps(identity, indent=1))
+    write_text(folder / "run.json", json.dumps(identity, indent=1))
     return run_id, folder
+
+
+def resumed_run_id(folder: Path, runs: Path, new_id: str) -> str:
+    """The run id (and record name) of a resumed run: its folder's name where that is RUNS/NAME, else
+    `new_id`. A folder elsewhere may have any name, and a record named '.hidden.json' would be a file
+    the leaderboard never reads; the record names such a folder in its checkpoints."""
+    inside = Path(os.path.abspath(folder)).parent == Path(os.path.abspath(runs))
+    return folder.name if inside and not folder.name.startswith(".") else new_id
 
 
 def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,

@@ -28,7 +28,7 @@ from torch.utils.data import DistributedSampler
 
 from . import distributed as dist
 from .api import Recommender, TrainConfig
-from .atomic import replacing
+from .atomic import appending, replacing, save_torch
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
@@ -233,7 +233,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         state["history"].append(entry)
         rngs = dist.gather(rng_state())
         if main:
-            with open(log_path, "a", encoding="utf-8") as log:
+            with appending(log_path) as log:  # never through a link planted in the run folder
                 log.write(json.dumps(entry) + "\n")
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "rng": rngs, "state": state, "run": meta}, last_path)
@@ -265,8 +265,7 @@ def load_checkpoint(path: Path, device, keys: tuple[str, ...], remedy: str) -> d
 
 
 def save_atomic(obj, path: Path) -> None:
-    with replacing(path) as tmp:
-        torch.save(obj, tmp)
+    save_torch(obj, path)  # a full disk is an error naming the file; the earlier checkpoint is kept
 
 
 def progress_bar(console=None):

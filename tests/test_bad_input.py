@@ -1,9 +1,14 @@
 """Bad input ends in a clear answer: an exit code, a message that names what was wrong, never a traceback."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from recbench import records
 
 PARSER_ERRORS = [
     (("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "abc"), "'--seed'"),
@@ -181,10 +186,6 @@ def test_old_records_are_upgraded_in_one_place():
 
 
 def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_file(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     from test_records import record
 
     from recbench import atomic, records
@@ -246,3 +247,120 @@ def test_a_value_bounded_by_the_catalogue_is_checked_once_the_data_is_known(cli,
     key, value = option[2:].split("=")
     assert f"Config value for '{key}' must be at most the number of items of ml-100k (120); got {int(value):,}." in proc.stderr
     assert "Traceback" not in proc.stderr and not (home / "home" / "runs").exists()
+
+
+def test_a_run_folder_lock_that_is_a_link_exits_2_naming_it(cli, synthetic, home, monkeypatch):
+    from test_run_folders import TINY_ARGS, plant_link, unfinished_run
+
+    folder = unfinished_run(monkeypatch)
+    before = plant_link(folder / "lock", home / "sentinel")
+    proc = cli("run", *TINY_ARGS, f"--resume={folder}", check=2)
+    assert f"Run folder lock '{folder / 'lock'}' is a symbolic link" in proc.stderr and "Traceback" not in proc.stderr
+    assert (home / "sentinel").read_bytes() == before
+
+
+FOLDER_ERRORS = {  # case -> (environment, command line, the message)
+    "RECBENCH_HOME a file": ({"RECBENCH_HOME": "{file}"}, ("run", "--plugin", "pop", "--dataset", "ml-100k"),
+                             "RECBENCH_HOME '{file}' is a file; expected a folder"),
+    "RECBENCH_HOME under a file": ({"RECBENCH_HOME": "{file}/home"}, ("leaderboard",),
+                                   "RECBENCH_HOME '{file}/home' lies under '{file}', which is a file; expected a folder"),
+    "RECBENCH_DATA a file": ({"RECBENCH_DATA": "{file}"}, ("run", "--plugin", "pop", "--dataset", "ml-100k"),
+                             "RECBENCH_DATA '{file}' is a file; expected a folder"),
+    "--results-dir a file": ({}, ("run", "--plugin", "pop", "--dataset", "ml-100k", "--results-dir", "{file}"),
+                             "--results-dir '{file}' is a file; expected a folder"),
+    "tune --results-dir a file": ({}, ("tune", "--plugin", "sasrec", "--dataset", "ml-100k", "--results-dir", "{file}"),
+                                  "--results-dir '{file}' is a file; expected a folder"),
+    "reproduce --results-dir a file": ({}, ("reproduce", "{record}", "--results-dir", "{file}"),
+                                       "--results-dir '{file}' is a file; expected a folder"),
+    "--output in no folder": ({}, ("leaderboard", "--format", "markdown", "--output", "{tmp}/nosuchdir/x.md"),
+                              "--output '{tmp}/nosuchdir/x.md': the folder '{tmp}/nosuchdir' does not exist; expected a file"),
+    "--output under a file": ({}, ("leaderboard", "--format", "csv", "--output", "{file}/x.csv"),
+                              "--output '{file}/x.csv': the folder '{file}' is a file; expected a file in an existing folder"),
+    "--output a folder": ({}, ("leaderboard", "--format", "csv", "--output", "{tmp}"), "--output '{tmp}' is a folder; expected a file name"),
+    "--write-markdown a file": ({}, ("leaderboard", "--write-markdown", "{file}"), "--write-markdown '{file}' is a file; expected a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_ERRORS))
+def test_a_location_that_is_no_folder_exits_2_naming_it_before_any_work(cli, synthetic, home, monkeypatch, case):
+    env, args, message = FOLDER_ERRORS[case]
+    file = home / "a-file"
+    file.write_text("mine")
+    record = sorted((Path(__file__).parent.parent / "leaderboards" / "records" / "ml-100k").glob("ml-100k__pop__*.json"))[0]
+    fill = lambda text: text.format(file=file, tmp=home, record=record)  # noqa: E731
+    for name, value in env.items():
+        monkeypatch.setenv(name, fill(value))
+    proc = cli(*map(fill, args), check=2)
+    assert fill(message) in proc.stderr and "Traceback" not in proc.stderr
+    assert file.read_text() == "mine" and not (home / "data").exists()  # nothing prepared, nothing written
+
+
+def limited(kib: int, *args: str) -> subprocess.CompletedProcess:
+    """`recbench ARGS` under `ulimit -f KIB`: a file that grows past KIB KiB fails to write, as on a full
+    disk. SIGXFSZ is ignored, so that the write fails with EFBIG instead of the signal killing the process."""
+    script = ("import runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'recbench'; "
+              "runpy.run_module('recbench', run_name='__main__', alter_sys=True)")
+    return subprocess.run(["bash", "-c", f'ulimit -f {kib} && exec "$@"', "ulimit", sys.executable, "-c", script, *args],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+
+
+def fails_naming(proc: subprocess.CompletedProcess, path: Path, kept: bool) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and f"Could not write '{path}': File too large" in proc.stderr, proc.stderr
+    assert ("is kept as it was" if kept else "Nothing half-written was left in its place") in proc.stderr
+
+
+def test_a_full_disk_while_writing_the_record_names_it_and_keeps_the_trained_model(cli, synthetic, home, monkeypatch):
+    from test_run_folders import TINY_ARGS, unfinished_run
+
+    folder = unfinished_run(monkeypatch, epochs_done=2)  # trained to the end, killed before its record
+    record = home / "home" / "results" / "ml-100k" / f"{folder.name}.json"
+    proc = limited(2, "run", *TINY_ARGS, f"--resume={folder}")  # the record (5 KiB) does not fit
+    fails_naming(proc, record, kept=False)
+    assert f"--resume={folder}" in proc.stderr  # how to get the record without training again
+    assert not record.parent.exists() or list(record.parent.iterdir()) == []
+    cli("run", *TINY_ARGS, f"--resume={folder}")
+    assert records.load(record).train.epochs == 2
+    assert cli.json("leaderboard", "--format", "json")["ml-100k"]["rows"][0]["runs"] == [folder.name]
+
+
+def test_a_full_disk_while_writing_the_prepared_data_names_it_and_nothing_half_written_is_used(cli, synthetic, home):
+    proc = limited(8, "datasets", "prepare", "ml-100k")  # arrays.npz is 30 KiB
+    (folder,) = {Path(line.split("'")[1]) for line in proc.stderr.splitlines() if "Could not write" in line}
+    assert folder.parent == home / "data" / "prepared" / "ml-100k"
+    fails_naming(proc, folder, kept=False)
+    assert list(folder.parent.iterdir()) == []  # no half-written cache, and no leftover
+    again = cli("datasets", "prepare", "ml-100k")
+    assert "150 users" in again.stdout and "corrupt" not in again.stdout + again.stderr
+
+
+def test_a_full_disk_while_writing_a_checkpoint_names_it_and_keeps_the_last_one(cli, synthetic, home, monkeypatch):
+    from test_run_folders import TINY_ARGS, unfinished_run
+
+    folder = unfinished_run(monkeypatch, epochs_done=1)
+    last, best = folder / "last.pt", folder / "best.pt"
+    epoch_1 = last.read_bytes()
+    kib = (best.stat().st_size + len(epoch_1)) // 2 // 1024  # best.pt (the model) fits, last.pt (and its optimizer) does not
+    proc = limited(kib, "run", *TINY_ARGS, f"--resume={folder}")
+    fails_naming(proc, last, kept=True)
+    assert last.read_bytes() == epoch_1 and sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", "lock", "log.jsonl", "run.json"]
+    cli("run", *TINY_ARGS, f"--resume={folder}")  # continues from epoch 1: the failed epoch 2 left nothing it reads
+    assert [json.loads(line)["epoch"] for line in (folder / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_full_disk_while_writing_semantic_ids_names_the_cache_and_keeps_it(cli, synthetic, home, monkeypatch):
+    from test_embeddings import FakeModel
+
+    from recbench import embeddings
+    from recbench.cli.tokenize import tokenize
+
+    monkeypatch.setattr(embeddings, "load_model", lambda name, device: FakeModel())  # cached here: the CLI never loads one
+    settings = {"codebook_size": "16", "n_digit": "3", "sent_emb_pca": "16"}
+    _, (first,) = tokenize("ml-100k", ["rq"], dict(settings))
+    cached = first.path.read_bytes()
+    proc = limited(len(cached) // 2 // 1024, "tokenize", "--dataset", "ml-100k", "--tokenizer", "rq",
+                   *(f"--{k}={v}" for k, v in settings.items()), "--rebuild_ids")
+    fails_naming(proc, first.path, kept=True)
+    assert first.path.read_bytes() == cached and list(first.path.parent.iterdir()) == [first.path]
+    _, (again,) = tokenize("ml-100k", ["rq"], dict(settings))
+    assert again.load_seconds is not None and (again.codes == first.codes).all()  # the intact cache, read as it was

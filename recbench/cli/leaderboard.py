@@ -8,6 +8,7 @@ from rich.console import Console
 
 from .. import leaderboard as lb
 from .. import pages, paths, plots
+from ..atomic import write_error
 from ..errors import UsageError
 
 FORMATS = ("table", "markdown", "csv", "html", "json")
@@ -38,6 +39,10 @@ def command(
         raise UsageError("--write-markdown renders every dataset of the records (one page each and a README); drop --dataset.")
     if fmt == "table" and output:
         raise UsageError("--output needs --format markdown, csv, html or json.")
+    if output is not None:
+        check_output(output)
+    if write_markdown is not None:
+        paths.folder(write_markdown, "--write-markdown")
     if dataset:
         from .. import plugins
 
@@ -55,6 +60,17 @@ def command(
     finally:
         if strict and skipped:
             raise typer.Exit(1)
+
+
+def check_output(output: Path) -> None:
+    """--output must name a file in a folder that exists: a typo in the folder is an error before any
+    rendering, not a folder created somewhere unexpected."""
+    if output.is_dir():
+        raise UsageError(f"--output '{output}' is a folder; expected a file name, e.g. '{output / 'leaderboard.md'}'.")
+    folder = output.parent
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise UsageError(f"--output '{output}': the folder '{folder}' {what}; expected a file in an existing folder.")
 
 
 def render(console, by_dataset, folders, dataset, fmt, output, no_references, plot, write_markdown) -> None:
@@ -76,7 +92,10 @@ def render(console, by_dataset, folders, dataset, fmt, output, no_references, pl
         return
     text = {"markdown": lb.markdown, "csv": lb.to_csv, "html": lb.to_html, "json": lb.to_json}[fmt](boards)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:  # the file named, as named: a link the user made (or /dev/stdout) is written through
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise write_error(output, exc) from None
         console.print(f"Wrote {output}")
     else:
         print(text, end="")

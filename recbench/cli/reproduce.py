@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import records
+from .. import paths, records
 from ..errors import UsageError
 from ..metrics import metric_names
 
@@ -78,6 +78,8 @@ def command(
 
     if not record_path.is_file():
         raise UsageError(f"Result record '{record_path}' does not exist.")
+    if results_dir is not None:  # a usage error of this command, not of the record
+        paths.folder(results_dir, "--results-dir")
     recorded = records.load(record_path)
     spec = spec_from_record(recorded, device, results_dir)
     console.print(f"Reproducing {recorded.run_id}: {spec.generator} on {spec.dataset}, seed {spec.seed}, on {spec.device}")

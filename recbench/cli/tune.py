@@ -58,6 +58,8 @@ def command(
     for option, value in (("--plugin", plugin), ("--dataset", dataset)):
         if not value:
             raise UsageError(f"Missing option '{option}' (or --show STUDY to look at a study).")
+    if results_dir is not None:  # refused now, not when the best trial's record is written
+        paths.folder(results_dir, "--results-dir")
     options = tuning.TuneOptions(
         plugin=plugin, dataset=dataset, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
         sampler=sampler, pruner=pruner, space_file=str(space) if space else None, tokenizer=tokenizer, preset=preset, seed=seed,

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from .. import paths
-from ..atomic import clean_leftovers, replacing, temp_sibling
+from ..atomic import clean_leftovers, new_sibling, replacing
 from ..errors import DataError
 
 CHUNK_SIZE = 1 << 16
@@ -108,7 +108,7 @@ def _download(url: str, dest: Path, timeout: float) -> tuple[Path, str]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        part = temp_sibling(dest)
+        part = new_sibling(dest)  # created here: never a file or link that was already there
         try:
             with open(part, "wb") as out:
                 digest = _stream(response, out, total, dest.name)
