@@ -164,7 +164,8 @@ def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
     """What every checkpoint of the run carries, so `--eval_only` can rebuild the model from it alone."""
     return {"generator": resolved.generator.name, "dataset": resolved.dataset.name,
             "tokenizer": None if resolved.tokenizer is None else resolved.tokenizer.name, "seed": spec.seed,
-            "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}}
+            "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()},
+            "config_fingerprint": config_fingerprint(resolved)}  # a resumed last.pt must be of this config (train.check_same_run)
 
 
 def spec_from_record(record: records.Record, device: str | None = None, results_dir: Path | None = None):

@@ -217,3 +217,80 @@ def test_a_damaged_checkpoint_exits_2_naming_it(cli, synthetic, home):
     Path(best).write_bytes(b"")
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--eval_only=true", f"--checkpoint={best}", check=2)
     assert f"Checkpoint '{best}' cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+TINY_RUN = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512", "--seed", "3"]
+
+
+class Payload:
+    """Unpickling this object creates the file `path` (Python's own pickle calls io.open): a stand-in
+    for a file that carries code. A reader that unpickles it in full leaves the file behind."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def trained(cli, home, *extra) -> tuple[dict, Path]:
+    """A tiny sasrec run on the synthetic data: its record and its run folder."""
+    before = set((home / "home" / "runs").glob("*"))
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, *extra)
+    (run_dir,) = set((home / "home" / "runs").glob("*")) - before
+    meta = json.loads((run_dir / "run.json").read_text())
+    return json.loads(Path(meta["record"]).read_text()), run_dir
+
+
+def unfinished(run_dir: Path) -> None:
+    """Mark a finished run folder as a killed run leaves it, so that --resume continues it."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    del meta["record"]
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def with_payload(src: Path, dst: Path, sentinel: Path) -> Path:
+    import torch
+
+    from recbench import checkpoints
+
+    ckpt = checkpoints.load(src, "cpu", ("model",), "")
+    ckpt["extra"] = Payload(sentinel)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(cli, synthetic, home, tmp_path):
+    record, run_dir = trained(cli, home)
+    sentinel = tmp_path / "ran"
+    evil = with_payload(Path(record["checkpoints"]["best"]), tmp_path / "shared-best.pt", sentinel)
+    proc = cli("run", "--eval_only=true", f"--checkpoint={evil}", check=2)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    assert f"Checkpoint '{evil}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
+    assert f"recbench checkpoint convert {evil}" in proc.stderr
+    unfinished(run_dir)
+    last = with_payload(run_dir / "last.pt", run_dir / "last.pt", sentinel)
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
+
+
+def test_resuming_from_the_last_pt_of_another_run_exits_2_naming_it(cli, synthetic, home):
+    import torch
+
+    from recbench import checkpoints
+
+    _, run_dir = trained(cli, home)
+    _, other = trained(cli, home, "--n_embd=32", "--n_head=2")
+    unfinished(run_dir)
+    last = run_dir / "last.pt"
+    last.write_bytes((other / "last.pt").read_bytes())
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert f"Checkpoint '{last}' was written by another run (n_embd=32 there, 16 here" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ckpt = checkpoints.load(last, "cpu", ("model",), "")
+    del ckpt["run"]  # a checkpoint that does not say which run wrote it: its weights do not fit
+    torch.save(ckpt, last)
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert f"Checkpoint '{last}' does not fit this run (SASRec with this config): RuntimeError: Error(s) in loading" in proc.stderr
+    assert "Traceback" not in proc.stderr

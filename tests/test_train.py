@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from recbench import plugins, records, run_folders, runner, train
+from recbench import checkpoints, plugins, records, run_folders, runner, train
 from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
@@ -69,7 +69,7 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
     assert resumed.train.epochs == 3
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.config_fingerprint == straight.config_fingerprint
-    last = torch.load(straight.checkpoints.last, weights_only=False)
+    last = checkpoints.load(straight.checkpoints.last, "cpu", ("scheduler",), "")
     ds = plugins.load(third_party=False).get("dataset", "ml-100k")
     users, _ = Split(prepare(ds, ds.Config()), 20).train_positions(sliding=True)
     assert last["scheduler"]["last_epoch"] == 3 * math.ceil(len(users) / 1024)  # the optimizer steps taken
@@ -99,6 +99,53 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
         runner.run(spec(home / "r", eval_only=True))
 
 
+def test_a_checkpoint_holds_tensors_and_plain_data_only(synthetic, home):
+    record, _ = runner.run(spec(home / "r", epochs="1"))
+    for path in (record.checkpoints.best, record.checkpoints.last):
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+        ckpt = torch.load(path, weights_only=True)  # torch's restricted unpickler builds it all
+        assert ckpt["format"] == checkpoints.FORMAT and ckpt["run"]["seed"] == 3
+    numpy_state = ckpt["rng"][0]["numpy"]
+    assert numpy_state["bit_generator"] == "MT19937" and len(numpy_state["key"]) == 624
+    assert all(type(k) is int for k in numpy_state["key"])
+
+
+def as_written_before(path):
+    """Rewrite a checkpoint in the form earlier recbench versions wrote: the random states as
+    random.getstate() and np.random.get_state() return them (an ndarray), pickled in full."""
+    import numpy as np
+
+    ckpt = checkpoints.load(path, "cpu", ("model",), "")
+    del ckpt["format"]
+    for state in ckpt.get("rng", []):
+        py, npy = state["python"], state["numpy"]
+        state["python"] = (py["version"], tuple(py["state"]), py["gauss_next"])
+        state["numpy"] = (npy["bit_generator"], np.array(npy["key"], dtype=np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_of_an_earlier_version_is_refused_and_once_converted_resumes_to_the_uninterrupted_result(synthetic, home, monkeypatch):
+    straight, _ = runner.run(spec(home / "a"))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "b"))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
+    (run_dir,) = [d for d in (home / "home" / "runs").iterdir() if "record" not in json.loads((d / "run.json").read_text())]
+    run_folders.release_run_folder(run_dir)
+    last = run_dir / "last.pt"
+    as_written_before(last)
+    with pytest.raises(UsageError) as err:
+        runner.run(spec(home / "b", resume="true"))
+    assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (numpy." in str(err.value)
+    assert f"`recbench checkpoint convert {last}`" in str(err.value)
+    said = []
+    assert checkpoints.convert(last, log=said.append) == last
+    assert "full unpickling" in said[0] and "weights_only=False" in said[0] and (run_dir / "last.pt.orig").is_file()
+    resumed, _ = runner.run(spec(home / "b", resume="true"))
+    assert resumed.train.epochs == 4 and resumed.metrics.test == straight.metrics.test
+    assert checkpoints.convert(run_dir / "last.pt", log=said.append) is None and "nothing to convert" in said[-1]
+
+
 def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
     """Validation from eval_start_epoch every eval_every epochs; a run that ends first is validated once, at its end."""
     record, _ = runner.run(spec(home / "r", eval_start_epoch="2", eval_every="2"))
@@ -125,7 +172,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synt
         runner.run(spec(home / "r", batch_size="64"))  # 150 users
     assert "epoch 3" in str(err.value) and "last.pt" in str(err.value)
     [run_dir] = (home / "home" / "runs").iterdir()
-    assert torch.load(run_dir / "last.pt", weights_only=False)["state"]["epoch"] == 2
+    assert checkpoints.load(run_dir / "last.pt", "cpu", ("state",), "")["state"]["epoch"] == 2
 
 
 def test_val_metric_and_schedule():
