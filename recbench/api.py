@@ -55,6 +55,11 @@ class GeneratorConfig:
     max_seq_len: int = ranged(0, ge=0)  # most recent history items fed to the model (0: the dataset's default)
     eval_batch_size: int = ranged(256, ge=1)  # users per evaluation batch
 
+    # Evaluation settings: keys that change how a trained model is decoded or batched, never its
+    # weights. An --eval_only run may give them other values than its checkpoint's; any other key
+    # must agree with the checkpoint (recbench.eval_only). A subclass extends the tuple.
+    evaluation_keys: ClassVar[tuple[str, ...]] = ("eval_batch_size",)
+
 
 @dataclass
 class TrainConfig(GeneratorConfig):

@@ -275,6 +275,17 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(cli, syn
     assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
 
 
+def test_an_evaluated_checkpoint_is_recorded_with_its_own_seed_and_config(cli, synthetic, home):
+    record, run_dir = trained(cli, home)
+    best = record["checkpoints"]["best"]
+    for extra, message in ((("--seed", "5"), f"--seed 5: checkpoint '{best}' was trained with seed 3"),
+                           (("--dropout=0.4",), f"--dropout=0.4: checkpoint '{best}' was trained with dropout={record['config']['generator']['dropout']}"),
+                           (("--resume=true",), "--resume=true and --eval_only=true exclude each other")):
+        proc = cli("run", "--eval_only=true", f"--checkpoint={best}", *extra, check=2)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1  # no record of a run that never was
+
+
 def test_resuming_from_the_last_pt_of_another_run_exits_2_naming_it(cli, synthetic, home):
     import torch
 
