@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbench import metrics, pipeline, records
+from recbench import checkpoints, metrics, pipeline, records
 from recbench.data import Split
 from recbench.runner import device_name, resolve, spec_from_record
 from recbench_plugins.sid_parts import pad_ranking
@@ -37,7 +37,7 @@ from recbench_plugins.sid_parts import pad_ranking
 def load(record: dict, device: torch.device):
     """(model, split) of a recorded run, with its best checkpoint loaded."""
     pieces = pipeline.build(resolve(spec_from_record(record)), device=device)
-    checkpoint = torch.load(record.checkpoints.best, map_location=device, weights_only=False)
+    checkpoint = checkpoints.load(Path(record.checkpoints.best), device, ("model",), "Pass the record of a run whose best.pt is here")
     pieces.model.load_state_dict(checkpoint["model"])
     return pieces.model.eval(), pieces.split
 

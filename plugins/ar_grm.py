@@ -63,6 +63,8 @@ class ARGRMConfig(TrainConfig):
     beam_size_val: int = ranged(32, ge=1)
     beam_size_test: int = ranged(256, ge=1)
 
+    evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test")
+
     def validate(self) -> None:
         super().validate()
         check_heads(self.n_embd, self.n_head)

@@ -100,6 +100,8 @@ class DiffGRMConfig(TrainConfig):
     beam_size_test: int = ranged(256, ge=1)  # DiffGM's vectorized_beam_search.test.beam_act
     denoise_steps: int = ranged(0, ge=0)  # decoder passes per decoding (0: n_digit, one slot per step)
 
+    evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test", "denoise_steps")
+
     def fingerprint_values(self, values: dict) -> dict:
         """Without guided masking guided_select has no effect: hashed as "most", the value records
         before it took DiffGM's meaning hold, so their fingerprints stay."""

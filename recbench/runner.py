@@ -16,7 +16,7 @@ import torch
 
 from . import config as cfg
 from . import distributed as dist
-from . import paths, pipeline, plugins, records
+from . import eval_only, paths, pipeline, plugins, records
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
@@ -54,6 +54,7 @@ class Resolved:
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
     spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
     checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once, weights on the CPU)
+    setting: str | None = None  # with eval_only: the checkpoint's setting label, and the evaluation settings that differ
 
 
 def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
@@ -62,12 +63,15 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     if spec.eval_only:
         if not spec.checkpoint:
             raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
-        from .train import load_checkpoint
+        if spec.resume and spec.resume.lower() not in NO:
+            raise UsageError(f"--resume={spec.resume} and --eval_only=true exclude each other: --resume continues training a run "
+                             "folder, --eval_only evaluates --checkpoint without training. Give one of them.")
+        from .checkpoints import load
 
-        checkpoint = load_checkpoint(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
-        checkpointed = checkpoint_run(checkpoint, spec.checkpoint)
+        checkpoint = load(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+        checkpointed = eval_only.saved_run(checkpoint, spec.checkpoint)
         if checkpointed is not None:
-            spec = fill_from_checkpoint(spec, checkpointed, registry)
+            spec = eval_only.fill_spec(spec, checkpointed, registry)
     if spec.seed is None:
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
@@ -94,6 +98,8 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     preset = gen.obj.presets.get(ds.name)
     if preset:
         layers.append((f"preset {gen.name}/{ds.name}", preset))
+    if checkpointed is not None:  # the trained model's own config; what is set over it must agree (eval_only.check_configs)
+        layers.append((f"checkpoint {spec.checkpoint}", checkpointed["flat_config"]))
     for name in preset_names(spec.preset):  # "cpu,ocn": each layered over the one before
         if name not in gen.obj.named_presets:
             names = ", ".join(gen.obj.named_presets) or "none"
@@ -101,8 +107,6 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         layers.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
     if spec.config_file:
         layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
-    if checkpointed is not None:  # the trained model's own config, under what the command line says
-        layers.append((f"checkpoint {spec.checkpoint}", checkpointed["flat_config"]))
     if spec.overrides:
         layers.append(("command line", spec.overrides))
     origins: dict[tuple[str, str], str] = {}
@@ -113,6 +117,11 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
     for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
         del origins[where]  # the generator's own default is no setting of the run
     resolved = Resolved(gen, ds, configs, origins, tok, spec=spec, checkpoint=checkpoint)
+    if checkpointed is not None:
+        saved = cfg.from_layers(sections, [(f"checkpoint {spec.checkpoint}", checkpointed["flat_config"])])
+        evaluation = eval_only.check_configs(configs, saved, origins, spec.checkpoint)
+        given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})
+        resolved.setting = eval_only.setting_label(checkpointed, evaluation, setting_label(given))
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
         resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
         if resolved.cpu_amp_auto is not None:
@@ -121,33 +130,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
 
 
 GENERATOR_DEFAULT = "generator default"
-
-
-def checkpoint_run(ckpt: dict, path: str) -> dict | None:
-    """What the checkpoint `ckpt` (read from `path`) says of its run (generator, dataset, tokenizer,
-    seed, config; see `checkpoint_meta`), with the config flattened to one layer; None for a
-    checkpoint written before checkpoints carried it."""
-    run = ckpt.get("run")
-    if not isinstance(run, dict):
-        return None
-    try:
-        flat = cfg.flatten(run["config"])
-    except ValueError as exc:
-        raise UsageError(f"Checkpoint '{path}': {exc}.") from None
-    return {**run, "flat_config": flat}
-
-
-def fill_from_checkpoint(spec: RunSpec, run: dict, registry: plugins.Registry) -> RunSpec:
-    """`spec` with the generator, dataset, tokenizer and seed the checkpoint was trained with where
-    it leaves them out; a name given on the command line that differs from the checkpoint's is a UsageError."""
-    values = {"seed": run.get("seed", 0) if spec.seed is None else spec.seed}
-    for key, option in (("generator", "--plugin"), ("dataset", "--dataset"), ("tokenizer", "--tokenizer")):
-        given, saved = getattr(spec, key), run.get(key)
-        if given is not None and saved is not None and given != saved:
-            if registry.entry(key, given).name != saved:  # an alias of the same plugin is the same
-                raise UsageError(f"{option} {given}: checkpoint '{spec.checkpoint}' was trained with {key} '{saved}'.")
-        values[key] = saved if given is None else given
-    return replace(spec, **values)
+NO = ("", "false", "0", "no")  # --resume values that ask for no resume
 
 
 def setting_label(spec: RunSpec) -> str:
@@ -163,10 +146,12 @@ def setting_label(spec: RunSpec) -> str:
 
 
 def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
-    """What every checkpoint of the run carries, so `--eval_only` can rebuild the model from it alone."""
+    """What every checkpoint of the run carries, so `--eval_only` can rebuild the model from it alone
+    and record it as the run it was (recbench.eval_only)."""
     return {"generator": resolved.generator.name, "dataset": resolved.dataset.name,
             "tokenizer": None if resolved.tokenizer is None else resolved.tokenizer.name, "seed": spec.seed,
-            "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}}
+            "config": {section: cfg.to_dict(c) for section, c in resolved.configs.items()}, "setting": setting_label(spec),
+            "config_fingerprint": config_fingerprint(resolved)}  # a resumed last.pt must be of this config (train.check_same_run)
 
 
 def spec_from_record(record: records.Record, device: str | None = None, results_dir: Path | None = None):
@@ -373,7 +358,7 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
     identity = {"generator": gen, "dataset": ds, "config_fingerprint": config_fingerprint(resolved), "seed": spec.seed}
     resume = spec.resume
     runs = paths.home() / "runs"
-    if resume and resume.lower() not in ("false", "0", "no"):
+    if resume and resume.lower() not in NO:
         if resume.lower() in ("true", "1", "yes", "auto"):
             candidates = sorted(
                 (d for d in runs.glob(f"{ds}__{gen}__*") if is_resumable(d, identity)), key=lambda d: d.name, reverse=True
@@ -443,7 +428,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "eval_users": int(len((valid if test is None else test).users)),
         },
         "seed": spec.seed,
-        "setting": setting_label(spec),
+        "setting": resolved.setting or setting_label(spec),
         "config": config,
         "config_origins": {section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
                            for section in config},  # the layer that set each key not at its default

@@ -283,6 +283,9 @@ def load(path: Path, n_items: int, config, settings: dict, log: Log) -> Semantic
             raise ValueError(f"codes of shape {ids.codes.shape}, {ids.unique_ids:,} unique")
         if ids.raw_codes.shape != ids.codes.shape or ids.raw_codes.dtype != np.int64:
             raise ValueError(f"unresolved codes of shape {ids.raw_codes.shape}")
+        for codes in (ids.codes[1:], ids.raw_codes[1:]):
+            if len(codes) and (codes.min() < 0 or codes.max() >= config.codebook_size):
+                raise ValueError(f"codes outside 0..{config.codebook_size - 1}")
     except (KeyError, TypeError, ValueError) as exc:
         log(f"cache file {path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it")
         return None

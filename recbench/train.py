@@ -8,6 +8,8 @@ folder, and a JSON-lines log of every epoch.
 Resuming gives the same result as an uninterrupted run: the last checkpoint holds the model,
 optimizer, scheduler, early-stopping state and every random state, and each epoch's shuffle is
 drawn from a generator seeded by (seed, epoch), not from a stream that depends on the past.
+Checkpoints hold tensors and plain data only and are read without running code (recbench.checkpoints);
+a last.pt written by another run (another config or seed) is refused, naming the file.
 A non-finite loss stops the run with a message; the last good checkpoint is kept.
 """
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from . import checkpoints, rng
 from . import distributed as dist
 from .api import Recommender, TrainConfig
-from .atomic import appending, replacing, save_torch
+from .atomic import appending, replacing
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
@@ -85,21 +87,6 @@ def decide_cpu_amp(config: TrainConfig, device: torch.device) -> str | None:
         return f"not used on {device.type}"
     config.cpu_amp, why = bf16_cpu()
     return why
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -172,14 +159,20 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
 
     state = {"epoch": 0, "best": None, "best_epoch": None, "bad": 0, "seconds": 0.0, "history": [], "stopped": None}
     if last_path.exists():  # resuming
-        ckpt = load_checkpoint(last_path, device, ("model", "optimizer", "scheduler", "rng", "state"),
-                               "Start the run over without --resume" + (f", or evaluate its best model so far with --eval_only=true "
-                                                                          f"--checkpoint={best_path}" if best_path.exists() else ""))
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"][dist.rank() % len(ckpt["rng"])])
-        state = ckpt["state"]
+        remedy = "Start the run over without --resume" + (f", or evaluate its best model so far with --eval_only=true "
+                                                          f"--checkpoint={best_path}" if best_path.exists() else "")
+        ckpt = load_checkpoint(last_path, device, ("model", "optimizer", "scheduler", "rng", "state"), remedy)
+        check_same_run(ckpt.get("run"), meta, last_path, remedy)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            rng.restore(ckpt["rng"][dist.rank() % len(ckpt["rng"])])
+            state = {**state, **ckpt["state"]}
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"Checkpoint '{last_path}' does not fit this run ({type(model).__name__} with this config): "
+                             f"{type(exc).__name__}: {first}. {remedy}.") from None
     if main:  # the log holds exactly the epochs of the checkpoint (a kill between log line and checkpoint wrote one more)
         with replacing(log_path) as tmp:
             tmp.write_text("".join(json.dumps(entry) + "\n" for entry in state["history"]), encoding="utf-8")
@@ -231,7 +224,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         state["epoch"] = epoch
         state["seconds"] += seconds
         state["history"].append(entry)
-        rngs = dist.gather(rng_state())
+        rngs = dist.gather(rng.state())
         if main:
             with appending(log_path) as log:  # never through a link planted in the run folder
                 log.write(json.dumps(entry) + "\n")
@@ -251,21 +244,31 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     return TrainResult(state["seconds"], state["epoch"], state["best_epoch"], state["best"], stopped, state["history"])
 
 
-def load_checkpoint(path: Path, device, keys: tuple[str, ...], remedy: str) -> dict:
-    """A checkpoint the trainer wrote, or a UsageError that names the file, what is wrong and `remedy`."""
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - empty, truncated or not a torch file: all mean the same here
-        raise UsageError(f"Checkpoint '{path}' cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'damaged'}). "
-                         f"{remedy}.") from None
-    missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise UsageError(f"Checkpoint '{path}' is not a recbench training checkpoint (no {', '.join(missing)}). {remedy}.")
-    return ckpt
+load_checkpoint = checkpoints.load
 
 
 def save_atomic(obj, path: Path) -> None:
-    save_torch(obj, path)  # a full disk is an error naming the file; the earlier checkpoint is kept
+    checkpoints.save(obj, path)
+
+
+def check_same_run(saved: dict | None, meta: dict | None, path: Path, remedy: str) -> None:
+    """A last.pt that another run wrote (another generator, dataset, seed or config fingerprint) is a
+    UsageError naming the file and the first values that differ. Configs are compared by their
+    fingerprint, as run folders are (runner.config_fingerprint: a setting added since, at the value
+    that behaves as before, changes nothing); a checkpoint without one is compared by name and seed."""
+    if not isinstance(saved, dict) or not isinstance(meta, dict):
+        return
+    saved, meta = json.loads(json.dumps(saved, default=str)), json.loads(json.dumps(meta, default=str))  # tuples and lists alike
+    differ = [f"{key} {saved[key]!r} there, {meta[key]!r} here" for key in ("generator", "dataset", "tokenizer", "seed")
+              if key in saved and key in meta and saved[key] != meta[key]]
+    if saved.get("config_fingerprint", meta.get("config_fingerprint")) != meta.get("config_fingerprint"):
+        for section, values in (meta.get("config") or {}).items():
+            theirs = (saved.get("config") or {}).get(section) or {}
+            differ += [f"{key}={theirs[key]!r} there, {value!r} here" for key, value in values.items() if key in theirs and theirs[key] != value]
+        differ = differ or [f"config fingerprint {saved['config_fingerprint']} there, {meta['config_fingerprint']} here"]
+    if differ:
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise UsageError(f"Checkpoint '{path}' was written by another run ({'; '.join(differ[:3])}{more}). {remedy}.")
 
 
 def progress_bar(console=None):

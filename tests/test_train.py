@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from recbench import plugins, records, run_folders, runner, train
+from recbench import checkpoints, leaderboard, plugins, records, run_folders, runner, train
 from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
@@ -69,7 +69,7 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
     assert resumed.train.epochs == 3
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.config_fingerprint == straight.config_fingerprint
-    last = torch.load(straight.checkpoints.last, weights_only=False)
+    last = checkpoints.load(straight.checkpoints.last, "cpu", ("scheduler",), "")
     ds = plugins.load(third_party=False).get("dataset", "ml-100k")
     users, _ = Split(prepare(ds, ds.Config()), 20).train_positions(sliding=True)
     assert last["scheduler"]["last_epoch"] == 3 * math.ceil(len(users) / 1024)  # the optimizer steps taken
@@ -93,10 +93,101 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
     assert alone.config_fingerprint == record.config_fingerprint and alone.seed == record.seed == 3
     with pytest.raises(UsageError, match="checkpoint .* was trained with generator 'sasrec'"):
         runner.run(runner.RunSpec("hstu", None, device="cpu", eval_only=True, checkpoint=ckpt.best))
+    # an evaluation setting may differ from the checkpoint's: recorded as such, in a row of its own
+    wide, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt.best,
+                                        overrides={"eval_batch_size": "64"}))
+    assert wide.metrics.test == record.metrics.test and wide.seed == 3 and wide.config_fingerprint != record.config_fingerprint
+    assert wide.setting == f"{record.setting}; evaluated with eval_batch_size=64"
+    assert wide.config_origins["generator"]["eval_batch_size"] == "command line, evaluation only"
+    rows = leaderboard.collect([home / "r"])["ml-100k"]
+    assert sorted(r.setting() for r in rows) == sorted([record.setting, wide.setting])
     with pytest.raises(UsageError, match="cannot be read"):
         runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.log))
     with pytest.raises(UsageError, match="needs --checkpoint"):
         runner.run(spec(home / "r", eval_only=True))
+
+
+def test_a_checkpoint_holds_tensors_and_plain_data_only(synthetic, home):
+    record, _ = runner.run(spec(home / "r", epochs="1"))
+    for path in (record.checkpoints.best, record.checkpoints.last):
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+        ckpt = torch.load(path, weights_only=True)  # torch's restricted unpickler builds it all
+        assert ckpt["format"] == checkpoints.FORMAT and ckpt["run"]["seed"] == 3 and ckpt["run"]["setting"] == record.setting
+    numpy_state = ckpt["rng"][0]["numpy"]
+    assert numpy_state["bit_generator"] == "MT19937" and len(numpy_state["key"]) == 624
+    assert all(type(k) is int for k in numpy_state["key"])
+
+
+def as_written_before(path):
+    """Rewrite a checkpoint in the form earlier recbench versions wrote: the random states as
+    random.getstate() and np.random.get_state() return them (an ndarray), pickled in full."""
+    import numpy as np
+
+    ckpt = checkpoints.load(path, "cpu", ("model",), "")
+    del ckpt["format"]
+    for state in ckpt.get("rng", []):
+        py, npy = state["python"], state["numpy"]
+        state["python"] = (py["version"], tuple(py["state"]), py["gauss_next"])
+        state["numpy"] = (npy["bit_generator"], np.array(npy["key"], dtype=np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_of_an_earlier_version_is_refused_and_once_converted_resumes_to_the_uninterrupted_result(synthetic, home, monkeypatch):
+    straight, _ = runner.run(spec(home / "a"))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec(home / "b"))
+    monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
+    (run_dir,) = [d for d in (home / "home" / "runs").iterdir() if "record" not in json.loads((d / "run.json").read_text())]
+    run_folders.release_run_folder(run_dir)
+    last = run_dir / "last.pt"
+    as_written_before(last)
+    with pytest.raises(UsageError) as err:
+        runner.run(spec(home / "b", resume="true"))
+    assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (numpy." in str(err.value)
+    assert f"`recbench checkpoint convert {last}`" in str(err.value)
+    said = []
+    assert checkpoints.convert(last, log=said.append) == last
+    assert "full unpickling" in said[0] and "weights_only=False" in said[0] and (run_dir / "last.pt.orig").is_file()
+    resumed, _ = runner.run(spec(home / "b", resume="true"))
+    assert resumed.train.epochs == 4 and resumed.metrics.test == straight.metrics.test
+    assert checkpoints.convert(run_dir / "last.pt", log=said.append) is None and "nothing to convert" in said[-1]
+
+
+def test_an_evaluation_setting_may_differ_from_the_checkpoint_and_lands_in_a_row_of_its_own(home, tmp_path):
+    """Evaluating a trained DIFF_GRM at another test beam is one of its uses: the record holds the
+    checkpoint's config with the beam used, a new fingerprint, and a setting label that says so.
+    Any setting that changes what is trained must agree with the checkpoint."""
+    from recbench_plugins.ar_grm import ARGRMConfig
+    from recbench_plugins.diff_grm import DiffGRMConfig
+    from recbench_plugins.rpg import RPGConfig
+    from recbench_plugins.tiger import TIGERConfig
+
+    for config in (DiffGRMConfig, ARGRMConfig, TIGERConfig):
+        assert {"beam_size_val", "beam_size_test", "eval_batch_size"} <= set(config.evaluation_keys)
+    assert {"num_beams", "n_edges", "propagation_steps", "graph_seed", "decoding"} <= set(RPGConfig.evaluation_keys)
+    assert not {"n_embd", "lr", "dropout", "epochs"} & {k for c in (DiffGRMConfig, ARGRMConfig, TIGERConfig, RPGConfig) for k in c.evaluation_keys}
+    trained_spec = runner.RunSpec("diff_grm", "beauty", preset="cpu", seed=2, device="cpu", overrides={"epochs": "4"})
+    trained = runner.resolve(trained_spec)
+    path = tmp_path / "best.pt"
+    checkpoints.save({"model": {}, "run": runner.checkpoint_meta(trained.spec, trained)}, path)
+    evaluated = runner.resolve(runner.RunSpec(None, None, device="cpu", eval_only=True, checkpoint=str(path),
+                                              overrides={"beam_size_test": "64", "epochs": "4"}))
+    assert evaluated.spec.seed == 2 and evaluated.configs["generator"].beam_size_test == 64
+    assert {k: v for k, v in vars(evaluated.configs["generator"]).items() if k != "beam_size_test"} == \
+        {k: v for k, v in vars(trained.configs["generator"]).items() if k != "beam_size_test"}
+    assert runner.config_fingerprint(evaluated) != runner.config_fingerprint(trained)
+    assert evaluated.setting == "preset cpu, epochs=4; evaluated with beam_size_test=64"
+    assert evaluated.origins[("generator", "beam_size_test")] == "command line, evaluation only"
+    eval_only = dict(device="cpu", eval_only=True, checkpoint=str(path))
+    with pytest.raises(UsageError, match=r"--dropout=0.3: checkpoint .* was trained with dropout=0.1.*Leave dropout out; only evaluation settings"):
+        runner.resolve(runner.RunSpec(None, None, overrides={"dropout": "0.3"}, **eval_only))
+    with pytest.raises(UsageError, match=r"epochs=\d+ \(from preset diff_grm:cpu\): checkpoint .* was trained with epochs=4"):
+        runner.resolve(runner.RunSpec(None, None, preset="cpu", **eval_only))  # the preset's epochs, not the run's
+    with pytest.raises(UsageError, match="--seed 0: checkpoint .* was trained with seed 2"):
+        runner.resolve(runner.RunSpec(None, None, seed=0, **eval_only))
+    with pytest.raises(UsageError, match="--resume=true and --eval_only=true exclude each other"):
+        runner.resolve(runner.RunSpec(None, None, resume="true", **eval_only))
 
 
 def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
@@ -125,7 +216,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synt
         runner.run(spec(home / "r", batch_size="64"))  # 150 users
     assert "epoch 3" in str(err.value) and "last.pt" in str(err.value)
     [run_dir] = (home / "home" / "runs").iterdir()
-    assert torch.load(run_dir / "last.pt", weights_only=False)["state"]["epoch"] == 2
+    assert checkpoints.load(run_dir / "last.pt", "cpu", ("state",), "")["state"]["epoch"] == 2
 
 
 def test_val_metric_and_schedule():

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported when a command runs (numpy, faiss): `recbench --he
     from ..semantic_ids import SemanticIDs
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a cache file named in a message stays whole
 
 
 def tokenizer_names(values: list[str]) -> list[str]:

@@ -14,7 +14,9 @@ covers the raw files' contents, the preparation parameters and this module's ver
 to any of them rebuilds it. The cache is written to a temporary folder and renamed into place,
 so an interrupted prepare leaves nothing that a later run would trust; `meta.json` holds the
 sha256 of the other two files, so a cache damaged later (truncated, emptied, a flipped bit) is found
-and rebuilt with a message.
+and rebuilt with a message. The arrays are read without unpickling (`allow_pickle=False`) and checked
+against each other (`check`) before they are used, so a cache whose checksums were rewritten over
+wrong arrays is rebuilt too, instead of feeding a run the wrong users.
 """
 
 from __future__ import annotations
@@ -202,6 +204,23 @@ def verify(folder: Path) -> tuple[dict | None, str | None]:
     return (None, f"checksum mismatch in {', '.join(bad)}") if bad else (meta, None)
 
 
+def check(prepared: Prepared) -> None:
+    """A ValueError saying what is wrong where the arrays of a prepared dataset do not fit together."""
+    users, ids, offsets, items, times = prepared.user_ids, prepared.item_ids, prepared.offsets, prepared.items, prepared.times
+    if users.ndim != 1 or ids.ndim != 1 or len(ids) < 1 or ids[0] != "":
+        raise ValueError("user_ids or item_ids is not a list of ids with item 0 as padding")
+    if offsets.shape != (len(users) + 1,) or offsets.dtype.kind != "i" or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"offsets ({offsets.dtype}, shape {offsets.shape}) are not {len(users) + 1} rising positions from 0")
+    if items.ndim != 1 or items.dtype.kind != "i" or offsets[-1] != len(items):
+        raise ValueError(f"items ({items.dtype}, shape {items.shape}) do not end where the offsets end ({offsets[-1]})")
+    if len(items) and (items.min() < 1 or items.max() >= len(ids)):
+        raise ValueError(f"items hold ids outside 1..{len(ids) - 1}")
+    if times is not None and (times.shape != items.shape or times.dtype.kind != "i"):
+        raise ValueError(f"times ({times.dtype}, shape {times.shape}) do not match the items")
+    if not isinstance(prepared.item_text, list) or len(prepared.item_text) != len(ids) or not all(isinstance(t, dict) for t in prepared.item_text):
+        raise ValueError(f"item_text.json is not a list of {len(ids)} objects")
+
+
 def load(folder: Path, log=lambda s: None) -> Prepared | None:
     """The cached dataset in `folder`, or None if it is absent, incomplete or damaged (then said in `log`)."""
     meta, damaged = verify(folder)
@@ -213,20 +232,22 @@ def load(folder: Path, log=lambda s: None) -> Prepared | None:
         with np.load(folder / "arrays.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         text = json.loads((folder / "item_text.json").read_text(encoding="utf-8"))
+        prepared = Prepared(
+            name=meta["name"],
+            fingerprint=meta["fingerprint"],
+            user_ids=arrays["user_ids"],
+            item_ids=arrays["item_ids"],
+            offsets=arrays["offsets"],
+            items=arrays["items"],
+            times=arrays.get("times"),
+            item_text=text,
+            report=meta.get("report", {}),
+        )
+        check(prepared)
     except Exception as exc:  # noqa: BLE001 - checksums matched, so this is a file the reader cannot take: rebuild
         log(f"prepared-data cache {folder} is corrupt ({type(exc).__name__}: {exc}); rebuilding it")
         return None
-    return Prepared(
-        name=meta["name"],
-        fingerprint=meta["fingerprint"],
-        user_ids=arrays["user_ids"],
-        item_ids=arrays["item_ids"],
-        offsets=arrays["offsets"],
-        items=arrays["items"],
-        times=arrays.get("times"),
-        item_text=text,
-        report=meta.get("report", {}),
-    )
+    return prepared
 
 
 def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: None) -> Prepared:
@@ -239,6 +260,9 @@ def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: 
     params = {"k_core": getattr(config, "k_core", 0), "expect_core": dataset.expect_core}
     fp = compute_fingerprint(dataset.name, params, files)
     folder = paths.data_dir() / "prepared" / dataset.name / fp
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"Prepared-data cache '{folder}' is a file, not a folder; recbench keeps a prepared dataset there. "
+                        "Move it away, then run again.")
     if not force:
         cached = load(folder, log)
         if cached is not None:
