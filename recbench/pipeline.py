@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
+from . import memory
 from .api import Recommender
 from .data import Prepared, Split, prepare
 
@@ -69,13 +70,24 @@ def seed_everything(seed: int) -> None:
 
 
 def build(resolved, *, device: torch.device | str = "cpu", seed: int = 0, rebuild_ids: bool = False,
-          log: Callable[[str], None] = lambda s: None, progress: bool = True) -> Pieces:
+          log: Callable[[str], None] = lambda s: None, progress: bool = True, memory_check: bool = False) -> Pieces:
     """Data, split, semantic IDs and the untrained model (seeded by `seed`, on `device`) of a
-    resolved run (runner.resolve)."""
+    resolved run (runner.resolve). With `memory_check`, a model that cannot fit the device is
+    refused before it is built (recbench.memory)."""
     data, split = data_of(resolved, log=log)
     resolved.configs["generator"].check_catalogue(data.n_items, data.name)
     sids = semantic_ids_of(resolved, data, split, device=device, rebuild=rebuild_ids, log=log, progress=progress)
-    seed_everything(seed)
     gen, config = resolved.generator.obj, resolved.configs["generator"]
-    model = gen.build(config, split, semantic_ids=sids) if sids is not None else gen.build(config, split)
-    return Pieces(data, split, sids, model.to(device))
+
+    def make(config):
+        return gen.build(config, split, semantic_ids=sids) if sids is not None else gen.build(config, split)
+
+    if memory_check:
+        try:
+            found = memory.estimate(make, config, split.max_seq_len, data.n_items)
+        except Exception:  # noqa: BLE001 - a model that computes from real values while it is built: no estimate
+            found = None
+        if found is not None:
+            memory.check(found, torch.device(device), f"{resolved.generator.name} with this config", config, split.max_seq_len)
+    seed_everything(seed)
+    return Pieces(data, split, sids, make(config).to(device))

@@ -361,10 +361,13 @@ class IdLevel(Part):
 class RunControl(Part):
     """How the run was carried out, not what it computed (runner.RunSpec)."""
 
+    OMIT_NONE = ("memory_check",)
+
     resume: str | None = None  # --resume: "true" or the run folder continued
     eval_only: bool = False  # evaluated `checkpoint` without training
     checkpoint: str | None = None  # the checkpoint file evaluated
     rebuild_ids: bool = False  # the semantic IDs were built anew, not read from the cache
+    memory_check: bool | None = None  # False: run with --memory_check=false (recbench.memory); absent: checked
 
 
 @dataclass(kw_only=True)

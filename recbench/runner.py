@@ -42,6 +42,7 @@ class RunSpec:
     eval_only: bool = False  # evaluate `checkpoint` without training
     checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
     rebuild_ids: bool = False  # build the semantic IDs anew even where cached (DiffGM: --force_regenerate_opq)
+    memory_check: bool = True  # refuse a model that cannot fit the device, before it is built (recbench.memory)
 
 
 @dataclass
@@ -253,7 +254,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     if amp_why is not None and device.type == "cpu":
         log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {amp_why})")
 
-    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=main)
+    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=main,
+                            memory_check=spec.memory_check)
     data, split, sids, model = pieces.data, pieces.split, pieces.semantic_ids, pieces.model
     eval_only = spec.eval_only
     if model.trainable and not eval_only:
@@ -433,7 +435,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
         "config_origins": {section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
                            for section in config},  # the layer that set each key not at its default
         "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint,
-                        "rebuild_ids": spec.rebuild_ids},
+                        "rebuild_ids": spec.rebuild_ids, **({} if spec.memory_check else {"memory_check": False})},
         "config_fingerprint": config_fingerprint(resolved),
         "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
         **({"per_user": {

@@ -545,3 +545,40 @@ def test_a_record_is_json_and_a_pickled_one_is_refused_naming_it(cli, tmp_path):
     bad.write_bytes(pickle.dumps(Payload(sentinel)))
     proc = cli("compare", str(bad), str(good), check=2)
     assert str(bad) in proc.stderr and not sentinel.exists() and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--n_embd=100000", "Settings far above their defaults: n_embd=100,000 (default 50)"),
+    ("--max_seq_len=1000000", "of activations for one training batch of 128 histories of 1,000,000 items"),
+    ("--n_layer=100000", "takes over 3 s just to lay out its layers"),
+])
+def test_a_model_too_large_for_the_machine_is_refused_before_it_is_built(cli, synthetic, home, option, message):
+    import time
+
+    start = time.perf_counter()
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", option, check=2)
+    seconds = time.perf_counter() - start
+    assert message in proc.stderr and "--memory_check=false" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (home / "home" / "runs").exists()  # refused before a run folder, a model or a step of training
+    assert seconds < 60, f"refused after {seconds:.0f} s"  # a hang guard; on an idle 2-core machine it takes a few seconds
+
+
+def test_the_memory_estimate_counts_the_models_parameters_exactly():
+    import types
+
+    from recbench import memory, plugins
+
+    gen = plugins.registry().get("generator", "sasrec")
+    split = types.SimpleNamespace(n_items=120, max_seq_len=50)
+    config = gen.Config(n_embd=64, n_layer=2)
+    found = memory.estimate(lambda c: gen.build(c, split), config, 50, 120)
+    assert found.params == sum(p.numel() for p in gen.build(config, split).parameters())
+    assert found.weights_bytes == 16 * found.params and found.eval_bytes == 256 * 121 * 4
+
+
+def test_memory_check_false_is_recorded_as_how_the_run_was_carried_out(cli, synthetic, home):
+    tiny = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512"]
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--memory_check=false")
+    (path,) = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["run_control"]["memory_check"] is False and "memory_check" not in record["config"]["generator"]

@@ -100,10 +100,11 @@ def rebuild_ids(overrides: dict) -> bool:
 
 
 def run_control(overrides: dict) -> dict:
-    """Take --resume, --eval_only, --checkpoint and --rebuild_ids (how the run is carried out, not
-    config values) out of `overrides`."""
+    """Take --resume, --eval_only, --checkpoint, --rebuild_ids and --memory_check (how the run is carried
+    out, not config values) out of `overrides`."""
     control = {"resume": str(overrides.pop("resume", "")), "checkpoint": overrides.pop("checkpoint", None)}
     control["eval_only"] = cfg.coerce("eval_only", overrides.pop("eval_only", False), bool)
+    control["memory_check"] = cfg.coerce("memory_check", overrides.pop("memory_check", True), bool)
     control["rebuild_ids"] = rebuild_ids(overrides)
     if control["checkpoint"] is not None and not control["eval_only"]:
         raise UsageError("--checkpoint is read by --eval_only=true only (to continue training, use --resume).")
