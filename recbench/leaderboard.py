@@ -1,7 +1,9 @@
 """Leaderboards, rendered from result records only.
 
 One row per (generator, tokenizer, embedding model, config fingerprint) on a dataset; several
-seeds of the same row are averaged (mean ± std, with the seed count). Rows are ordered by test
+seeds of the same row are averaged (mean ± std, with the seed count). A row counts seeds, not
+files: records of one seed (a re-run, a `reproduce`) stand for that seed once, by the latest of
+them, and the row says how many records stand behind it and whether they agree. Rows are ordered by test
 NDCG@10; the best value of each metric column is highlighted, and every row is tested against the
 best one with a paired test on per-user NDCG@10 (recbench.significance). Published numbers
 (recbench.references) are shown beside the measured rows in their own block, never ranked.
@@ -84,11 +86,27 @@ class Row:
     tokenizer: str | None
     embedding_model: str | None
     config_fingerprint: str
-    runs: list[records.Record] = field(default_factory=list)
+    runs: list[records.Record] = field(default_factory=list)  # one per seed: the latest record of it
+    repeats: list[records.Record] = field(default_factory=list)  # earlier records of a seed in `runs`
 
     @property
     def seeds(self) -> int:
         return len(self.runs)
+
+    @property
+    def records(self) -> int:
+        return len(self.runs) + len(self.repeats)
+
+    def repeats_agree(self) -> bool:
+        """Whether every earlier record of a seed has the test metrics of the record that stands for it."""
+        kept = {r.seed: r for r in self.runs}
+        return all(r.metrics.test == kept[r.seed].metrics.test for r in self.repeats)
+
+    def seeds_label(self) -> str:
+        """"2", or "2 (3 records, agree)" where a seed has several records."""
+        if not self.repeats:
+            return str(self.seeds)
+        return f"{self.seeds} ({self.records} records, {'agree' if self.repeats_agree() else 'differ: the latest counts'})"
 
     def values(self, metric: str) -> np.ndarray:
         return np.array([r.metrics.test[metric] for r in self.runs], dtype=float)
@@ -193,7 +211,13 @@ def collect(folders: list[Path], dataset: str | None = None, skipped: list[str] 
         rows.setdefault(key, Row(*key)).runs.append(rec)
     out: dict[str, list[Row]] = {}
     for row in rows.values():
-        row.runs.sort(key=lambda r: (r.seed, r.run_id))
+        latest: dict[int, records.Record] = {}
+        for rec in sorted(row.runs, key=lambda r: (r.created or "", r.run_id)):  # oldest first: the last one stays
+            if rec.seed in latest:
+                row.repeats.append(latest[rec.seed])
+            latest[rec.seed] = rec
+        row.runs = sorted(latest.values(), key=lambda r: (r.seed, r.run_id))
+        row.repeats.sort(key=lambda r: (r.seed, r.run_id))
         out.setdefault(row.dataset, []).append(row)
     for ds_rows in out.values():
         ds_rows.sort(key=lambda r: (-r.mean(RANKED_BY), r.generator, r.tokenizer or "", r.embedding_model or "", r.config_fingerprint))
@@ -250,7 +274,7 @@ def table_rows(board: Board) -> tuple[list[str], list[list[str]], list[set[int]]
     cells, marks = [], []
     for r, verdict in zip(board.rows, board.verdicts):
         cells.append([
-            r.generator, r.tokenizer or "-", r.embedding_model or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", str(r.seeds),
+            r.generator, r.tokenizer or "-", r.embedding_model or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", r.seeds_label(),
             *(fmt_metric(r, m) for m in METRICS), fmt_verdict(verdict),
             f"{r.params():,}", fmt_seconds(r.train_seconds()), f"{r.users_per_s():,.0f}", r.device(),
         ])
@@ -284,7 +308,7 @@ def id_level_rows(board: Board) -> tuple[list[str], list[list[str]]]:
     for r in board.rows:
         if not r.has_id_level():
             continue
-        row = [r.generator, r.tokenizer or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", str(r.seeds)]
+        row = [r.generator, r.tokenizer or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", r.seeds_label()]
         for m in ID_LEVEL_METRICS:
             item, (ident, ident_std) = r.mean(m), r.id_level(m)
             row += [fmt_metric(r, m), f"{ident:.4f}" + (f" ± {ident_std:.4f}" if r.seeds > 1 else ""),
@@ -393,7 +417,7 @@ def to_json(boards_: list[Board]) -> str:
             "rows": [
                 {
                     "generator": r.generator, "tokenizer": r.tokenizer, "embedding_model": r.embedding_model,
-                    "config_fingerprint": r.config_fingerprint, "seeds": r.seeds,
+                    "config_fingerprint": r.config_fingerprint, "seeds": r.seeds, "records": r.records,
                     "test": {m: {"mean": r.mean(m), "std": r.std(m)} for m in METRICS},
                     **({"test_id_level": {m: dict(zip(("mean", "std"), r.id_level(m))) for m in METRICS}}
                        if r.has_id_level() else {}),

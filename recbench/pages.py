@@ -109,9 +109,10 @@ def dataset_page(board: Board, folders: list[Path], out: Path, with_references: 
                   *(["", "Notes: " + "; ".join(notes) + "."] if notes else []), ""]
         head = ["run", "seed", "command", "hardware", "software", "reproduce"]
         cells = []
-        for rec in row.runs:
+        for rec in sorted(row.runs + row.repeats, key=lambda r: (r.seed, r.created or "", r.run_id)):
             path = rec.path
-            cells.append([f"[{rec.run_id}]({posix_relpath(path, out)})", str(rec.seed), f"`{rec.command}`",
+            seed = str(rec.seed) + (" (an earlier record of this seed: not counted)" if rec in row.repeats else "")
+            cells.append([f"[{rec.run_id}]({posix_relpath(path, out)})", seed, f"`{rec.command}`",
                           hardware(rec), software(rec), f"`recbench reproduce {posix_relpath(path, base)}`"])
         lines += md_table(head, cells)
     return "\n".join(lines) + "\n"

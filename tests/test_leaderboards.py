@@ -366,3 +366,35 @@ def test_a_run_records_its_setting_label_however_it_was_typed():
     run = dataclasses.replace(records.load(ML100K_POP), setting="preset cpu", command="recbench run --lr=1")
     assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [run]).setting() == "preset cpu"
     assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [dataclasses.replace(run, setting=None)]).setting() == "lr=1"
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_a_row_counts_seeds_not_records(tmp_path, agree):
+    """Two records of one seed and config (a re-run, a reproduction) are one seed: the latest stands for
+    it, the row says how many records stand behind it, and the paired test sees that seed once."""
+    folder = tmp_path / "records"
+    one, other = tmp_path / "one", tmp_path / "other"
+    pop = records.load(ML100K_POP).test_ranks()
+    rng = np.random.default_rng(1)
+    first = (pop * 0.3 + rng.integers(0, 3, len(pop))).astype(int)
+    rerun = first if agree else first + 1
+    earlier = records.load(variant(ML100K_POP, one, "model", 0, first))
+    earlier.created = "2026-01-01T00:00:00Z"
+    records.write(earlier, one)
+    shutil.copytree(one, folder)
+    again = records.load(variant(ML100K_POP, other, "model", 0, rerun))
+    again.run_id, again.created = again.run_id.replace("20260101", "20260102"), "2026-01-02T00:00:00Z"
+    records.write(again, folder)
+    shutil.copy(ML100K_POP, folder / "ml-100k")
+    (row,) = [r for r in lb.collect([folder])["ml-100k"] if r.generator == "model"]
+    assert row.seeds == 1 and row.records == 2 and row.runs[0].run_id == again.run_id
+    assert row.mean("ndcg@10") == summarize(rerun)["ndcg@10"]
+    assert row.seeds_label() == ("1 (2 records, agree)" if agree else "1 (2 records, differ: the latest counts)")
+    (alone,) = [r for r in lb.collect([one])["ml-100k"]]
+    if agree:
+        assert row.mean("ndcg@10") == alone.mean("ndcg@10") and row.std("ndcg@10") == 0.0
+    board = lb.boards(lb.collect([folder]), with_references=False)[0]
+    pop_verdict = board.verdicts[[r.generator for r in board.rows].index("pop")]
+    assert pop_verdict.test.n == len(pop)  # users once each: the seed's two records are not stacked
+    text = lb.markdown([board])
+    assert "1 (2 records" in text
