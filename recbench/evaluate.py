@@ -7,6 +7,7 @@ its rank, and a target not in the list is a miss. Ranks are kept per user for si
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -47,14 +48,32 @@ def users_bar(label: str, show: bool):
                line=lambda task: counted(task, " users"), disable=not show)
 
 
+@contextlib.contextmanager
+def users_ranked(label: str, total: int, progress):
+    """Yields `advance(n)`, which counts users ranked. `progress` True or False: a display of its own
+    (users_bar), or none; a display already shown (the trainer's, while it validates): a task on it,
+    removed when the ranking ends, its finish left to the epoch's line."""
+    if isinstance(progress, bool) or progress is None:
+        with users_bar(label, bool(progress)) as shown:
+            task = shown.add_task(label, total=total)
+            yield lambda n: shown.advance(task, n)
+        return
+    task = progress.add_task(label, total=total, unit=" users", line_at_end=False)
+    try:
+        yield lambda n: progress.advance(task, n)
+    finally:
+        progress.remove_task(task)
+
+
 @torch.no_grad()
 def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 256, device="cpu", list_len: int | None = None,
-             id_of: np.ndarray | None = None, progress: bool = False) -> Evaluation:
+             id_of: np.ndarray | None = None, progress=False) -> Evaluation:
     """Rank every evaluated user's `part` target ('valid' or 'test').
 
     With `id_of` ([N+1] each item's semantic-ID number before collisions were resolved) a model that
     returns lists is also scored at the ID level, from the same lists (metrics.id_level_ranks).
-    With `progress`, users ranked so far are shown (a bar, or a line every 30 s off a terminal).
+    With `progress`, users ranked so far are shown (a bar, or a line every 30 s off a terminal); given
+    a display that is already shown (the trainer's), as a task on it.
 
     Under torchrun each process ranks every world()-th user and the results are gathered, so
     every process returns the same Evaluation.
@@ -67,8 +86,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
     shard = (dist.rank(), dist.world())
-    with users_bar(f"ranking {part} users", progress) as shown:
-        task = shown.add_task(f"ranking {part} users", total=len(split.eval_users[shard[0]::shard[1]]))
+    with users_ranked(f"ranking {part} users", len(split.eval_users[shard[0]::shard[1]]), progress) as advance:
         for batch in split.eval_batches(part, batch_size, shard=shard):
             batch = batch.to(device)
             if full:
@@ -80,7 +98,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
                     id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
             ranks.append(r.cpu())
             users.append(batch.users.cpu())
-            shown.advance(task, len(batch))
+            advance(len(batch))
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
     ranks_np = torch.cat(ranks).numpy().astype(np.int32) if ranks else np.zeros(0, np.int32)

@@ -21,6 +21,7 @@ from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
 from .evaluate import Evaluation, evaluate
+from .interrupt import Interrupted, Reached
 from .run_folders import is_resumable, lock_run_folder, mark_finished, release_run_folder
 from .train import decide_cpu_amp
 
@@ -259,7 +260,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     data, split, sids, model = pieces.data, pieces.split, pieces.semantic_ids, pieces.model
     eval_only = spec.eval_only
     if model.trainable and not eval_only:
-        run_id, run_dir = dist.broadcast(run_folder(spec, resolved) if main else None)
+        run_id, run_dir = dist.broadcast(run_folder(spec, resolved, log=log) if main else None)
         if main:
             lock_run_folder(run_dir)
         if main and on_run_dir is not None:
@@ -281,19 +282,22 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 
         with progress_bar() if main else contextlib.nullcontext() as progress:
             training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
-                             meta=checkpoint_meta(spec, resolved))
-        log(f"training stopped after {training.epochs} epochs ({training.stopped}); best validation epoch: {training.best_epoch}")
+                             meta=checkpoint_meta(spec, resolved), log=log)
+        best = (f"best validation {gcfg.val_metric} = {training.best_valid:.4f} at epoch {training.best_epoch}"
+                if training.best_valid is not None else "no validation")
+        log(f"training stopped after {training.epochs} epochs ({training.stopped}); {best}")
     else:
         model.fit(split)
     train_seconds = training.seconds if training else time.perf_counter() - t1
 
     batch_size = getattr(gcfg, "eval_batch_size", 256)
     id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
-    valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-    if test:
-        test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-    else:
-        test_eval = None
+    with interrupted_after(training, run_dir, gcfg):
+        valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
+        if test:
+            test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
+        else:
+            test_eval = None
     record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
     if amp_why is not None:
         record.train.cpu_amp_auto = amp_why  # why cpu_amp=auto chose the value in the config
@@ -319,6 +323,19 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         mark_finished(run_dir, path)
         release_run_folder(run_dir)
     return record, path
+
+
+@contextlib.contextmanager
+def interrupted_after(training, run_dir: Path | None, config):
+    """Ctrl-C after training (while evaluating) leaves as an Interrupted that says training had ended,
+    so that the message offers --resume, which evaluates the trained model without training again."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if training is None or run_dir is None or isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(Reached(run_dir, training.epochs, config.epochs, config.val_metric, training.best_valid,
+                                   training.best_epoch, trained=True)) from None
 
 
 ID_LEVEL_DEFINITION = ("DiffGRM's evaluator's protocol: the same decoded lists scored on semantic IDs with collisions "
@@ -354,8 +371,10 @@ def config_fingerprint(resolved: Resolved) -> str:
     return cfg.fingerprint(config)
 
 
-def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
-    """(run id, folder for checkpoints and logs): a new one, or the one `--resume` continues."""
+def run_folder(spec: RunSpec, resolved: Resolved, log: Callable[[str], None] = lambda s: None) -> tuple[str, Path]:
+    """(run id, folder for checkpoints and logs): a new one, or the one `--resume` continues (`log`
+    says which, or that there was nothing to resume and a new run starts). A folder named by
+    --resume=FOLDER that is not an unfinished run of this config and seed is an error."""
     gen, ds = resolved.generator.name, resolved.dataset.name
     identity = {"generator": gen, "dataset": ds, "config_fingerprint": config_fingerprint(resolved), "seed": spec.seed}
     resume = spec.resume
@@ -365,14 +384,19 @@ def run_folder(spec: RunSpec, resolved: Resolved) -> tuple[str, Path]:
             candidates = sorted(
                 (d for d in runs.glob(f"{ds}__{gen}__*") if is_resumable(d, identity)), key=lambda d: d.name, reverse=True
             )
-            if not candidates:
-                raise UsageError(f"--resume: no unfinished run of {gen} on {ds} with this config and seed {spec.seed} under {runs}.")
-            folder = candidates[0]
+            folder = candidates[0] if candidates else None
+            if folder is None:
+                log(f"--resume: nothing to resume (no unfinished run of {gen} on {ds} with this config and seed {spec.seed} "
+                    f"under {runs}); starting a new run.")
         else:
             folder = Path(resume)
             if not is_resumable(folder, identity):
                 raise UsageError(f"--resume={resume}: not an unfinished run folder of {gen} on {ds} with this config and seed.")
-        return resumed_run_id(folder, runs, records.run_id(gen, ds, spec.seed)), Path(os.path.abspath(folder))
+        if folder is not None:
+            folder = Path(os.path.abspath(folder))
+            log(f"--resume: continuing the run in {folder}" + ("" if (folder / "last.pt").exists() else
+                                                               " (no epoch of it was saved: training starts at epoch 1)"))
+            return resumed_run_id(folder, runs, records.run_id(gen, ds, spec.seed)), folder
     base = run_id = records.run_id(gen, ds, spec.seed)
     runs.mkdir(parents=True, exist_ok=True)
     for n in range(2, 1000):  # two runs started in the same millisecond (tune workers) each get their own folder

@@ -34,6 +34,7 @@ from .atomic import appending, replacing
 from .data import Split, buckets
 from .errors import RunError, UsageError
 from .evaluate import evaluate
+from .interrupt import Interrupted, Reached
 from .metrics import metric_value, parse_metric
 
 
@@ -100,8 +101,14 @@ class TrainResult:
 
 
 def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
-          on_eval: Callable[[int, float], None] | None = None, meta: dict | None = None) -> TrainResult:
+          on_eval: Callable[[int, float], None] | None = None, meta: dict | None = None,
+          log: Callable[[str], None] = lambda s: None) -> TrainResult:
     """Train `model` in place; on return it holds the weights of the best validation.
+
+    `progress` (a display of recbench.train_progress, or None) shows the epochs, the steps within
+    each, and the validations' ranking. `log` is told what a resumed run found in its last checkpoint.
+    A KeyboardInterrupt (Ctrl-C) leaves as recbench.interrupt.Interrupted, which says which epoch the
+    last checkpoint holds.
 
     `meta` (the run's generator, dataset, tokenizer, seed and resolved config) goes into every
     checkpoint as "run", so that a checkpoint alone can rebuild its model (`--eval_only`).
@@ -173,73 +180,89 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"Checkpoint '{last_path}' does not fit this run ({type(model).__name__} with this config): "
                              f"{type(exc).__name__}: {first}. {remedy}.") from None
+        log(resumed(state, config, last_path))
     if main:  # the log holds exactly the epochs of the checkpoint (a kill between log line and checkpoint wrote one more)
         with replacing(log_path) as tmp:
             tmp.write_text("".join(json.dumps(entry) + "\n" for entry in state["history"]), encoding="utf-8")
 
     progress = progress if main else None
-    task = progress.add_task("train", total=config.epochs, completed=state["epoch"], loss=float("nan"), speed=0.0, valid="-") if progress else None
-    last_valid = "-"
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        if state["stopped"]:
-            break
-        model.train()
-        start = time.perf_counter()
-        total_loss, n_batches = 0.0, 0
-        for idx in epoch_batches(epoch):
-            batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0,
-                                 predict=None if predict is None else predict[idx]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = step_model(batch)
-            if dist.any_nonfinite(loss):
-                kept = f"The last good checkpoint (epoch {state['epoch']}) is {last_path}." if last_path.exists() else "No checkpoint was written yet."
-                raise RunError(
-                    f"Training diverged: the loss is {loss.item()} at epoch {epoch}, batch {n_batches + 1}. {kept} "
-                    "Try a lower --lr, --grad_clip=1.0 or warmup."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item()
-            n_batches += 1
-        seconds = time.perf_counter() - start
-        entry = {"epoch": epoch, "loss": total_loss / n_batches, "seconds": round(seconds, 3),
-                 "samples_per_s": round(len(users) / seconds, 1), "lr": scheduler.get_last_lr()[0]}
-        due = epoch >= config.eval_start_epoch and epoch % config.eval_every == 0
-        if due or (epoch == config.epochs and state["best"] is None):  # a run too short to reach eval_start_epoch
-            valid = evaluate(model, split, "valid", batch_size=config.eval_batch_size, device=device)
-            score = metric_value(valid.metrics, terms)
-            entry["valid"] = {config.val_metric: score, **valid.metrics}
-            if state["best"] is None or score > state["best"]:
-                state.update(best=score, best_epoch=epoch, bad=0)
-                if main:
-                    save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": score, "run": meta}, best_path)
-            else:
-                state["bad"] += 1
-            if state["bad"] >= config.patience:
-                state["stopped"] = f"early stopping: no better {config.val_metric} for {config.patience} validations"
-        state["epoch"] = epoch
-        state["seconds"] += seconds
-        state["history"].append(entry)
-        rngs = dist.gather(rng.state())
-        if main:
-            with appending(log_path) as log:  # never through a link planted in the run folder
-                log.write(json.dumps(entry) + "\n")
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "rng": rngs, "state": state, "run": meta}, last_path)
-        dist.barrier()
-        if progress:
-            if "valid" in entry:
-                last_valid = f"{entry['valid'][config.val_metric]:.4f} (best {state['best']:.4f}, epoch {state['best_epoch']})"
-            progress.update(task, completed=epoch, loss=entry["loss"], speed=entry["samples_per_s"], valid=last_valid)
-        if on_eval is not None and "valid" in entry:
-            on_eval(epoch, entry["valid"][config.val_metric])
+    task = progress.add_task("train", total=config.epochs, completed=state["epoch"], metric=config.val_metric,
+                             epoch=min(state["epoch"] + 1, config.epochs), step=0, steps=steps_per_epoch, loss=None,
+                             valid=last_validation(state, config.val_metric),
+                             visible=state["epoch"] < config.epochs and not state["stopped"]) if progress else None
+    saved = dict(state)  # what last.pt holds: an interrupted run continues from there
+    try:
+        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+            if state["stopped"]:
+                break
+            model.train()
+            start = time.perf_counter()
+            total_loss, n_batches, samples = 0.0, 0, 0
+            if progress:
+                progress.update(task, epoch=epoch, step=0, loss=None, samples=0, started=time.monotonic(), ended=None)
+            for idx in epoch_batches(epoch):
+                batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0,
+                                     predict=None if predict is None else predict[idx]).to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = step_model(batch)
+                if dist.any_nonfinite(loss):
+                    kept = f"The last good checkpoint (epoch {state['epoch']}) is {last_path}." if last_path.exists() else "No checkpoint was written yet."
+                    raise RunError(
+                        f"Training diverged: the loss is {loss.item()} at epoch {epoch}, batch {n_batches + 1}. {kept} "
+                        "Try a lower --lr, --grad_clip=1.0 or warmup."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                total_loss += loss.item()
+                n_batches += 1
+                samples += len(idx) * dist.world()
+                if progress:
+                    progress.update(task, step=n_batches, loss=total_loss / n_batches, samples=samples)
+            seconds = time.perf_counter() - start
+            if progress:
+                progress.update(task, ended=time.monotonic())
+            entry = {"epoch": epoch, "loss": total_loss / n_batches, "seconds": round(seconds, 3),
+                     "samples_per_s": round(len(users) / seconds, 1), "lr": scheduler.get_last_lr()[0]}
+            due = epoch >= config.eval_start_epoch and epoch % config.eval_every == 0
+            if due or (epoch == config.epochs and state["best"] is None):  # a run too short to reach eval_start_epoch
+                valid = evaluate(model, split, "valid", batch_size=config.eval_batch_size, device=device, progress=progress or False)
+                score = metric_value(valid.metrics, terms)
+                entry["valid"] = {config.val_metric: score, **valid.metrics}
+                if state["best"] is None or score > state["best"]:
+                    state.update(best=score, best_epoch=epoch, bad=0)
+                    if main:
+                        save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": score, "run": meta}, best_path)
+                else:
+                    state["bad"] += 1
+                if state["bad"] >= config.patience:
+                    state["stopped"] = f"early stopping: no better {config.val_metric} for {config.patience} validations"
+            state["epoch"] = epoch
+            state["seconds"] += seconds
+            state["history"].append(entry)
+            rngs = dist.gather(rng.state())
+            if main:
+                with appending(log_path) as log_file:  # never through a link planted in the run folder
+                    log_file.write(json.dumps(entry) + "\n")
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "rng": rngs, "state": state, "run": meta}, last_path)
+            saved = {**state, "history": None}
+            dist.barrier()
+            if progress:
+                progress.update(task, completed=epoch, valid=last_validation(state, config.val_metric), refresh=True)
+            if on_eval is not None and "valid" in entry:
+                on_eval(epoch, entry["valid"][config.val_metric])
 
-    if best_path.exists():
-        model.load_state_dict(load_checkpoint(best_path, device, ("model",), "Start the run over without --resume")["model"])
+        if best_path.exists():
+            model.load_state_dict(load_checkpoint(best_path, device, ("model",), "Start the run over without --resume")["model"])
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(Reached(run_dir, saved["epoch"], config.epochs, config.val_metric, saved["best"], saved["best_epoch"],
+                                   trained=bool(saved["stopped"]) or saved["epoch"] >= config.epochs)) from None
     stopped = state["stopped"] or f"reached epochs={config.epochs}"
     return TrainResult(state["seconds"], state["epoch"], state["best_epoch"], state["best"], stopped, state["history"])
 
@@ -272,21 +295,28 @@ def check_same_run(saved: dict | None, meta: dict | None, path: Path, remedy: st
 
 
 def progress_bar(console=None):
-    """Epoch, loss, samples/s and the last validation metric (and the best): a rich bar on a terminal,
-    a plain line per epoch when the output goes to a file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    """The training display (recbench.train_progress): epochs, the steps of the current one with the
+    running loss, samples/s and time left, and the named validation metric with the best so far."""
+    from .train_progress import display
 
-    from .progress import bar
+    return display(console)
 
-    def line(task) -> str:
-        return (f"epoch {task.completed:.0f}/{task.total:.0f}: loss {task.fields['loss']:.4f}, {task.fields['speed']:,.0f} samples/s, "
-                f"valid {task.fields['valid']}, {task.elapsed:,.0f} s")
 
-    return bar(
-        TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} samples/s"),
-        TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(),
-        line=line, console=console, every=0,
-    )
+def last_validation(state: dict, metric: str) -> dict | None:
+    """The last validation in `state`'s history, with the best so far, for the display; None before the first."""
+    for entry in reversed(state["history"]):
+        if "valid" in entry:
+            return {"value": entry["valid"][metric], "epoch": entry["epoch"], "best": state["best"], "best_epoch": state["best_epoch"]}
+    return None
+
+
+def resumed(state: dict, config: TrainConfig, path: Path) -> str:
+    """What a resumed run found in its last checkpoint, and where it goes on from."""
+    best = (f"; best validation {config.val_metric} so far = {state['best']:.4f} at epoch {state['best_epoch']}"
+            if state["best"] is not None else "; no validation yet")
+    found = f"Its last checkpoint ({path.name}) holds epoch {state['epoch']} of {config.epochs}{best}."
+    if state["stopped"] or state["epoch"] >= config.epochs:
+        return f"{found} Training had ended ({state['stopped'] or f'reached epochs={config.epochs}'}): evaluating its best model."
+    return f"{found} Training continues with epoch {state['epoch'] + 1}."
 
 

@@ -109,7 +109,7 @@ def test_output_to_a_file_shows_progress_lines_and_whole_paths(cli, mirror, home
     """Off a terminal (the test reads a pipe): a plain line per epoch and for evaluation, paths not wrapped."""
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--n_embd=16", "--epochs=2", "--eval_start_epoch=1")
     out, progress = proc.stdout, proc.stderr  # progress goes to stderr, as rich's bars do
-    assert "epoch 1/2: loss " in progress and "epoch 2/2: loss " in progress and "samples/s, valid " in progress
+    assert "epoch 1/2: loss " in progress and "epoch 2/2: loss " in progress and "samples/s, valid ndcg@10 = " in progress
     assert "ranking test users: 943/943 users (100%)" in progress
     (record,) = (home / "home" / "results" / "ml-100k").glob("*.json")
     assert f"Result record written to {record}" in out  # on one line, however long the path

@@ -1,14 +1,21 @@
-"""The core trainer: resume equals an uninterrupted run, divergence stops cleanly, eval-only."""
+"""The core trainer: resume equals an uninterrupted run, divergence stops cleanly, eval-only, Ctrl-C and
+--resume say where the run is."""
 
 import contextlib
 import json
 import math
 import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
 
 import pytest
 import torch
 
-from recbench import checkpoints, leaderboard, plugins, records, run_folders, runner, train
+from recbench import checkpoints, interrupt, leaderboard, plugins, records, run_folders, runner, train
 from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
@@ -23,7 +30,7 @@ def spec(results, resume="", eval_only=False, checkpoint=None, **extra):
 
 
 class InterruptAfter:
-    """Stands in for the progress bar; raises KeyboardInterrupt (a kill) after `epochs` epochs."""
+    """Stands in for the progress display; raises KeyboardInterrupt (a kill) after `epochs` epochs."""
 
     def __init__(self, epochs):
         self.epochs = epochs
@@ -31,9 +38,15 @@ class InterruptAfter:
     def add_task(self, *a, **k):
         return 0
 
-    def update(self, task, completed, **fields):
-        if completed >= self.epochs:
+    def update(self, task, completed=None, **fields):
+        if completed is not None and completed >= self.epochs:
             raise KeyboardInterrupt
+
+    def advance(self, task, n=1):
+        pass
+
+    def remove_task(self, task):
+        pass
 
     def __enter__(self):
         return self
@@ -45,15 +58,24 @@ class InterruptAfter:
 def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     straight, _ = runner.run(spec(home / "a"))
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt.Interrupted) as killed:  # a KeyboardInterrupt that knows what last.pt holds
         runner.run(spec(home / "b"))
+    assert (killed.value.reached.epoch, killed.value.reached.epochs, killed.value.reached.trained) == (2, 4, False)
     monkeypatch.setattr(train, "progress_bar", lambda console=None: contextlib.nullcontext())
-    resumed, path = runner.run(spec(home / "b", resume="true"))
+    said = []
+    resumed, path = runner.run(spec(home / "b", resume="true"), log=said.append)
+    assert f"--resume: continuing the run in {killed.value.reached.folder}" in said
+    assert any("Its last checkpoint (last.pt) holds epoch 2 of 4; best validation ndcg@10 so far = " in s
+               and s.endswith("Training continues with epoch 3.") for s in said)
     assert resumed.train.epochs == 4
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.config_fingerprint == straight.config_fingerprint
-    with pytest.raises(UsageError, match="no unfinished run"):  # the finished run is not resumed again
-        runner.run(spec(home / "b", resume="true"))
+    said.clear()  # the finished run is not resumed again: there is nothing to resume, and a new run starts
+    again = spec(home / "b", resume="true")
+    _, folder = runner.run_folder(again, runner.resolve(again), log=said.append)
+    assert folder != killed.value.reached.folder and [f.name for f in folder.iterdir()] == ["run.json"]  # a new one
+    assert said == [f"--resume: nothing to resume (no unfinished run of sasrec on ml-100k with this config and seed 3 under "
+                    f"{home / 'home' / 'runs'}); starting a new run."]
 
 
 def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
@@ -316,3 +338,62 @@ def test_train_windows_predict_every_training_target_once_an_epoch(synthetic, ho
         assert sorted(model.seen) == every
     else:
         assert len(model.seen) < len(every) and set(model.seen) <= set(every)
+
+
+LONG = [*(f"--{k}={v}" for k, v in {**TINY, "epochs": "200", "batch_size": "8", "patience": "200"}.items())]  # 19 steps an epoch
+
+
+def interrupted(args, when, timeout=300):
+    """Run `recbench ARGS` (output to a pipe, a progress line at every update), send it SIGINT once a
+    line holds `when`; return (exit code, output)."""
+    env = {**os.environ, "RECBENCH_PROGRESS_SECONDS": "0", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "recbench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a shell's Ctrl-C finds it
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if when in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        seen.append(proc.communicate()[0])
+    finally:
+        watchdog.cancel()
+    return proc.returncode, "".join(seen)
+
+
+def test_ctrl_c_names_the_run_folder_and_the_command_that_continues_it(synthetic, home):
+    args = ["run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "3", "--device", "cpu", *LONG]
+    code, out = interrupted(args, "epoch 1/200: loss ")
+    assert code == 130, out
+    lines = out.splitlines()
+    first_loss = next(i for i, line in enumerate(lines) if line.startswith("epoch "))  # the first progress line
+    assert "nan" not in "\n".join(lines[: first_loss + 1]).lower()  # no value is shown before it is computed
+    steps = [line for line in lines[:first_loss + 40] if line.startswith("epoch 1/200: step ")]
+    assert steps and steps[0].startswith("epoch 1/200: step 1/19 (5%), loss ") and "samples/s, about " in steps[0]
+    assert "left in the epoch" in steps[0] and lines.index(steps[-1]) < next(i for i, s in enumerate(lines) if "epoch 1/200: loss " in s)
+    assert "epoch 1/200: loss " in out and "valid ndcg@10 = " in out  # the validation metric is named
+    (run_dir,) = (home / "home" / "runs").iterdir()
+    saved = checkpoints.load(run_dir / "last.pt", "cpu", ("state",), "")["state"]
+    held = int(re.search(r"the last checkpoint holds epoch (\d+); best validation ndcg@10 = 0\.\d{4} at epoch \d+\.", out).group(1))
+    assert held == saved["epoch"] >= 1 and f"Interrupted in epoch {held + 1} of 200;" in out
+    assert f"Run folder: {run_dir}\nContinue it from epoch {held + 1} with:\n" in out
+    command = re.search(r"with:\n  (recbench .*)\n", out).group(1)
+    assert shlex.split(command) == ["recbench", *args, f"--resume={run_dir}"]
+
+    code, out = interrupted([*shlex.split(command)[1:]], "Training continues with epoch")
+    assert code == 130, out
+    best = f"{saved['best']:.4f} at epoch {saved['best_epoch']}"
+    assert f"--resume: continuing the run in {run_dir}\n" in out
+    assert (f"Its last checkpoint (last.pt) holds epoch {held} of 200; best validation ndcg@10 so far = {best}. "
+            f"Training continues with epoch {held + 1}.") in out
+    assert f"Run folder: {run_dir}\n" in out and f"--resume={run_dir}" in out
+
+    short = ["run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "3", "--device", "cpu",
+             *(f"--{k}={v}" for k, v in {**TINY, "epochs": "1"}.items()), "--resume"]
+    out = subprocess.run([sys.executable, "-m", "recbench", *short], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "--resume: nothing to resume (no unfinished run of sasrec on ml-100k with this config and seed 3" in out
+    assert "starting a new run." in out and "Result record written to" in out

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..records import Record
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
+err = Console(stderr=True, soft_wrap=True)
 
 
 def show_config(resolved) -> None:  # a runner.Resolved
@@ -72,13 +73,28 @@ def command(
         generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
         config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir, **control,
     )
+    folder: list[Path] = []  # the run folder, once there is one
     try:
-        record, path = run(spec, log=console.print, show_config=show_config)
+        record, path = run(spec, log=console.print, show_config=show_config, on_run_dir=folder.append)
+    except KeyboardInterrupt as exc:  # Ctrl-C: where the run is and how to continue it, exit 130 as a shell expects
+        if dist.is_main():
+            interrupted(exc, folder[0] if folder else None, dist.world())
+        raise typer.Exit(130) from None
     finally:
         dist.shutdown()
     if path is not None:  # rank 0 only
         show_metrics(record)
         console.print(f"Result record written to [bold]{path}[/]")
+
+
+def interrupted(exc: KeyboardInterrupt, folder: Path | None, processes: int) -> None:
+    """After Ctrl-C, say on stderr where the run is, how far it got and the exact command that continues
+    it (recbench.interrupt); a silent exit would leave the user to find the run folder alone."""
+    from ..interrupt import Interrupted, message, resume_command
+
+    folder = exc.reached.folder if isinstance(exc, Interrupted) else folder
+    command = resume_command(sys.argv, folder, processes) if folder is not None else None
+    err.print(message(exc, folder, command), style="yellow", markup=False, highlight=False)
 
 
 # DiffGM's run-level flags, accepted as they are: flag -> (the recbench option it stands for, value map)
