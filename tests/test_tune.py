@@ -64,7 +64,7 @@ def test_space_becomes_suggest_calls_with_log_int_and_categorical():
 @pytest.mark.parametrize("space, message", [
     ({"lr": {"type": "uniform", "low": 0.1, "high": 1}}, "key 'lr': unknown type 'uniform'. Valid types: float, int, categorical"),
     ({"lr": {"type": "float", "low": 0.1, "high": 0.01}}, "key 'lr': low (0.1) is greater than high (0.01)"),
-    ({"n_layers": {"type": "int", "low": 1, "high": 2}}, "key 'n_layers': not a config field of this run. Valid keys:"),
+    ({"n_layers": {"type": "int", "low": 1, "high": 2}}, "key 'n_layers': not a config field of this run. Did you mean 'n_layer'? Valid keys:"),
     ({"lr": {"type": "float", "low": 0, "high": 0.1, "log": True}}, "key 'lr': a log range needs low > 0"),
     ({"lr": {"type": "float", "lo": 0.1, "high": 1}}, "key 'lr': unknown setting(s) 'lo' for type float"),
     ({"lr": {"type": "float", "high": 1}}, "key 'lr': type float needs 'low' and 'high'; 'low' is missing"),
