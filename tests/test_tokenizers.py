@@ -43,6 +43,20 @@ def test_the_built_in_tokenizers_are_registered():
     assert {"pq", "opq", "rq", "rqvae"} <= set(TOKENIZERS)
 
 
+def test_the_base_config_help_says_nothing_of_one_method_and_the_faiss_tokenizers_say_k_means():
+    """A third-party tokenizer inherits TokenizerConfig's field comments as its help text (the
+    example k-means tree does): they must not describe how the built-in ones fit."""
+    from recbench import config as cfg
+    from recbench.api import TokenizerConfig
+
+    base = {row["key"]: row["comment"] for row in cfg.describe(TokenizerConfig)}
+    assert base["seed"] and not any("k-means" in text or "kmeans" in text for text in base.values())
+    for name in ("pq", "opq", "rq"):
+        own = {row["key"]: row["comment"] for row in cfg.describe(REGISTRY.get("tokenizer", name).Config)}
+        assert "seeds k-means" in own["seed"] and own["n_digit"] == base["n_digit"]
+        assert cfg.to_dict(REGISTRY.get("tokenizer", name).Config()) == cfg.to_dict(TokenizerConfig())  # the same settings, so the same cache keys
+
+
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_every_item_gets_a_unique_id_of_n_digit_codes(name):
     out = tokenize(name, vectors())
