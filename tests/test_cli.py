@@ -98,6 +98,19 @@ def test_dataset_stats_match_published_counts(cli, mirror, name, counts):
     assert (stats["users"], stats["items"], stats["interactions"]) == counts
 
 
+def test_dataset_stats_read_as_numbers_a_person_writes(cli, synthetic):
+    """Counts with separators, shares as percentages, no float's full repr; --json keeps the exact values."""
+    from recbench.cli.datasets import stat_text
+
+    assert [stat_text(k, v) for k, v in [("density", 0.0007335227064174272), ("items_with_text", 1.0), ("items_with_text", 0.98765),
+                                         ("median_seq_len", 65.0), ("median_seq_len", 6.5), ("mean_seq_len", 106.04),
+                                         ("interactions", 198502), ("timestamps", False), ("fingerprint", "ab12")]] == \
+        ["0.0734%", "100%", "98.8%", "65", "6.50", "106.04", "198,502", "no", "ab12"]
+    stats = cli.json("datasets", "stats", "ml-100k", "--json")
+    table = cli("datasets", "stats", "ml-100k").stdout
+    assert f"{100 * stats['density']:.3g}%" in table and repr(stats["density"]) not in table and "yes" in table
+
+
 def test_datasets_lists_where_raw_files_are(cli, mirror):
     out = cli("datasets").stdout
     assert "ml-100k" in out and "mirror" in out and "missing" in out  # ml-1m is not in the offline mirror
