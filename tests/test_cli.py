@@ -161,6 +161,34 @@ def test_config_lists_every_key_with_type_default_range_and_comment(cli):
     assert "Unknown plugin 'nope'" in proc.stderr and "diff_grm" in proc.stderr
 
 
+@pytest.mark.parametrize("width", [80, 60])
+def test_config_reads_as_a_list_at_80_columns(monkeypatch, width):
+    """At 80 columns the five-column table left its help column a word wide: a key a line, its help
+    below it, wrapped whole at the width; a wide terminal keeps the table."""
+    import io
+
+    from rich.console import Console
+
+    from recbench.cli import config as config_command
+
+    def output(columns: int) -> str:
+        out = io.StringIO()
+        monkeypatch.setattr(config_command, "console", Console(file=out, width=columns, soft_wrap=True))
+        config_command.command("diff_grm", as_json=False)
+        return out.getvalue()
+
+    text = output(width)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= width and not any(line.endswith(" ") for line in lines)
+    assert "┃" not in text and "what it does" not in text
+    assert "  eval_batch_size: int = 256 (>= 1)" in lines and "      users per evaluation batch" in lines
+    assert "  optimizer: one of 'adamw', 'adafactor' = 'adamw'" in lines
+    assert "  --preset cpu" in lines and any(line.startswith("      n_embd=128, n_inner=512,") for line in lines)
+    assert len(lines) < 200  # the table took 408 lines at 80 columns
+    wide = output(200)
+    assert "what it does" in wide and "users per evaluation batch" in wide
+
+
 def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, home):
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=2", "--eval_start_epoch=1", "--batch_size=64"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "2", *tiny)
