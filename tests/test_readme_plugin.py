@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ def test_gru4rec_scores_a_user_the_same_alone_and_in_any_batch(monkeypatch):
     torch.testing.assert_close(scores(torch.cat([torch.zeros(4, 5, dtype=torch.long), history], 1)), together, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # fits two k-means trees of a hundred k-means each
 def test_kmeans_tree_is_deterministic_and_decodes_to_the_node_its_codes_reach(monkeypatch):
     import numpy as np
 
