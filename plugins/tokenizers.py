@@ -18,13 +18,22 @@ random one; the seed moves its k-means.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from recbench import hookimpl
-from recbench.api import Quantizer, Tokenizer
+from recbench.api import Quantizer, Tokenizer, TokenizerConfig
 from recbench.errors import UsageError
 
 KMEANS_NITER = 25  # faiss's default k-means iterations, for every tokenizer alike
+
+
+@dataclass
+class KMeansConfig(TokenizerConfig):
+    """TokenizerConfig with the help text of these tokenizers' seed (the base's is generic)."""
+
+    seed: int = 0  # seeds k-means (rq: seed + d at digit d; opq: its k-means, the rotation starts from faiss's fixed one); a fit is deterministic for a seed
 
 
 def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -122,6 +131,7 @@ def seed_clustering(cp, seed: int) -> None:
 class PQ(Tokenizer):
     name = "pq"
     description = "Product quantization: n_digit parallel sub-vector k-means codebooks (Jégou et al. 2011; faiss)"
+    Config = KMeansConfig
 
     def check(self, config, dim, n_train):
         super().check(config, dim, n_train)
@@ -158,6 +168,7 @@ class OPQ(PQ):
 class RQ(Tokenizer):
     name = "rq"
     description = "Residual quantization: k-means on the vector, then on each residual (RQ-KMeans, as in TIGER; faiss)"
+    Config = KMeansConfig
 
     def fit(self, x, config):
         import faiss

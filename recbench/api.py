@@ -187,9 +187,13 @@ class Generator:
 
 @dataclass
 class TokenizerConfig:
+    """The settings every tokenizer has. A field's comment is its help text in `recbench config`
+    for every tokenizer that inherits it, third parties' too, so it says nothing about how one
+    tokenizer fits; a subclass that redeclares a field (same default) gives it its own help."""
+
     n_digit: int = ranged(4, ge=1)  # digits per semantic ID (DiffGM's --n_digit)
     codebook_size: int = ranged(256, ge=2)  # codes per digit (DiffGM's --codebook_size): one byte per digit
-    seed: int = 0  # seeds k-means; a fit is deterministic for a seed
+    seed: int = 0  # seeds whatever the fit draws at random; a fit is deterministic for a seed
 
     def validate(self) -> None:
         if self.n_digit < 1:

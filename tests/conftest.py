@@ -1,4 +1,12 @@
-"""Shared fixtures: an isolated recbench home per test, the real data mirror, the CLI as a user runs it."""
+"""Shared fixtures: an isolated recbench home per test, the real data mirror, the CLI as a user runs it.
+
+The `slow` marker (pyproject.toml) sets apart what the quick subset, `pytest -m "not slow"`, leaves
+out. Every test that reads the real data (the `mirror` fixture), pip-installs the example packages
+(`example_plugins`) or runs recbench as a user does, in a process of its own (`cli`: seconds of
+start-up before any work, and most of them then prepare data or train) is marked here, by the
+fixtures it uses, so that a new one is too; data-parallel runs, worker processes and training
+runs inside the test process carry the marker themselves.
+"""
 
 import json
 import os
@@ -10,6 +18,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+SLOW_FIXTURES = ("mirror", "example_plugins", "cli")  # the real data; a pip install; a recbench process per call
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -98,6 +98,19 @@ def test_dataset_stats_match_published_counts(cli, mirror, name, counts):
     assert (stats["users"], stats["items"], stats["interactions"]) == counts
 
 
+def test_dataset_stats_read_as_numbers_a_person_writes(cli, synthetic):
+    """Counts with separators, shares as percentages, no float's full repr; --json keeps the exact values."""
+    from recbench.cli.datasets import stat_text
+
+    assert [stat_text(k, v) for k, v in [("density", 0.0007335227064174272), ("items_with_text", 1.0), ("items_with_text", 0.98765),
+                                         ("median_seq_len", 65.0), ("median_seq_len", 6.5), ("mean_seq_len", 106.04),
+                                         ("interactions", 198502), ("timestamps", False), ("fingerprint", "ab12")]] == \
+        ["0.0734%", "100%", "98.8%", "65", "6.50", "106.04", "198,502", "no", "ab12"]
+    stats = cli.json("datasets", "stats", "ml-100k", "--json")
+    table = cli("datasets", "stats", "ml-100k").stdout
+    assert f"{100 * stats['density']:.3g}%" in table and repr(stats["density"]) not in table and "yes" in table
+
+
 def test_datasets_lists_where_raw_files_are(cli, mirror):
     out = cli("datasets").stdout
     assert "ml-100k" in out and "mirror" in out and "missing" in out  # ml-1m is not in the offline mirror
@@ -146,6 +159,34 @@ def test_config_lists_every_key_with_type_default_range_and_comment(cli):
     assert next(p for p in listed if p["name"] == "pq")["config"][0]["key"] == "n_digit"
     proc = cli("config", "nope", check=2)
     assert "Unknown plugin 'nope'" in proc.stderr and "diff_grm" in proc.stderr
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_config_reads_as_a_list_at_80_columns(monkeypatch, width):
+    """At 80 columns the five-column table left its help column a word wide: a key a line, its help
+    below it, wrapped whole at the width; a wide terminal keeps the table."""
+    import io
+
+    from rich.console import Console
+
+    from recbench.cli import config as config_command
+
+    def output(columns: int) -> str:
+        out = io.StringIO()
+        monkeypatch.setattr(config_command, "console", Console(file=out, width=columns, soft_wrap=True))
+        config_command.command("diff_grm", as_json=False)
+        return out.getvalue()
+
+    text = output(width)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= width and not any(line.endswith(" ") for line in lines)
+    assert "┃" not in text and "what it does" not in text
+    assert "  eval_batch_size: int = 256 (>= 1)" in lines and "      users per evaluation batch" in lines
+    assert "  optimizer: one of 'adamw', 'adafactor' = 'adamw'" in lines
+    assert "  --preset cpu" in lines and any(line.startswith("      n_embd=128, n_inner=512,") for line in lines)
+    assert len(lines) < 200  # the table took 408 lines at 80 columns
+    wide = output(200)
+    assert "what it does" in wide and "users per evaluation batch" in wide
 
 
 def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, home):

@@ -68,6 +68,70 @@ def test_unknown_key_lists_valid_keys():
         assert key in text
 
 
+def test_unknown_key_close_to_a_known_one_gets_a_did_you_mean_and_the_valid_keys():
+    with pytest.raises(UsageError) as err:
+        cfg.from_layers({"model": ModelConfig, "data": DataConfig}, [("command line", cfg.parse_overrides(["--n-digits=3"]))])
+    text = str(err.value)
+    assert "Unknown config key 'n_digits' (from command line). Did you mean 'n_digit'?" in text
+    assert "Valid keys: betas, k_core, lr, masking_strategy, n_digit," in text
+    with pytest.raises(UsageError) as err:  # nothing close: no guess, the list only
+        cfg.from_layers({"model": ModelConfig}, [("command line", {"zzz": "1"})])
+    assert "Did you mean" not in str(err.value) and "Valid keys: betas," in str(err.value)
+
+
+def test_a_key_given_without_a_value_is_a_missing_value_unless_it_is_a_boolean():
+    for args in (["--lr"], ["--lr", "--n_digit=3"]):
+        with pytest.raises(UsageError) as err:
+            cfg.from_layers({"model": ModelConfig}, [("command line", cfg.parse_overrides(args))])
+        assert str(err.value) == "--lr is given without a value: write --lr=VALUE, where VALUE is float."
+    with pytest.raises(UsageError, match="--sent_emb_model is given without a value: write --sent_emb_model=VALUE, where VALUE is str"):
+        cfg.from_layers({"model": ModelConfig}, [("command line", cfg.parse_overrides(["--sent_emb_model"]))])
+    out = cfg.from_layers({"model": ModelConfig}, [("command line", cfg.parse_overrides(["--train_sliding", "--lr", "0.5"]))])
+    assert out["model"].train_sliding is True and out["model"].lr == 0.5
+    with pytest.raises(UsageError, match="'lr' must be float; got 'true'"):  # written out, 'true' is a value like any other
+        cfg.from_layers({"model": ModelConfig}, [("command line", cfg.parse_overrides(["--lr=true"]))])
+
+
+def test_a_bare_flag_stays_one_through_pickling():
+    import pickle
+
+    flag = cfg.parse_overrides(["--lr"])["lr"]
+    again = pickle.loads(pickle.dumps(flag))
+    assert isinstance(again, cfg.Flag) and again == "true"
+
+
+@pytest.mark.parametrize("name, text, line", [
+    ("c.toml", 'n_digit = 3\n\n# the learning rate\nlr = "fast"\n', 4),
+    ("c.yaml", "n_digit: 3\nlr: fast\n", 2),
+    ("c.json", '{\n  "n_digit": 3,\n  "lr": "fast"\n}\n', 3),
+])
+def test_a_wrong_type_in_a_config_file_names_the_file_and_the_line(tmp_path, name, text, line):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UsageError) as err:
+        cfg.from_layers({"model": ModelConfig}, [(str(path), cfg.load_file(path))])
+    assert str(err.value) == f"Config file '{path}', line {line}: config value for 'lr' must be float; got 'fast'."
+
+
+def test_an_unknown_key_or_a_value_out_of_range_in_a_config_file_names_the_file_and_the_line(tmp_path):
+    @dataclass
+    class Ranged:
+        lr: float = cfg.ranged(0.1, gt=0)
+
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.5\nlearning-rat = 2\n")
+    with pytest.raises(UsageError) as err:
+        cfg.from_layers({"model": Ranged}, [(str(path), cfg.load_file(path))])
+    assert str(err.value) == f"Config file '{path}', line 2: unknown config key 'learning_rat'. Valid keys: lr."
+    path.write_text("# a negative rate\n\nlr = -1\n")
+    with pytest.raises(UsageError) as err:
+        cfg.from_layers({"model": Ranged}, [(str(path), cfg.load_file(path))])
+    assert str(err.value) == f"Config file '{path}', line 3: config value for 'lr' must be > 0; got -1.0."
+    with pytest.raises(UsageError) as err:  # the command line over the file: the error is the command line's
+        cfg.from_layers({"model": Ranged}, [(str(path), cfg.load_file(path)), ("command line", {"lr": "-2"})])
+    assert str(err.value) == "Config value for 'lr' must be > 0; got -2.0."
+
+
 def test_layers_apply_in_order_and_record_their_origin(tmp_path):
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("lr: 0.01\nn_digit: 3\n")

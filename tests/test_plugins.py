@@ -122,3 +122,17 @@ def test_unknown_name_mentions_plugin_packages_that_failed_to_load():
     registry = plugins.load(third_party=False, extra=[("failing", FailingPlugin(), "failing-pkg", "0.1")])
     with pytest.raises(UsageError, match=r"Unknown dataset 'mydata'.*failed to load: failing-pkg \(see `recbench plugins`\)"):
         registry.entry("dataset", "mydata")
+
+
+def test_the_readme_lists_every_built_in_dataset_with_the_aliases_it_accepts():
+    import re
+    from pathlib import Path
+
+    section = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split("\n## Datasets\n", 1)[1]
+    table = section.split("| name (aliases) |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)`(?: \(([^)]*)\))? \|", table, flags=re.M)
+    listed = {name: tuple(re.findall(r"`([^`]+)`", aliases)) for name, aliases in rows}
+    registry = plugins.load(third_party=False)
+    assert listed == {e.name: tuple(e.obj.aliases) for e in registry.entries["dataset"].values()}
+    for name, aliases in listed.items():
+        assert all(registry.entry("dataset", a.upper()).name == name for a in aliases)  # in any case

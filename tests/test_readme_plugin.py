@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ def test_gru4rec_scores_a_user_the_same_alone_and_in_any_batch(monkeypatch):
     torch.testing.assert_close(scores(torch.cat([torch.zeros(4, 5, dtype=torch.long), history], 1)), together, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # fits two k-means trees of a hundred k-means each
 def test_kmeans_tree_is_deterministic_and_decodes_to_the_node_its_codes_reach(monkeypatch):
     import numpy as np
 
@@ -84,7 +86,8 @@ def test_the_installed_package_lists_its_plugins(cli_with_plugins):
     data = cli_with_plugins.json("plugins", "--json")
     found = {p["name"]: p for p in data["plugins"] if p["package"] == "recbench-example"}
     assert {(n, p["kind"], p["version"]) for n, p in found.items()} == {("gru4rec", "generator", "0.1.0"),
-                                                                        ("kmeans_tree", "tokenizer", "0.1.0")}
+                                                                        ("kmeans_tree", "tokenizer", "0.1.0"),
+                                                                        ("events", "dataset", "0.1.0")}
 
 
 def record(home, generator: str) -> dict:
@@ -113,3 +116,70 @@ def test_kmeans_tree_gives_unique_ids_that_a_semantic_id_generator_runs_on(cli_w
     run = record(home, "diff_grm")
     assert run["tokenizer"]["name"] == "kmeans_tree" and run["tokenizer"]["package"] == "recbench-example"
     assert run["semantic_ids"]["n_digit"] == 3 and 0 <= run["metrics"]["test"]["ndcg@10"] <= 1
+
+
+def write_events(folder: Path, synthetic: Path) -> Path:
+    """The synthetic dataset (tests/synthetic.py) as the `events` dataset's two CSV files in `folder`."""
+    import csv
+
+    from synthetic import ML100K_GENRE_COLUMNS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "interactions.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["user", "item", "timestamp"])
+        for line in (synthetic / "ml-100k" / "u.data").read_text().splitlines():
+            user, item, _, stamp = line.split("\t")
+            out.writerow([f"u{user}", f"i{item}", stamp])
+    with (folder / "items.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["item", "title", "categories"])
+        for line in (synthetic / "ml-100k" / "u.item").read_text(encoding="latin-1").splitlines():
+            fields = line.split("|")
+            out.writerow([f"i{fields[0]}", fields[1], "|".join(g for g, flag in zip(ML100K_GENRE_COLUMNS, fields[5:]) if flag == "1")])
+    return folder
+
+
+def test_the_events_dataset_reads_csv_files_and_names_the_line_of_a_bad_one(monkeypatch, tmp_path, synthetic_folder):
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    from recbench_example.events import Events, EventsConfig
+
+    from recbench.data import Source
+    from recbench.errors import DataError
+
+    dataset = Events()
+    empty = Source("events", mirror=tmp_path / "mirror", cache=tmp_path / "cache", download=False)
+    try:
+        dataset.locate(empty)
+        raise AssertionError("no files, yet located")
+    except DataError as err:
+        assert "events/interactions.csv" in str(err) and str(tmp_path / "cache") in str(err)
+    files = write_events(tmp_path / "mirror" / "events", synthetic_folder)
+    located = dataset.locate(Source("events", mirror=tmp_path / "mirror", cache=tmp_path / "cache", download=False))
+    assert located == [files / "interactions.csv", files / "items.csv"]
+    raw = dataset.read(located, EventsConfig())
+    assert raw.interactions["user"].nunique() == 150 and len(raw.items) == 120 and raw.report == {"dropped_before_since": 0}
+    assert raw.items["i1"] == {"title": "Explosive Action Story 1 (1981)", "categories": ["Action"]}
+    middle = int(raw.interactions["timestamp"].median())
+    later = dataset.read(located, EventsConfig(since=middle))
+    assert (later.interactions["timestamp"] >= middle).all() and later.report["dropped_before_since"] == len(raw.interactions) - len(later.interactions)
+    (files / "interactions.csv").write_text("user,item,timestamp\nu1,i1,880000000\nu1,i2,yesterday\n")
+    try:
+        dataset.read(located, EventsConfig())
+        raise AssertionError("a bad timestamp was read")
+    except DataError as err:
+        assert str(err) == f"{files / 'interactions.csv'}, line 3: the timestamp must be unix seconds; got 'yesterday'."
+
+
+def test_the_installed_events_dataset_runs_from_the_download_cache_and_its_setting_makes_new_data(cli_with_plugins, home, synthetic_folder):
+    """Installed with pip, as a user installs it: the files placed in RECBENCH_DATA/raw/events, no mirror."""
+    write_events(home / "data" / "raw" / "events", synthetic_folder)
+    stats = cli_with_plugins.json("datasets", "stats", "my-events", "--json")  # by its alias
+    assert (stats["dataset"], stats["users"], stats["items"], stats["timestamps"]) == ("events", 150, 120, True)
+    assert stats["dropped_before_since"] == 0 and stats["items_with_text"] == 1.0
+    cli_with_plugins("run", "--plugin", "pop", "--dataset", "events", "--since=880500000")
+    [path] = (home / "home" / "results" / "events").glob("*__pop__*.json")
+    run = json.loads(path.read_text())
+    assert run["config"]["dataset"] == {"k_core": 0, "since": 880500000}
+    assert run["dataset"]["fingerprint"] != stats["fingerprint"]  # --since prepares other data, not the cached one
+    assert 0 <= run["metrics"]["test"]["ndcg@10"] <= 1

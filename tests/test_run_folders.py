@@ -46,6 +46,7 @@ def plant_link(target: Path, sentinel: Path) -> bytes:
     return sentinel.read_bytes()
 
 
+@pytest.mark.slow  # whole training runs
 @pytest.mark.parametrize("name", ["run.json", "log.jsonl", "last.pt", "best.pt", "record"])
 def test_resume_replaces_a_link_in_the_run_folder_and_leaves_its_target_alone(synthetic, home, monkeypatch, name):
     folder = unfinished_run(monkeypatch)
@@ -60,6 +61,7 @@ def test_resume_replaces_a_link_in_the_run_folder_and_leaves_its_target_alone(sy
         assert [json.loads(line)["epoch"] for line in target.read_text().splitlines()] == [1, 2]
 
 
+@pytest.mark.slow  # whole training runs
 def test_resume_refuses_a_lock_that_is_a_link(synthetic, home, monkeypatch):
     folder = unfinished_run(monkeypatch)
     before = plant_link(folder / "lock", home / "sentinel")
@@ -74,6 +76,7 @@ def test_a_lock_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path):
         run_folders.lock_run_folder(tmp_path)
 
 
+@pytest.mark.slow  # whole training runs
 def test_a_normal_run_replaces_a_link_where_its_record_goes(synthetic, home, monkeypatch):
     fixed = "ml-100k__sasrec__s0__fixed"
     monkeypatch.setattr(records, "run_id", lambda generator, dataset, seed: fixed)
@@ -128,6 +131,7 @@ def test_a_log_that_became_a_link_is_not_appended_through(tmp_path):
     assert sentinel.read_text() == "precious\n"
 
 
+@pytest.mark.slow  # whole training runs
 def test_a_run_folder_resumed_from_elsewhere_gets_a_record_the_leaderboard_reads(synthetic, home, monkeypatch, tmp_path):
     folder = unfinished_run(monkeypatch)
     elsewhere = tmp_path / "elsewhere" / ".hidden"

@@ -43,6 +43,20 @@ def test_the_built_in_tokenizers_are_registered():
     assert {"pq", "opq", "rq", "rqvae"} <= set(TOKENIZERS)
 
 
+def test_the_base_config_help_says_nothing_of_one_method_and_the_faiss_tokenizers_say_k_means():
+    """A third-party tokenizer inherits TokenizerConfig's field comments as its help text (the
+    example k-means tree does): they must not describe how the built-in ones fit."""
+    from recbench import config as cfg
+    from recbench.api import TokenizerConfig
+
+    base = {row["key"]: row["comment"] for row in cfg.describe(TokenizerConfig)}
+    assert base["seed"] and not any("k-means" in text or "kmeans" in text for text in base.values())
+    for name in ("pq", "opq", "rq"):
+        own = {row["key"]: row["comment"] for row in cfg.describe(REGISTRY.get("tokenizer", name).Config)}
+        assert "seeds k-means" in own["seed"] and own["n_digit"] == base["n_digit"]
+        assert cfg.to_dict(REGISTRY.get("tokenizer", name).Config()) == cfg.to_dict(TokenizerConfig())  # the same settings, so the same cache keys
+
+
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_every_item_gets_a_unique_id_of_n_digit_codes(name):
     out = tokenize(name, vectors())
@@ -246,3 +260,29 @@ def test_a_tokenizer_shares_no_setting_with_a_generator_but_n_digit(name):
     for generator in REGISTRY.names("generator"):
         config = REGISTRY.get("generator", generator).Config
         assert tokenizer & fields(config) <= {"n_digit"}, (generator, tokenizer & fields(config))
+
+
+def test_the_digit_table_explains_energy_and_a_negative_share():
+    """"energy reconstructed" is a drop in error and can be negative (RQ has shown -5.1%): the table
+    says what the column is and, only where a digit is negative, why, with that digit marked."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from recbench.cli.tokenize import digit_table
+
+    def render(shares):
+        digits = [{"digit": k + 1, "codes_used": 8, "codes_available": 8, "entropy_bits": 2.5, "told_apart": 0.5, "energy_share": e}
+                  for k, e in enumerate(shares)]
+        ids = SimpleNamespace(tokenizer="rq", items=100, unique_ids=100, embedding_model="m", config={"embedding": {"sent_emb_pca": 16}},
+                              diagnostics={"digits": digits, "quantization_error": 1 - sum(shares)})
+        console = Console(width=100, record=True, file=io.StringIO())
+        console.print(digit_table("toy", ids))
+        return " ".join(console.export_text().split())
+
+    plain = render([0.3, 0.2])
+    assert "energy reconstructed: how much digit k lowers the squared error" in plain and "negative" not in plain.lower()
+    marked = render([0.3, -0.051])
+    assert "* -5.1%" in marked and "30.0%" in marked
+    assert "A negative share (*): that digit's codes leave the reconstruction farther from the vectors" in marked

@@ -55,6 +55,7 @@ class InterruptAfter:
         return False
 
 
+@pytest.mark.slow  # whole training runs, interrupted and resumed
 def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     straight, _ = runner.run(spec(home / "a"))
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(2))
@@ -78,6 +79,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, mon
                     f"{home / 'home' / 'runs'}); starting a new run."]
 
 
+@pytest.mark.slow  # whole training runs, interrupted and resumed
 def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     """bucket_pool > 0: each epoch's bucketed batches depend on (seed, epoch) only, so a resumed run
     trains on the same batches; the scheduler's step count is the real number of batches."""
@@ -99,6 +101,7 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
         runner.run(spec(home / "c", bucket_pool="-1"))
 
 
+@pytest.mark.slow  # whole training runs, interrupted and resumed
 def test_checkpoints_log_and_eval_only(synthetic, home):
     record, _ = runner.run(spec(home / "r"))
     ckpt = record.checkpoints

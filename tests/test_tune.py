@@ -65,7 +65,7 @@ def test_space_becomes_suggest_calls_with_log_int_and_categorical():
 @pytest.mark.parametrize("space, message", [
     ({"lr": {"type": "uniform", "low": 0.1, "high": 1}}, "key 'lr': unknown type 'uniform'. Valid types: float, int, categorical"),
     ({"lr": {"type": "float", "low": 0.1, "high": 0.01}}, "key 'lr': low (0.1) is greater than high (0.01)"),
-    ({"n_layers": {"type": "int", "low": 1, "high": 2}}, "key 'n_layers': not a config field of this run. Valid keys:"),
+    ({"n_layers": {"type": "int", "low": 1, "high": 2}}, "key 'n_layers': not a config field of this run. Did you mean 'n_layer'? Valid keys:"),
     ({"lr": {"type": "float", "low": 0, "high": 0.1, "log": True}}, "key 'lr': a log range needs low > 0"),
     ({"lr": {"type": "float", "lo": 0.1, "high": 1}}, "key 'lr': unknown setting(s) 'lo' for type float"),
     ({"lr": {"type": "float", "high": 1}}, "key 'lr': type float needs 'low' and 'high'; 'low' is missing"),
@@ -173,6 +173,7 @@ def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_pl
     assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1
 
 
+@pytest.mark.slow  # a study: trains a model per trial
 def test_a_trial_that_is_behind_is_pruned(synthetic, home, tmp_path):
     opts = options(tmp_path, "lr: {type: float, low: 1.0e-7, high: 1.0e-2, log: true}\n", n_trials=3, pruner="median",
                    pruner_startup_trials=1, prune_from_epoch=1)
@@ -200,6 +201,7 @@ def test_a_trial_that_is_behind_is_pruned(synthetic, home, tmp_path):
     assert runner.run_folder(spec, runner.resolve(spec))[1] == run_json.parent  # (which it would, unmarked)
 
 
+@pytest.mark.slow  # a study: trains a model per trial
 def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=2)
     first = tune.run_study(opts)
@@ -213,6 +215,7 @@ def test_resuming_a_study_adds_trials_and_leaves_the_finished_ones_untouched(syn
     assert after[:2] == before and [a[0] for a in after] == [0, 1, 2, 3]
 
 
+@pytest.mark.slow  # a study: trains a model per trial
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks for a trial by hand, outside optimize()
 def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=2)
@@ -233,6 +236,7 @@ def test_a_killed_worker_trial_is_failed_and_run_again_with_the_same_values(synt
     assert json.loads((folder / "run.json").read_text())["abandoned"] == "killed"  # never resumed by `recbench run --resume`
 
 
+@pytest.mark.slow  # a study: trains a model per trial
 def test_a_failing_trial_is_recorded_as_fail_and_retried_once(synthetic, home, tmp_path, monkeypatch):
     from recbench_plugins import sasrec
 
@@ -277,6 +281,7 @@ def take_a_queued_trial(url: str, ready, taken) -> None:
     taken.put(study._pop_waiting_trial_id())  # what study.optimize does first in every worker
 
 
+@pytest.mark.slow  # worker processes
 def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tmp_path):
     import multiprocessing
 
@@ -296,6 +301,7 @@ def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tm
         assert len(ids) == 3 and len(set(ids)) == 3, f"round {round}: queued trials taken {ids}"
 
 
+@pytest.mark.slow  # worker processes
 def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=5, jobs=2, sampler="tpe")
     result = tune.run_study(opts)

@@ -76,5 +76,25 @@ def stats_command(
     table.add_column("statistic")
     table.add_column("value", justify="right")
     for key, value in stats.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        table.add_row(key, stat_text(key, value))
     console.print(table)
+
+
+SHARES = {"density", "items_with_text"}  # fractions, shown as percentages
+
+
+def stat_text(key: str, value) -> str:
+    """One statistic as a person reads it: counts with thousands separators, shares as percentages
+    to three significant digits (a density of 0.000734 reads 0.0734%), other numbers to two
+    decimals (a whole one without), yes/no for a flag. `--json` keeps the exact values."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and key in SHARES:
+        return f"{100 * value:.3g}%"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)

@@ -47,20 +47,38 @@ def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s:
     return data.name, [build(data, split, e, configs[e.name], embedding, log=log, rebuild=rebuild, device=device) for e in entries]
 
 
+ENERGY = ("energy reconstructed: how much digit k lowers the squared error of the reconstruction (digits 1..k-1 against "
+          "digits 1..k), as a share of the vectors' squared norm; the digits' shares add up to 1 - quantization error.")
+NEGATIVE = ("A negative share (*): that digit's codes leave the reconstruction farther from the vectors than the digits "
+            "before it alone did (a codeword that overshoots an item's residual, an item moved to another code to keep "
+            "its ID unique, or a decoder that is not a sum of codewords); it is error added, not energy.")
+
+
+def digit_table(dataset: str, ids: SemanticIDs) -> Table:
+    """The per-digit diagnostics. "Energy reconstructed" is a difference of two errors and can be
+    negative, which a bare "-5.1%" of a share would not explain: the caption defines the column
+    and, where a digit is negative, says what that means."""
+    emb = ids.config["embedding"]
+    reduction = f"PCA {emb['sent_emb_pca']}" if emb["sent_emb_pca"] else "no PCA"
+    digits = ids.diagnostics["digits"]
+    negative = any(d["energy_share"] < 0 for d in digits)
+    table = Table(title=f"{ids.tokenizer} on {dataset}: {ids.items:,} items, {ids.unique_ids:,} unique IDs "
+                        f"({ids.embedding_model}, {reduction})", header_style="bold",
+                  caption=ENERGY + (" " + NEGATIVE if negative else ""), caption_justify="left")
+    for col in ("digit", "codes used", "entropy (bits)", "told apart by digits 1..k", "energy reconstructed"):
+        table.add_column(col, justify="right")
+    for d in digits:
+        energy = ("* " if d["energy_share"] < 0 else "") + f"{d['energy_share']:.1%}"  # the mark in front: the % signs stay aligned
+        table.add_row(str(d["digit"]), f"{d['codes_used']:,} / {d['codes_available']:,}",
+                      f"{d['entropy_bits']:.2f} / {math.log2(d['codes_available']):.2f}",
+                      f"{d['told_apart']:.1%}", energy)
+    return table
+
+
 def show(dataset: str, ids: SemanticIDs) -> None:
     from ..semantic_ids import STAGES
 
-    emb = ids.config["embedding"]
-    reduction = f"PCA {emb['sent_emb_pca']}" if emb["sent_emb_pca"] else "no PCA"
-    table = Table(title=f"{ids.tokenizer} on {dataset}: {ids.items:,} items, {ids.unique_ids:,} unique IDs "
-                        f"({ids.embedding_model}, {reduction})", header_style="bold")
-    for col in ("digit", "codes used", "entropy (bits)", "told apart by digits 1..k", "energy reconstructed"):
-        table.add_column(col, justify="right")
-    for d in ids.diagnostics["digits"]:
-        table.add_row(str(d["digit"]), f"{d['codes_used']:,} / {d['codes_available']:,}",
-                      f"{d['entropy_bits']:.2f} / {math.log2(d['codes_available']):.2f}",
-                      f"{d['told_apart']:.1%}", f"{d['energy_share']:.1%}")
-    console.print(table)
+    console.print(digit_table(dataset, ids))
     if plugins.registry().get("tokenizer", ids.tokenizer).extra_digit:  # TIGER's numbering digit
         resolution = f"{ids.moved:,} numbered 1, 2, ... in the extra last digit"
     else:

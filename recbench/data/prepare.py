@@ -10,8 +10,9 @@ where known, timestamps; item text). `from_raw` turns that into a `Prepared` dat
 - sequences stored flat (CSR: `items[offsets[u]:offsets[u+1]]`), timestamps beside them.
 
 `prepare` caches the result under RECBENCH_DATA/prepared/NAME/FINGERPRINT, where the fingerprint
-covers the raw files' contents, the preparation parameters and this module's version, so a change
-to any of them rebuilds it. The cache is written to a temporary folder and renamed into place,
+covers the raw files' contents, the preparation parameters (k_core, and any other setting of the
+dataset's config, which `read` sees) and this module's version, so a change to any of them
+rebuilds it. The cache is written to a temporary folder and renamed into place,
 so an interrupted prepare leaves nothing that a later run would trust; `meta.json` holds the
 sha256 of the other two files, so a cache damaged later (truncated, emptied, a flipped bit) is found
 and rebuilt with a message. The arrays are read without unpickling (`allow_pickle=False`) and checked
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,9 @@ def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: 
     source = source or Source(dataset.name)
     files = dataset.locate(source)
     params = {"k_core": getattr(config, "k_core", 0), "expect_core": dataset.expect_core}
+    settings = {k: v for k, v in (asdict(config) if is_dataclass(config) else {}).items() if k != "k_core"}
+    if settings:  # a plugin's own settings change what `read` returns; the built-ins have none (their fingerprints stay)
+        params["settings"] = settings
     fp = compute_fingerprint(dataset.name, params, files)
     folder = paths.data_dir() / "prepared" / dataset.name / fp
     if folder.exists() and not folder.is_dir():

@@ -4,7 +4,6 @@ config fields, turned into Optuna suggestions, and the starting values of trial 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,7 +12,7 @@ import optuna
 
 from .. import config as cfg
 from .. import runner
-from ..errors import UsageError
+from ..errors import UsageError, did_you_mean
 
 SPACE_TYPES = ("float", "int", "categorical")
 SPACE_KEYS = {"float": ("type", "low", "high", "log", "step"), "int": ("type", "low", "high", "log", "step"),
@@ -36,19 +35,6 @@ class Param:
 def load_space(path: str | Path) -> dict[str, Any]:
     """A search space file (YAML, TOML or JSON): {key: {type: ..., low: ..., ...}}."""
     return cfg.load_file(path)
-
-
-def key_line(path: Path, key: str) -> int | None:
-    """The line of `path` where `key` is first defined (YAML `key:`, TOML `key =` or `[key]`, JSON `"key":`)."""
-    names = "|".join(re.escape(k) for k in dict.fromkeys((key, key.replace("_", "-"))))
-    pattern = re.compile(rf"""^\s*(\[\s*)?["']?({names})["']?\s*(\]|:|=)""")
-    try:
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-            if pattern.match(line):
-                return number
-    except OSError:
-        return None
-    return None
 
 
 def space_fields(resolved: runner.Resolved) -> dict[str, Any]:
@@ -78,7 +64,7 @@ def parse_space(space: Any, fields: Mapping[str, Any], source: str, path: Path |
     """
 
     def where(key: str | None = None) -> str:
-        line = key_line(path, key) if path is not None and key is not None else None
+        line = cfg.key_line(path, key) if path is not None and key is not None else None
         return f"Search space ({source}{f', line {line}' if line else ''})"
 
     if not isinstance(space, Mapping) or not space:
@@ -89,7 +75,7 @@ def parse_space(space: Any, fields: Mapping[str, Any], source: str, path: Path |
         key = cfg.normalize_key(str(raw_key))
         at = f"{where(key)}, key '{key}'"
         if key not in fields:
-            raise UsageError(f"{at}: not a config field of this run. Valid keys: {', '.join(sorted(fields))}.")
+            raise UsageError(f"{at}: not a config field of this run.{did_you_mean(key, fields)} Valid keys: {', '.join(sorted(fields))}.")
         if not isinstance(spec, Mapping):
             raise UsageError(f"{at}: expected a mapping such as {{type: float, low: 0.0001, high: 0.01, log: true}}; got {spec!r}.")
         kind = spec.get("type")
