@@ -381,9 +381,10 @@ class Payload:
 
 
 def trained(cli, home, *extra) -> tuple[dict, Path]:
-    """A tiny sasrec run on the synthetic data: its record and its run folder."""
+    """A tiny sasrec run on the synthetic data (`extra` overrides TINY_RUN's keys): its record and its run folder."""
     before = set((home / "home" / "runs").glob("*"))
-    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *TINY_RUN, *extra)
+    keys = {a.split("=")[0] for a in extra}
+    cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *[a for a in TINY_RUN if a.split("=")[0] not in keys], *extra)
     (run_dir,) = set((home / "home" / "runs").glob("*")) - before
     meta = json.loads((run_dir / "run.json").read_text())
     return json.loads(Path(meta["record"]).read_text()), run_dir

@@ -70,6 +70,11 @@ class Split:
     def n_users(self) -> int:
         return self.data.n_users
 
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether batches carry event times (MovieLens does; the shared Amazon files keep only the order)."""
+        return self.data.times is not None
+
     def train_lengths(self) -> np.ndarray:
         """Per user, the length of the training part (0 for users too short to evaluate)."""
         return np.where(self.lengths >= 3, self.lengths - 2, 0)
