@@ -15,7 +15,7 @@ per setting: users/s, mean latency of one batch of `--batch-size` users, NDCG@10
 the decoding recbench evaluates (constrained to items), and the invalid-ID rate: the share of the
 top-10 IDs that are no item when the same beam search runs without the item-table constraint (as
 DiffGM decodes; RPG only ever proposes items). Training samples/s of the run (from its log) is
-printed with each model. Ends with a markdown table for the README. With --jsonl each setting is
+printed with each model. Ends with a markdown table for the docs (docs/diff-grm-ar-grm-cpu.md). With --jsonl each setting is
 appended to FILE as one JSON line (run id, machine, users and the figures): the gaps page shows the
 beam sweeps of leaderboards/records/benchmarks/decoding.jsonl.
 """

@@ -18,7 +18,7 @@ from recbench_plugins.layers import Block
 SHORT_WARMUP = {"warmup_steps": 0, "warmup_ratio": 0.93}
 
 # `--preset cpu`: a reduced setting that trains and evaluates Beauty in under 30 minutes on one
-# CPU core (README, "DIFF_GRM and AR_GRM on a CPU"): a quarter of the width, half the depth, the
+# CPU core (docs/diff-grm-ar-grm-cpu.md): a quarter of the width, half the depth, the
 # 20 most recent items, 8 epochs, bf16 autocast where the CPU has it, beams 10 (validation) / 32
 # (test), and the offline embedding model. Masking and decoding are each model's published ones.
 CPU_PRESET = {"n_embd": 128, "n_inner": 512, "encoder_n_layer": 1, "decoder_n_layer": 2, "max_seq_len": 20, "batch_size": 256,

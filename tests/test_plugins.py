@@ -124,12 +124,12 @@ def test_unknown_name_mentions_plugin_packages_that_failed_to_load():
         registry.entry("dataset", "mydata")
 
 
-def test_the_readme_lists_every_built_in_dataset_with_the_aliases_it_accepts():
+def test_the_docs_list_every_built_in_dataset_with_the_aliases_it_accepts():
     import re
     from pathlib import Path
 
-    section = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split("\n## Datasets\n", 1)[1]
-    table = section.split("| name (aliases) |", 1)[1].split("\n\n", 1)[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    table = page.split("| name (aliases) |", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `([^`]+)`(?: \(([^)]*)\))? \|", table, flags=re.M)
     listed = {name: tuple(re.findall(r"`([^`]+)`", aliases)) for name, aliases in rows}
     registry = plugins.load(third_party=False)

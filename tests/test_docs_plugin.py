@@ -1,5 +1,5 @@
-"""The example plugin package of README.md's "Writing a plugin": the README shows every file of
-tests/plugins/recbench-example exactly, and the package, installed with pip, works as it says."""
+"""The example plugin package of the documentation (docs/plugin-example.md, "An example package"): the page
+shows every file of tests/plugins/recbench-example exactly, and the package, installed with pip, works as it says."""
 
 import json
 import re
@@ -10,14 +10,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tests" / "plugins" / "recbench-example"
+EXAMPLE_PAGE = ROOT / "docs" / "plugin-example.md"
 BUILD_ARTEFACTS = {"build", "dist", "__pycache__"}
 
 
-def readme_files() -> list[tuple[str, str]]:
-    """(path, content) of every "`PATH`" line followed by a fenced block in the section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Writing a plugin\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^`([^`\n]+)`\n\n```[\w-]*\n(.*?)^```$", section, flags=re.M | re.S)
+def shown_files() -> list[tuple[str, str]]:
+    """(path, content) of every "`PATH`" line followed by a fenced block on the page."""
+    text = EXAMPLE_PAGE.read_text(encoding="utf-8")
+    return re.findall(r"^`([^`\n]+)`\n\n```[\w-]*\n(.*?)^```$", text, flags=re.M | re.S)
 
 
 def package_files() -> set[str]:
@@ -25,11 +25,11 @@ def package_files() -> set[str]:
             if p.is_file() and not any(part in BUILD_ARTEFACTS or part.endswith(".egg-info") for part in p.relative_to(PACKAGE).parts)}
 
 
-def test_the_readme_shows_every_file_of_the_example_package_exactly():
-    shown = readme_files()
+def test_the_docs_show_every_file_of_the_example_package_exactly():
+    shown = shown_files()
     assert sorted(path for path, _ in shown) == sorted(package_files())  # each file once
     for path, content in shown:
-        assert content == (PACKAGE / path).read_text(encoding="utf-8"), f"README.md's {path} differs from {PACKAGE / path}"
+        assert content == (PACKAGE / path).read_text(encoding="utf-8"), f"{EXAMPLE_PAGE.name}'s {path} differs from {PACKAGE / path}"
 
 
 def test_gru4rec_scores_a_user_the_same_alone_and_in_any_batch(monkeypatch):
