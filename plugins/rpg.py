@@ -299,10 +299,9 @@ class RPGGenerator(Generator):
     # `--preset cpu`: Beauty on one core of a 2-core CPU in about a quarter of an hour: width 64 (the per-digit
     # heads and logits cost P x n_digit x n_embd x (n_embd + 256) per step), the 20 most recent items, 20 epochs
     # with a short warmup at lr 0.002, dropout 0.1 instead of 0.5 (in so few epochs the published 0.5 and
-    # lr 0.01 stay at popularity level on Beauty: validation NDCG@10 0.0088 after 15 epochs, against 0.019
-    # with this setting), the offline embedding model. IDs, loss, samples and decoding are the published
-    # ones (the dataset's preset: on Beauty 32 digits, temperature 0.03, its graph). Batches are plain
-    # shuffled ones, as the reference's: its records before train_windows used length-bucketed batches.
+    # lr 0.01 stay at popularity level on Beauty; docs/tiger-rpg-cpu.md), the offline embedding model. IDs,
+    # loss, samples and decoding are the published ones (the dataset's preset: on Beauty 32 digits,
+    # temperature 0.03, its graph). Batches are plain shuffled ones, as the reference's.
     named_presets = {"cpu": {"n_embd": 64, "n_inner": 256, "n_head": 4, "max_seq_len": 20, "epochs": 20, "lr": 0.002,
                              "embd_pdrop": 0.1, "attn_pdrop": 0.1, "warmup_steps": 0, "warmup_ratio": 0.05,
                              "eval_start_epoch": 8, "patience": 3, "sent_emb_model": "all-MiniLM-L6-v2"}}

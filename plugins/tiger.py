@@ -28,21 +28,18 @@ Where recbench departs, and why:
   digit, since a digit can only be one of its own codes.
 - Training uses the core trainer with the paper's optimizer: torch's Adafactor, whose step size
   min(lr, 1/sqrt(step)) at lr 0.01 is the paper's 0.01 for 10,000 steps, then inverse-square-root
-  decay. (Until this default, lr 0.01 ran under AdamW with cosine decay: the Adafactor rate in an
-  optimizer whose updates are not scaled by the parameters' size; genrec trains TIGER with AdamW at
-  1e-4, GRID at 1e-3, and recbench's CPU runs did better at 0.002 than at 0.005.) `--preset cpu`
-  keeps AdamW with cosine decay, as its committed records were made.
+  decay. Under AdamW, lr 0.01 would be the Adafactor rate in an optimizer whose updates are not
+  scaled by the parameters' size (genrec trains TIGER with AdamW at 1e-4, GRID at 1e-3).
+  `--preset cpu` trains with AdamW and cosine decay.
 - The item vectors are recbench's embedding model's raw output (all-MiniLM-L6-v2 offline, Sentence-T5
   in the dataset presets), without the whitened PCA the other tokenizers' runs use (`sent_emb_pca=0`).
 - The paper does not state its beam; `beam_size_val` / `beam_size_test` default to 20 / 32 (the
   protocol ranks 20 items).
 - `--preset cpu` halves the depth and narrows the heads (2+2 layers, 4 heads of 32, MLP 512) and
-  trains 8 epochs, so that Beauty trains in about 35 minutes on one CPU core. On MovieLens-100K (943
-  users whose histories all fill the 20 items) its lr 0.005 plateaus from epoch 4 (test NDCG@10
-  0.0297 ± 0.0036 over two seeds, not clearly above `pop`'s 0.0220); the CPU setting is
-  `--preset cpu --lr=0.002 --epochs=4 --eval_start_epoch=2` (MovieLens-100K 0.0363 ± 0.0024,
-  p < 0.001 against `pop`; Beauty 0.0199 ± 0.0008 against the preset's 0.0161 ± 0.0017, in half the
-  time). The named preset is left as its committed records were made, so they keep their fingerprints.
+  trains 8 epochs, so that Beauty trains on one CPU core within a session. Its lr 0.005 plateaus
+  early on MovieLens-100K and a lower rate does better on both datasets, so the CPU setting is
+  `--preset cpu --lr=0.002 --epochs=4 --eval_start_epoch=2` (the measured runs of both:
+  docs/tiger-rpg-cpu.md).
 """
 
 from __future__ import annotations

@@ -17,15 +17,12 @@ of items sharing a code, the item nearest to it keeps it, and each other item (i
 takes the nearest code of the *last* digit that no item with the same first n_digit-1 digits
 uses (the quantizer's `last_digit_errors`) — the next-best centroid of the last sub-quantizer
 (PQ/OPQ) or of the last residual level (RQ). IDs keep n_digit digits that all carry meaning, which
-a parallel decoder (DIFF_GRM) needs.
-On Beauty (all-MiniLM-L6-v2, PCA 256, 4 x 256 codes; benchmarks/semantic_ids.py) 14% (RQ) to 32%
-(PQ) of the items collide before resolution; re-assignment moves 8% (RQ), 20% (OPQ) or 24% (PQ) of
-all items, mostly to their next-best code (median rank 1), and adds 0.9%, 2.9% or 1.9% to the mean
-quantization error. TIGER's extra digit would change the same items, but by lengthening every ID
-to 5 digits whose last one numbers up to 11 (RQ), 37 (OPQ) or 42 (PQ) look-alikes and carries no
-meaning. If more items share the first n_digit-1 digits than a digit has codes, no re-assignment
-can separate them: that is an error that asks for a larger codebook_size or n_digit (on Beauty the
-largest such group has 17-51 items, for a limit of 256). A tokenizer that declares `extra_digit`
+a parallel decoder (DIFF_GRM) needs: re-assignment moves some of the items, mostly to their
+next-best code, at a small cost in quantization error, where TIGER's extra digit would change the
+same items by lengthening every ID with a digit that numbers look-alikes and carries no meaning
+(the figures on Beauty: docs/semantic-ids.md). If more items share the first n_digit-1 digits than
+a digit has codes, no re-assignment can separate them: that is an error that asks for a larger
+codebook_size or n_digit. A tokenizer that declares `extra_digit`
 (`rqvae`, TIGER's RQ-VAE) gets TIGER's scheme instead: it learns n_digit-1 digits and the last one
 numbers the items that share them, 0, 1, 2, ... in item order (`number_duplicates`); nothing moves
 in the learned digits and the quantization error does not change.
