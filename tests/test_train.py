@@ -126,6 +126,12 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
     assert wide.config_origins["generator"]["eval_batch_size"] == "command line, evaluation only"
     rows = leaderboard.collect([home / "r"])["ml-100k"]
     assert sorted(r.setting() for r in rows) == sorted([record.setting, wide.setting])
+    # a checkpoint from before checkpoints carried their label: the run folder's record gives it
+    older = torch.load(ckpt.best, weights_only=True)
+    del older["run"]["setting"]
+    torch.save(older, ckpt.best)
+    label, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "s", eval_only=True, checkpoint=ckpt.best))
+    assert label.setting == record.setting
     with pytest.raises(UsageError, match="cannot be read"):
         runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.log))
     with pytest.raises(UsageError, match="needs --checkpoint"):
