@@ -22,7 +22,7 @@ Training recipe as DiffGM's: AdamW, 10,000 warmup steps, cosine decay to 0 at th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,33 +31,13 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.train import check_heads
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
-class ARGRMConfig(TrainConfig):
-    n_digit: int = ranged(4, ge=1)  # digits per semantic ID; also sets the tokenizer's
-    n_embd: int = ranged(256, ge=1)
+class ARGRMConfig(DiffGMConfig):
     n_head: int = ranged(8, ge=1)  # the published AR_GRM runs use 8 heads
-    encoder_n_layer: int = ranged(2, ge=1)
-    decoder_n_layer: int = ranged(4, ge=1)
-    n_inner: int = ranged(1024, ge=1)
-    dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
-    lr: float = 0.003
-    label_smoothing: float = ranged(0.1, ge=0, lt=1)
-    batch_size: int = 1024
-    epochs: int = 100  # DiffGM config.yaml
-    warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
-    scheduler: Literal["constant", "cosine"] = "cosine"
-    grad_clip: float = 1.0  # ... and gradient norms clipped at 1.0 (its max_grad_norm)
-    patience: int = 15
-    eval_start_epoch: int = 20
-    val_metric: str = "0.8*ndcg@10+0.2*recall@10"
-    train_sliding: bool = True
-    bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
-    min_hist_len: int = 2
     share_decoder_output_embedding: bool = True
     AT_MOST_ITEMS: ClassVar[tuple[str, ...]] = ("beam_size_val", "beam_size_test")  # checked against the catalogue before training
     beam_size_val: int = ranged(32, ge=1)
@@ -65,39 +45,31 @@ class ARGRMConfig(TrainConfig):
 
     evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test")
 
-    def validate(self) -> None:
-        super().validate()
-        check_heads(self.n_embd, self.n_head)
-
 
 class ARGRM(Recommender):
     """Encoder over the history, causal decoder over the target's digits, prefix-constrained beam search.
 
-    `encoder` builds the history encoder from the shared code table (DIFF_GRM's item-level
+    `encoder` builds the history encoder from the config and the shared code table (DIFF_GRM's item-level
     HistoryEncoder here; TIGER's token-level one in recbench_plugins.tiger); it is called as
     encoder(history_codes, present, users) -> (memory, key mask).
     """
 
-    def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_head: int, n_inner: int,
-                 encoder_n_layer: int, decoder_n_layer: int, dropout: float, label_smoothing: float,
-                 share_decoder_output_embedding: bool, beam_size_val: int, beam_size_test: int,
-                 head_dim: int | None = None, encoder=HistoryEncoder, **encoder_options):
+    def __init__(self, config: ARGRMConfig, codes: torch.Tensor, codebook_size: int, max_len: int, encoder=HistoryEncoder):
         super().__init__()
-        D, C, d = codes.shape[1], codebook_size, n_embd
+        D, C, d = codes.shape[1], codebook_size, config.n_embd
         self.n_digit, self.codebook_size, self.n_items = D, C, codes.shape[0] - 1
-        self.label_smoothing = label_smoothing
-        self.beam_size_val, self.beam_size_test = beam_size_val, beam_size_test
+        self.label_smoothing = config.label_smoothing
+        self.beam_size_val, self.beam_size_test = config.beam_size_val, config.beam_size_test
         self.register_buffer("codes", codes.clone(), persistent=False)
         self.code_emb = nn.Embedding(D * C, d)
         nn.init.normal_(self.code_emb.weight, std=0.02)
-        self.encoder = encoder(self.code_emb, n_digit=D, codebook_size=C, max_len=max_len, d=d, n_head=n_head, n_inner=n_inner,
-                               n_layer=encoder_n_layer, dropout=dropout, head_dim=head_dim, **encoder_options)
+        self.encoder = encoder(config, self.code_emb, C, max_len)
         self.bos = nn.Parameter(torch.randn(d) * 0.02)
         self.slot_emb = nn.Parameter(torch.randn(D, d) * 0.02)
-        self.drop = nn.Dropout(dropout)
-        self.decoder = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=True, head_dim=head_dim) for _ in range(decoder_n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.decoder = nn.ModuleList(Block(config, cross=True) for _ in range(config.decoder_n_layer))
         self.ln_f = nn.LayerNorm(d)
-        self.head = None if share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
+        self.head = None if config.share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
         self.register_buffer("offsets", torch.arange(D) * C, persistent=False)
         self.index = ItemIndex(codes[1:], C)
 
@@ -194,9 +166,7 @@ class ARGRMGenerator(Generator):
 
     def build(self, config: ARGRMConfig, split, *, semantic_ids=None):
         codes = check_ids(config, semantic_ids, self.name)
-        keys = ("n_embd", "n_head", "n_inner", "encoder_n_layer", "decoder_n_layer", "dropout", "label_smoothing",
-                "share_decoder_output_embedding", "beam_size_val", "beam_size_test")
-        return ARGRM(codes, semantic_ids.codebook_size, split.max_seq_len, **{k: getattr(config, k) for k in keys})
+        return ARGRM(config, codes, semantic_ids.codebook_size, split.max_seq_len)
 
 
 @hookimpl

@@ -58,34 +58,12 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
-from recbench.train import check_heads
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
-class DiffGRMConfig(TrainConfig):
-    n_digit: int = ranged(4, ge=1)  # digits per semantic ID; also sets the tokenizer's
-    n_embd: int = ranged(256, ge=1)
-    n_head: int = ranged(4, ge=1)
-    encoder_n_layer: int = ranged(2, ge=1)
-    decoder_n_layer: int = ranged(4, ge=1)
-    n_inner: int = ranged(1024, ge=1)  # feed-forward width
-    dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
-    lr: float = 0.003
-    label_smoothing: float = ranged(0.1, ge=0, lt=1)
-    batch_size: int = 1024  # DiffGM's --train_batch_size (recbench run accepts that name too)
-    weight_decay: float = 0.0
-    epochs: int = 100  # DiffGM config.yaml
-    warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
-    scheduler: Literal["constant", "cosine"] = "cosine"
-    grad_clip: float = 1.0  # ... and gradient norms clipped at 1.0 (its max_grad_norm)
-    patience: int = 15
-    eval_start_epoch: int = 20
-    val_metric: str = "0.8*ndcg@10+0.2*recall@10"
-    train_sliding: bool = True
-    bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
-    min_hist_len: int = 2
+class DiffGRMConfig(DiffGMConfig):
     masking_strategy: Literal["sequential", "random", "guided"] = "sequential"
     sequential_paths: int = ranged(1, ge=1)  # random digit orders per sample (sequential)
     # guided (on-policy coherent noising, OCN), DiffGM's flags and meanings: view t masks the first t
@@ -109,7 +87,6 @@ class DiffGRMConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_heads(self.n_embd, self.n_head)
         if not 0 <= self.guided_steps <= self.n_digit:
             raise UsageError(f"guided_steps must be between 1 and n_digit ({self.n_digit}), or 0 for n_digit; got {self.guided_steps}.")
         if self.masking_strategy != "guided":
@@ -179,31 +156,26 @@ def parallel_beam_search(logprobs: Callable[[torch.Tensor], torch.Tensor], index
 
 
 class DiffGRM(Recommender):
-    def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_head: int, n_inner: int,
-                 encoder_n_layer: int, decoder_n_layer: int, dropout: float, label_smoothing: float, masking_strategy: str,
-                 sequential_paths: int, guided_select: str, guided_conf_metric: str, guided_refresh_each_step: bool,
-                 guided_steps: int, share_decoder_output_embedding: bool, beam_size_val: int,
-                 beam_size_test: int, denoise_steps: int):
+    def __init__(self, config: DiffGRMConfig, codes: torch.Tensor, codebook_size: int, max_len: int):
         super().__init__()
-        D, C, d = codes.shape[1], codebook_size, n_embd
+        D, C, d = codes.shape[1], codebook_size, config.n_embd
         self.n_digit, self.codebook_size, self.n_items = D, C, codes.shape[0] - 1
-        self.label_smoothing, self.strategy = label_smoothing, masking_strategy
-        self.paths = sequential_paths
-        self.guided_select, self.guided_conf_metric = guided_select, guided_conf_metric
-        self.guided_refresh, self.guided_steps = guided_refresh_each_step, guided_steps or D
-        self.beam_size_val, self.beam_size_test = beam_size_val, beam_size_test
-        self.denoise_steps = denoise_steps or D
+        self.label_smoothing, self.strategy = config.label_smoothing, config.masking_strategy
+        self.paths = config.sequential_paths
+        self.guided_select, self.guided_conf_metric = config.guided_select, config.guided_conf_metric
+        self.guided_refresh, self.guided_steps = config.guided_refresh_each_step, config.guided_steps or D
+        self.beam_size_val, self.beam_size_test = config.beam_size_val, config.beam_size_test
+        self.denoise_steps = config.denoise_steps or D
         self.register_buffer("codes", codes.clone(), persistent=False)  # [N+1, D]
         self.code_emb = nn.Embedding(D * C, d)
         nn.init.normal_(self.code_emb.weight, std=0.02)
-        self.encoder = HistoryEncoder(self.code_emb, n_digit=D, codebook_size=C, max_len=max_len, d=d, n_head=n_head, n_inner=n_inner,
-                                      n_layer=encoder_n_layer, dropout=dropout)
+        self.encoder = HistoryEncoder(config, self.code_emb, C, max_len)
         self.mask_emb = nn.Parameter(torch.randn(D, d) * 0.02)  # one [MASK] per digit
         self.slot_emb = nn.Parameter(torch.randn(D, d) * 0.02)
-        self.drop = nn.Dropout(dropout)
-        self.decoder = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=True) for _ in range(decoder_n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.decoder = nn.ModuleList(Block(config, cross=True) for _ in range(config.decoder_n_layer))
         self.ln_f = nn.LayerNorm(d)
-        self.head = None if share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
+        self.head = None if config.share_decoder_output_embedding else nn.ModuleList(nn.Linear(d, C, bias=False) for _ in range(D))
         self.register_buffer("offsets", torch.arange(D) * C, persistent=False)
         self.index = ItemIndex(codes[1:], C)
 
@@ -353,11 +325,7 @@ class DiffGRMGenerator(Generator):
 
     def build(self, config: DiffGRMConfig, split, *, semantic_ids=None):
         codes = check_ids(config, semantic_ids, self.name)
-        keys = ("n_embd", "n_head", "n_inner", "encoder_n_layer", "decoder_n_layer", "dropout", "label_smoothing", "masking_strategy",
-                "sequential_paths", "guided_select", "guided_conf_metric", "guided_refresh_each_step", "guided_steps",
-                "share_decoder_output_embedding", "beam_size_val", "beam_size_test",
-                "denoise_steps")
-        return DiffGRM(codes, semantic_ids.codebook_size, split.max_seq_len, **{k: getattr(config, k) for k in keys})
+        return DiffGRM(config, codes, semantic_ids.codebook_size, split.max_seq_len)
 
 
 @hookimpl

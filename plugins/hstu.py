@@ -43,8 +43,7 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.train import check_heads
-from recbench_plugins.layers import attention_mask
+from recbench_plugins.layers import attention_mask, check_heads
 
 
 @dataclass
@@ -78,14 +77,15 @@ def gap_buckets(times: torch.Tensor, n_buckets: int) -> torch.Tensor:
 
 
 class HSTULayer(nn.Module):
-    def __init__(self, d: int, n_head: int, max_len: int, n_buckets: int, dropout: float):
+    def __init__(self, config: HSTUConfig, max_len: int):
         super().__init__()
-        self.n_head = n_head
+        d, n_buckets = config.n_embd, config.time_buckets
+        self.n_head = config.n_head
         self.uvqk = nn.Linear(d, 4 * d, bias=False)
         self.o = nn.Linear(d, d)
         self.pos_bias = nn.Parameter(torch.empty(max_len))  # by distance i - j of query i, key j
         self.time_bias = nn.Parameter(torch.empty(n_buckets + 1))
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
         nn.init.normal_(self.uvqk.weight, std=0.02)
         nn.init.xavier_uniform_(self.o.weight)
         nn.init.normal_(self.pos_bias, std=0.02)
@@ -111,18 +111,18 @@ class HSTULayer(nn.Module):
 
 
 class HSTU(Recommender):
-    def __init__(self, n_items: int, max_len: int, *, d: int, n_layer: int, n_head: int, n_buckets: int,
-                 dropout: float, loss: str, num_negatives: int, temperature: float, time_bias: bool = True,
-                 fp32_logits: bool = True):
+    def __init__(self, config: HSTUConfig, n_items: int, max_len: int):
         super().__init__()
+        d, n_head = config.n_embd, config.n_head
         if d % n_head:
             raise ValueError(f"n_embd ({d}) must be divisible by n_head ({n_head})")
-        self.n_items, self.num_negatives, self.temperature, self.n_buckets = n_items, num_negatives, temperature, n_buckets
-        self.loss_kind, self.time_bias, self.fp32_logits = loss, time_bias, fp32_logits
+        self.n_items, self.n_buckets, self.loss_kind = n_items, config.time_buckets, config.loss
+        self.num_negatives, self.temperature = config.num_negatives, config.temperature
+        self.time_bias, self.fp32_logits = config.time_bias, config.fp32_logits
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos = nn.Embedding(max_len, d)
-        self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(HSTULayer(d, n_head, max_len, n_buckets, dropout) for _ in range(n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(HSTULayer(config, max_len) for _ in range(config.n_layer))
         nn.init.trunc_normal_(self.item.weight, std=0.02, a=-0.04, b=0.04)  # the reference's inits
         nn.init.trunc_normal_(self.pos.weight, std=d**-0.5, a=-2 * d**-0.5, b=2 * d**-0.5)
         with torch.no_grad():
@@ -190,9 +190,7 @@ class HSTUGenerator(Generator):
     }
 
     def build(self, config: HSTUConfig, split):
-        model = HSTU(split.n_items, split.max_seq_len, d=config.n_embd, n_layer=config.n_layer, n_head=config.n_head,
-                     n_buckets=config.time_buckets, dropout=config.dropout, loss=config.loss, num_negatives=config.num_negatives,
-                     temperature=config.temperature, time_bias=config.time_bias, fp32_logits=config.fp32_logits)
+        model = HSTU(config, split.n_items, split.max_seq_len)
         if config.time_bias and not getattr(split, "has_timestamps", False):  # a bare split (tests) has none either
             model.notes = ("time bias off: the data has no timestamps (relative position bias only)",)
         return model

@@ -1,12 +1,21 @@
-"""Transformer parts several built-in generators share: attention masks over left-padded
-histories, the next-item loss over a tied item embedding, and a pre-LN block with optional
-cross-attention whose keys and values are computed once per memory."""
+"""Transformer parts several built-in generators share: the check that heads divide the width,
+attention masks over left-padded histories, the next-item loss over a tied item embedding, and a
+pre-LN block with optional cross-attention whose keys and values are computed once per memory."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recbench.errors import UsageError
+
+
+def check_heads(n_embd: int, n_head: int) -> None:
+    """Attention splits n_embd into n_head equal heads: n_head must divide it (a config's validate())."""
+    if n_embd % n_head:
+        raise UsageError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}); e.g. --n_head="
+                         f"{max(h for h in range(1, n_head + 1) if n_embd % h == 0)}.")
 
 
 def attention_mask(history: torch.Tensor) -> torch.Tensor:
@@ -67,15 +76,24 @@ class Block(nn.Module):
     x viewed as [B, (everything) * T, d] against the B memories' precomputed keys/values
     (`memory_kv`, from `Block.memory_kv`): the beams or masking views of one user share their
     user's memory without copying it (cross-attention does not mix queries, so this is exact).
+
+    Its sizes are the model config's n_embd, n_head, n_inner, and head_dim where the config has one
+    (TIGER's T5 heads are wider than n_embd / n_head). `dropout`, the config's unless given, drops
+    the residual branches, and the attention weights unless `attn_dropout` is given: GPT-2 (RPG)
+    sets the two apart, and has its own LayerNorm `eps` and tanh `gelu`.
     """
 
-    def __init__(self, d: int, n_head: int, n_inner: int, dropout: float, cross: bool, head_dim: int | None = None):
+    def __init__(self, config, cross: bool = False, *, dropout: float | None = None, attn_dropout: float | None = None,
+                 eps: float = 1e-5, gelu: str = "none"):
         super().__init__()
-        self.ln1, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = Attention(d, n_head, dropout, head_dim)
-        self.ln2 = nn.LayerNorm(d) if cross else None
-        self.cross = Attention(d, n_head, dropout, head_dim) if cross else None
-        self.mlp = nn.Sequential(nn.Linear(d, n_inner), nn.GELU(), nn.Linear(n_inner, d), nn.Dropout(dropout))
+        d, n_head, n_inner, head_dim = config.n_embd, config.n_head, config.n_inner, getattr(config, "head_dim", None)
+        dropout = config.dropout if dropout is None else dropout
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
+        self.ln1, self.ln3 = nn.LayerNorm(d, eps=eps), nn.LayerNorm(d, eps=eps)
+        self.attn = Attention(d, n_head, attn_dropout, head_dim)
+        self.ln2 = nn.LayerNorm(d, eps=eps) if cross else None
+        self.cross = Attention(d, n_head, attn_dropout, head_dim) if cross else None
+        self.mlp = nn.Sequential(nn.Linear(d, n_inner), nn.GELU(approximate=gelu), nn.Linear(n_inner, d), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
     def memory_kv(self, memory: torch.Tensor):

@@ -32,8 +32,7 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
-from recbench.train import check_heads
-from recbench_plugins.layers import attention_mask, next_item_loss
+from recbench_plugins.layers import attention_mask, check_heads, next_item_loss
 
 
 @dataclass
@@ -62,11 +61,12 @@ class LlamaRecConfig(TrainConfig):
 
 
 class Attention(nn.Module):
-    def __init__(self, d: int, n_head: int, dropout: float):
+    def __init__(self, config: LlamaRecConfig):
         super().__init__()
-        self.n_head, self.dropout = n_head, dropout
+        d = config.n_embd
+        self.n_head, self.dropout = config.n_head, config.dropout
         self.wq, self.wk, self.wv, self.wo = (nn.Linear(d, d, bias=False) for _ in range(4))
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor, mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """x: [T, d], the T items of a [B, L] batch where `keep` is True."""
@@ -98,23 +98,25 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d: int, multiple_of: int, dropout: float):
+    def __init__(self, config: LlamaRecConfig):
         super().__init__()
+        d, multiple_of = config.n_embd, config.multiple_of
         hidden = multiple_of * math.ceil(int(2 * 4 * d / 3) / multiple_of)
         self.w1, self.w3 = nn.Linear(d, hidden, bias=False), nn.Linear(d, hidden, bias=False)
         self.w2 = nn.Linear(hidden, d, bias=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.w2(F.silu(self.w1(x)) * self.w3(x)))
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, n_head: int, multiple_of: int, dropout: float):
+    def __init__(self, config: LlamaRecConfig):
         super().__init__()
+        d = config.n_embd
         self.attn_norm, self.ffn_norm = nn.RMSNorm(d, eps=1e-5), nn.RMSNorm(d, eps=1e-5)
-        self.attn = Attention(d, n_head, dropout)
-        self.ffn = FeedForward(d, multiple_of, dropout)
+        self.attn = Attention(config)
+        self.ffn = FeedForward(config)
 
     def forward(self, x, keep, mask, cos, sin):
         x = x + self.attn(self.attn_norm(x), keep, mask, cos, sin)
@@ -122,14 +124,15 @@ class Block(nn.Module):
 
 
 class LlamaRec(Recommender):
-    def __init__(self, n_items: int, max_len: int, d: int, n_layer: int, n_head: int, multiple_of: int, dropout: float, loss: str):
+    def __init__(self, config: LlamaRecConfig, n_items: int, max_len: int):
         super().__init__()
+        d, n_head, n_layer = config.n_embd, config.n_head, config.n_layer
         if d % n_head or (d // n_head) % 2:
             raise ValueError(f"n_embd ({d}) must be divisible by n_head ({n_head}) into an even head size (for RoPE)")
-        self.n_items, self.loss_kind = n_items, loss
+        self.n_items, self.loss_kind = n_items, config.loss
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0)  # input embedding and output layer (tied)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d, n_head, multiple_of, dropout) for _ in range(n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(n_layer))
         self.norm = nn.RMSNorm(d, eps=1e-5)
         cos, sin = rope_tables(d // n_head, max_len)
         self.register_buffer("cos", cos, persistent=False)
@@ -191,8 +194,7 @@ class LlamaRecGenerator(Generator):
     }
 
     def build(self, config: LlamaRecConfig, split):
-        return LlamaRec(split.n_items, split.max_seq_len, config.n_embd, config.n_layer, config.n_head,
-                        config.multiple_of, config.dropout, config.loss)
+        return LlamaRec(config, split.n_items, split.max_seq_len)
 
 
 @hookimpl

@@ -73,8 +73,7 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.train import check_heads
-from recbench_plugins.layers import Block, attention_mask
+from recbench_plugins.layers import Block, attention_mask, check_heads
 from recbench_plugins.sid_parts import check_ids, pad_ranking
 
 
@@ -117,35 +116,28 @@ class RPGConfig(TrainConfig):
         check_heads(self.n_embd, self.n_head)
 
 
-def gpt2_block(d: int, n_head: int, n_inner: int, n_layer: int, attn_pdrop: float, resid_pdrop: float, eps: float) -> Block:
+def gpt2_block(config: RPGConfig) -> Block:
     """A pre-LN block (recbench_plugins.layers.Block) set up as GPT-2's: attention-weight and
-    residual dropout apart, tanh-GELU, the LayerNorm epsilon, and GPT-2's initialisation (normal
-    0.02, zero biases, the residual output projections scaled by 1/sqrt(2 n_layer))."""
-    block = Block(d, n_head, n_inner, resid_pdrop, cross=False)
-    block.attn.dropout = attn_pdrop  # Block's one `dropout` also drops the attention weights: GPT-2 sets that apart
-    block.mlp[1].approximate = "tanh"  # gelu_new
+    residual dropout apart, tanh-GELU (gelu_new), the LayerNorm epsilon, and GPT-2's initialisation
+    (normal 0.02, zero biases, the residual output projections scaled by 1/sqrt(2 n_layer))."""
+    block = Block(config, dropout=config.resid_pdrop, attn_dropout=config.attn_pdrop, eps=config.layer_norm_epsilon, gelu="tanh")
     for module in block.modules():
-        if isinstance(module, nn.LayerNorm):
-            module.eps = eps
-        elif isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
     for proj in (block.attn.proj, block.mlp[2]):
-        nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * n_layer))
+        nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
     return block
 
 
 class RPG(Recommender):
-    def __init__(self, codes: torch.Tensor, codebook_size: int, max_len: int, *, n_embd: int, n_layer: int, n_head: int,
-                 n_inner: int, embd_pdrop: float, attn_pdrop: float, resid_pdrop: float, layer_norm_epsilon: float,
-                 temperature: float, decoding: str, num_beams: int, n_edges: int, propagation_steps: int, graph_seed: int,
-                 chunk_size: int):
+    def __init__(self, config: RPGConfig, codes: torch.Tensor, codebook_size: int, max_len: int):
         super().__init__()
-        D, C, d = codes.shape[1], codebook_size, n_embd
+        D, C, d = codes.shape[1], codebook_size, config.n_embd
         self.n_digit, self.codebook_size, self.n_items = D, C, codes.shape[0] - 1
-        self.temperature, self.decoding = temperature, decoding
-        self.num_beams, self.n_edges, self.propagation_steps = num_beams, n_edges, propagation_steps
-        self.graph_seed, self.chunk_size = graph_seed, chunk_size
+        self.temperature, self.decoding = config.temperature, config.decoding
+        self.num_beams, self.n_edges, self.propagation_steps = config.num_beams, config.n_edges, config.propagation_steps
+        self.graph_seed, self.chunk_size = config.graph_seed, config.chunk_size
         self.register_buffer("codes", codes.clone(), persistent=False)  # [N+1, D], row 0 padding
         # row of the code table of each item's digit k: k * C + code ([N, D], items 1..N)
         self.register_buffer("rows", codes[1:] + torch.arange(D) * C, persistent=False)
@@ -153,10 +145,9 @@ class RPG(Recommender):
         self.pos = nn.Embedding(max_len, d)
         for table in (self.code_emb, self.pos):
             nn.init.normal_(table.weight, std=0.02)
-        self.drop = nn.Dropout(embd_pdrop)
-        self.blocks = nn.ModuleList(gpt2_block(d, n_head, n_inner, n_layer, attn_pdrop, resid_pdrop, layer_norm_epsilon)
-                                    for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(d, eps=layer_norm_epsilon)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.blocks = nn.ModuleList(gpt2_block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_epsilon)
         # one residual head per digit, h + SiLU(W_k h + b_k): W_k starts at zero (the identity), b_k as nn.Linear's
         self.head_weight = nn.Parameter(torch.zeros(D, d, d))
         self.head_bias = nn.Parameter(torch.empty(D, d).uniform_(-d**-0.5, d**-0.5))
@@ -313,9 +304,7 @@ class RPGGenerator(Generator):
 
     def build(self, config: RPGConfig, split, *, semantic_ids=None):
         codes = check_ids(config, semantic_ids, self.name)
-        keys = ("n_embd", "n_layer", "n_head", "n_inner", "embd_pdrop", "attn_pdrop", "resid_pdrop", "layer_norm_epsilon",
-                "temperature", "decoding", "num_beams", "n_edges", "propagation_steps", "graph_seed", "chunk_size")
-        return RPG(codes, semantic_ids.codebook_size, split.max_seq_len, **{k: getattr(config, k) for k in keys})
+        return RPG(config, codes, semantic_ids.codebook_size, split.max_seq_len)
 
 
 @hookimpl

@@ -24,8 +24,7 @@ from torch import nn
 from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
-from recbench.train import check_heads
-from recbench_plugins.layers import attention_mask, next_item_loss
+from recbench_plugins.layers import attention_mask, check_heads, next_item_loss
 
 
 @dataclass
@@ -49,9 +48,10 @@ class SASRecConfig(TrainConfig):
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, n_head: int, dropout: float):
+    def __init__(self, config: SASRecConfig):
         super().__init__()
-        self.n_head, self.dropout = n_head, dropout
+        d, dropout = config.n_embd, config.dropout
+        self.n_head, self.dropout = config.n_head, dropout
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -68,15 +68,16 @@ class Block(nn.Module):
 
 
 class SASRec(Recommender):
-    def __init__(self, n_items: int, max_len: int, d: int, n_layer: int, n_head: int, dropout: float, loss: str):
+    def __init__(self, config: SASRecConfig, n_items: int, max_len: int):
         super().__init__()
+        d, n_head = config.n_embd, config.n_head
         if d % n_head:
             raise ValueError(f"n_embd ({d}) must be divisible by n_head ({n_head})")
-        self.n_items, self.loss_kind = n_items, loss
+        self.n_items, self.loss_kind = n_items, config.loss
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos = nn.Embedding(max_len, d)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d, n_head, dropout) for _ in range(n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(d)
         nn.init.normal_(self.item.weight, std=d**-0.5)
         with torch.no_grad():
@@ -117,7 +118,7 @@ class SASRecGenerator(Generator):
     }
 
     def build(self, config: SASRecConfig, split):
-        return SASRec(split.n_items, split.max_seq_len, config.n_embd, config.n_layer, config.n_head, config.dropout, config.loss)
+        return SASRec(config, split.n_items, split.max_seq_len)
 
 
 @hookimpl

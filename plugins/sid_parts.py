@@ -5,12 +5,17 @@ share (so the pair is always compared on one recipe)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import torch
 from torch import nn
 
+from recbench.api import TrainConfig
+from recbench.config import ranged
 from recbench.errors import UsageError
-from recbench_plugins.layers import Block
+from recbench_plugins.layers import Block, check_heads
 
 # DiffGM warms up over 10,000 steps: 93% of Beauty's 100 planned epochs (107 batches each), but
 # more than Toys (88 batches an epoch) or MovieLens-100K (95) plan in all, where lr would never be
@@ -26,20 +31,51 @@ CPU_PRESET = {"n_embd": 128, "n_inner": 512, "encoder_n_layer": 1, "decoder_n_la
               "beam_size_val": 10, "beam_size_test": 32, "sent_emb_model": "all-MiniLM-L6-v2"}
 
 
+@dataclass
+class DiffGMConfig(TrainConfig):
+    """DiffGM's model sizes and training recipe: the config DIFF_GRM's and AR_GRM's extend, so that the
+    two are compared on one recipe (each adds its decoding settings)."""
+
+    n_digit: int = ranged(4, ge=1)  # digits per semantic ID; also sets the tokenizer's
+    n_embd: int = ranged(256, ge=1)
+    n_head: int = ranged(4, ge=1)
+    encoder_n_layer: int = ranged(2, ge=1)
+    decoder_n_layer: int = ranged(4, ge=1)
+    n_inner: int = ranged(1024, ge=1)  # feed-forward width
+    dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
+    lr: float = 0.003
+    label_smoothing: float = ranged(0.1, ge=0, lt=1)
+    batch_size: int = 1024  # DiffGM's --train_batch_size (recbench run accepts that name too)
+    epochs: int = 100  # DiffGM config.yaml
+    warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
+    scheduler: Literal["constant", "cosine"] = "cosine"
+    grad_clip: float = 1.0  # ... and gradient norms clipped at 1.0 (its max_grad_norm)
+    patience: int = 15
+    eval_start_epoch: int = 20
+    val_metric: str = "0.8*ndcg@10+0.2*recall@10"
+    train_sliding: bool = True
+    bucket_pool: int = 32  # length-bucketed batches trimmed to their longest history (see TrainConfig; 0: plain shuffling)
+    min_hist_len: int = 2
+
+    def validate(self) -> None:
+        super().validate()
+        check_heads(self.n_embd, self.n_head)
+
+
 class HistoryEncoder(nn.Module):
     """Bidirectional encoder over a history of semantic IDs (shared with AR_GRM).
 
     `code_emb` is the digit-code table: row d * codebook_size + c embeds code c of digit d.
     """
 
-    def __init__(self, code_emb: nn.Embedding, *, n_digit: int, codebook_size: int, max_len: int, d: int, n_head: int,
-                 n_inner: int, n_layer: int, dropout: float, head_dim: int | None = None):
+    def __init__(self, config: DiffGMConfig, code_emb: nn.Embedding, codebook_size: int, max_len: int):
         super().__init__()
+        n_digit, d = config.n_digit, config.n_embd
         self.code_emb, self.n_digit, self.codebook_size = code_emb, n_digit, codebook_size
         self.item_mlp = nn.Sequential(nn.Linear(n_digit * d, d), nn.GELU(), nn.Linear(d, d))
         self.pos = nn.Embedding(max_len, d)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=False, head_dim=head_dim) for _ in range(n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.encoder_n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.register_buffer("offsets", torch.arange(n_digit) * codebook_size, persistent=False)
 

@@ -99,9 +99,9 @@ class TokenEncoder(nn.Module):
     comes first when user_buckets > 0. Returns (memory [B, T, d], key mask [B, 1, 1, T]).
     """
 
-    def __init__(self, code_emb: nn.Embedding, *, n_digit: int, codebook_size: int, max_len: int, d: int, n_head: int,
-                 n_inner: int, n_layer: int, dropout: float, head_dim: int | None, user_buckets: int):
+    def __init__(self, config: TIGERConfig, code_emb: nn.Embedding, codebook_size: int, max_len: int):
         super().__init__()
+        n_digit, d, user_buckets = config.n_digit, config.n_embd, config.user_buckets
         self.code_emb, self.n_digit, self.user_buckets = code_emb, n_digit, user_buckets
         self.pos = nn.Embedding(max_len, d)
         self.digit = nn.Parameter(torch.randn(n_digit, d) * 0.02)
@@ -109,8 +109,8 @@ class TokenEncoder(nn.Module):
         for table in (self.pos, self.user):  # on the scale of the code embeddings (std 0.02), or position and user drown the tokens
             if table is not None:
                 nn.init.normal_(table.weight, std=0.02)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d, n_head, n_inner, dropout, cross=False, head_dim=head_dim) for _ in range(n_layer))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.encoder_n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.register_buffer("offsets", torch.arange(n_digit) * codebook_size, persistent=False)
 
@@ -158,9 +158,7 @@ class TIGERGenerator(Generator):
 
     def build(self, config: TIGERConfig, split, *, semantic_ids=None):
         codes = check_ids(config, semantic_ids, self.name)
-        keys = ("n_embd", "n_head", "head_dim", "n_inner", "encoder_n_layer", "decoder_n_layer", "dropout", "label_smoothing",
-                "share_decoder_output_embedding", "beam_size_val", "beam_size_test", "user_buckets")
-        return ARGRM(codes, semantic_ids.codebook_size, split.max_seq_len, encoder=TokenEncoder, **{k: getattr(config, k) for k in keys})
+        return ARGRM(config, codes, semantic_ids.codebook_size, split.max_seq_len, encoder=TokenEncoder)
 
 
 @hookimpl

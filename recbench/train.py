@@ -38,13 +38,6 @@ from .interrupt import Interrupted, Reached
 from .metrics import metric_value, parse_metric
 
 
-def check_heads(n_embd: int, n_head: int) -> None:
-    """Attention splits n_embd into n_head equal heads: n_head must divide it."""
-    if n_embd % n_head:
-        raise UsageError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}); e.g. --n_head="
-                         f"{max(h for h in range(1, n_head + 1) if n_embd % h == 0)}.")
-
-
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
