@@ -80,11 +80,6 @@ class DiffGRMConfig(DiffGMConfig):
 
     evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test", "denoise_steps")
 
-    def fingerprint_values(self, values: dict) -> dict:
-        """Without guided masking guided_select has no effect: hashed as "most", the value records
-        before it took DiffGM's meaning hold, so their fingerprints stay."""
-        return values if self.masking_strategy == "guided" else {**values, "guided_select": "most"}
-
     def validate(self) -> None:
         super().validate()
         if not 0 <= self.guided_steps <= self.n_digit:
