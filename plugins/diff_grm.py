@@ -59,7 +59,7 @@ from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.sid_parts import CPU_PRESET, DIFFGM_OPTIONS, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
@@ -288,6 +288,7 @@ class DiffGRMGenerator(Generator):
     description = "DIFF_GRM (DiffGRM 2025): masked diffusion over parallel semantic IDs, confidence-guided parallel beam search"
     Config = DiffGRMConfig
     inputs = "semantic_ids"
+    option_aliases = DIFFGM_OPTIONS
     default_tokenizer = "opq"
     # DiffGM README table; sent_emb_model / sent_emb_pca belong to the embedding section (pass
     # --sent_emb_model=all-MiniLM-L6-v2 for the offline model)

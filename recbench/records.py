@@ -138,13 +138,14 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
-    """Schema 2 (length-bucketed training, warmup_ratio, cpu_amp=auto, DiffGM's meaning of guided_select).
+    """Schema 2 (length-bucketed training, warmup_ratio, cpu_amp=auto, the new meaning of guided_select).
 
     A trained generator's config gains the values that behave as schema 1 runs did: no bucketing
-    (bucket_pool 0), no warmup_ratio, cpu_amp off where it was not recorded. DIFF_GRM's
-    guided_select named the digits *revealed* first; DiffGM's flag names the digits *masked* first,
-    so the value is swapped (schema 1 "most" is schema 2 "least"), and the new guided options take
-    the values schema 1 used.
+    (bucket_pool 0), no warmup_ratio, cpu_amp off where it was not recorded. In schema 1
+    guided_select named the digits *revealed* first; since schema 2 it names the digits *masked*
+    first (as the flag of that name does in the code the setting comes from), so the value is
+    swapped (schema 1 "most" is schema 2 "least"), and the new guided options take the values
+    schema 1 used.
     """
     record = {**record, "schema_version": 2}
     device = record.get("device")

@@ -42,7 +42,7 @@ class RunSpec:
     resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
     eval_only: bool = False  # evaluate `checkpoint` without training
     checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
-    rebuild_ids: bool = False  # build the semantic IDs anew even where cached (DiffGM: --force_regenerate_opq)
+    rebuild_ids: bool = False  # build the semantic IDs anew even where cached
     memory_check: bool = True  # refuse a model that cannot fit the device, before it is built (recbench.memory)
 
 
@@ -78,7 +78,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
         missing = "--plugin" if spec.generator is None else "--dataset"
-        raise UsageError(f"Missing option '{missing}' (or DiffGM's {'--model' if missing == '--plugin' else '--category'}=...)"
+        raise UsageError(plugins.missing_option(missing, registry.option_aliases())[:-1]
                          + (f"; checkpoint '{spec.checkpoint}' was written before checkpoints named their run, so name it."
                             if spec.eval_only else "."))
     gen = registry.entry("generator", spec.generator)

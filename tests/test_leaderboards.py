@@ -361,13 +361,13 @@ def test_a_run_records_its_setting_label_however_it_was_typed():
     """DiffGM's flags (--model/--category/--train_batch_size) and recbench's options give one label,
     recorded at run time; the leaderboard reads the field (older records: their command)."""
     from recbench import config as cfg
-    from recbench.cli.run import diffgm_flags, run_control
+    from recbench.cli.run import aliased_options, run_control
     from recbench.runner import RunSpec, setting_label
 
     def label(args, **options):
         overrides = cfg.parse_overrides(args)
         control = run_control(overrides)
-        plugin, dataset, tokenizer = diffgm_flags(overrides, options.get("plugin"), options.get("dataset"), None)
+        plugin, dataset, tokenizer = aliased_options(overrides, options.get("plugin"), options.get("dataset"), None)
         return setting_label(RunSpec(plugin, dataset, tokenizer, preset=options.get("preset"), overrides=overrides, **control))
 
     diffgm = label(["--model=DIFF_GRM", "--category=Beauty", "--train_batch_size=256", "--resume=true"], preset="cpu")
