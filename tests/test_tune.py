@@ -436,6 +436,8 @@ def test_a_study_made_before_fingerprints_hashed_the_whole_config_is_continued(t
     study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize")
     study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": old, "metric": plan.metric})
     assert tune.open_study(plan, storage).study_name == plan.study
+    fixed = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
+    assert fixed.study == "sasrec__ml-100k__12c39cbe"  # the name such a study was given before: the same options continue it
     study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": "0" * 12, "metric": plan.metric})
     with pytest.raises(UsageError, match="differs in: config"):
         tune.open_study(plan, storage)
