@@ -32,7 +32,7 @@ from recbench import hookimpl
 from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.sid_parts import CPU_PRESET, DIFFGM_OPTIONS, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
@@ -143,6 +143,7 @@ class ARGRMGenerator(Generator):
     description = "AR_GRM (DiffGM's control; TIGER with RQ): causal decoding of semantic IDs, prefix-constrained beam search"
     Config = ARGRMConfig
     inputs = "semantic_ids"
+    option_aliases = DIFFGM_OPTIONS
     default_tokenizer = "opq"  # DIFF_GRM's: the two are compared on the same IDs (DiffGM's --quantizer=pq builds OPQ+PQ too)
     # DiffGM README table (AR_GRM rows); pass --sent_emb_model=all-MiniLM-L6-v2 for the offline model
     presets = {

@@ -59,7 +59,7 @@ from recbench.api import Generator, Recommender, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
 from recbench_plugins.layers import Block
-from recbench_plugins.sid_parts import CPU_PRESET, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
+from recbench_plugins.sid_parts import CPU_PRESET, DIFFGM_OPTIONS, SHORT_WARMUP, DiffGMConfig, HistoryEncoder, ItemIndex, check_ids, pad_ranking
 
 
 @dataclass
@@ -79,11 +79,6 @@ class DiffGRMConfig(DiffGMConfig):
     denoise_steps: int = ranged(0, ge=0)  # decoder passes per decoding (0: n_digit, one slot per step)
 
     evaluation_keys = TrainConfig.evaluation_keys + ("beam_size_val", "beam_size_test", "denoise_steps")
-
-    def fingerprint_values(self, values: dict) -> dict:
-        """Without guided masking guided_select has no effect: hashed as "most", the value records
-        before it took DiffGM's meaning hold, so their fingerprints stay."""
-        return values if self.masking_strategy == "guided" else {**values, "guided_select": "most"}
 
     def validate(self) -> None:
         super().validate()
@@ -293,6 +288,7 @@ class DiffGRMGenerator(Generator):
     description = "DIFF_GRM (DiffGRM 2025): masked diffusion over parallel semantic IDs, confidence-guided parallel beam search"
     Config = DiffGRMConfig
     inputs = "semantic_ids"
+    option_aliases = DIFFGM_OPTIONS
     default_tokenizer = "opq"
     # DiffGM README table; sent_emb_model / sent_emb_pca belong to the embedding section (pass
     # --sent_emb_model=all-MiniLM-L6-v2 for the offline model)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recbench.api import TrainConfig
+from recbench.api import OptionAlias, TrainConfig
 from recbench.config import ranged
 from recbench.errors import UsageError
 from recbench_plugins.layers import Block, check_heads
@@ -31,6 +31,22 @@ CPU_PRESET = {"n_embd": 128, "n_inner": 512, "encoder_n_layer": 1, "decoder_n_la
               "beam_size_val": 10, "beam_size_test": 32, "sent_emb_model": "all-MiniLM-L6-v2"}
 
 
+
+# what DiffGM's quantizer names build there: its `pq` is OPQ+PQ (faiss "OPQ4,IVF1,PQ4x8"); recbench's
+# own --tokenizer pq stays plain PQ (DiffGM: --disable_opq=true)
+DIFFGM_QUANTIZERS = {"pq": "opq", "opq_pq": "opq", "rq": "rq", "rq_kmeans": "rq"}
+
+# DiffGM's run-level flags, which DIFF_GRM and AR_GRM accept as they are (api.OptionAlias)
+DIFFGM_OPTIONS = {
+    "category": OptionAlias("--dataset"),  # Beauty
+    "model": OptionAlias("--plugin", lower=True),  # DIFF_GRM -> diff_grm, AR_GRM -> ar_grm
+    "quantizer": OptionAlias("--tokenizer", values=DIFFGM_QUANTIZERS, lower=True),
+    "sid_quantizer": OptionAlias("--tokenizer", values=DIFFGM_QUANTIZERS, lower=True),  # its config key: opq_pq, rq_kmeans
+    "disable_opq": OptionAlias("--tokenizer", switch="pq", refines=("opq", "pq")),  # PQ without the OPQ rotation
+    "train_batch_size": OptionAlias("batch_size"),
+    "force_regenerate_opq": OptionAlias("rebuild_ids"),  # build the semantic IDs anew
+}
+
 @dataclass
 class DiffGMConfig(TrainConfig):
     """DiffGM's model sizes and training recipe: the config DIFF_GRM's and AR_GRM's extend, so that the
@@ -45,7 +61,7 @@ class DiffGMConfig(TrainConfig):
     dropout: float = ranged(0.1, ge=0, lt=1)  # DiffGM's config default (the README's runs leave it)
     lr: float = 0.003
     label_smoothing: float = ranged(0.1, ge=0, lt=1)
-    batch_size: int = 1024  # DiffGM's --train_batch_size (recbench run accepts that name too)
+    batch_size: int = 1024  # DiffGM's --train_batch_size (recbench run accepts that name too: DIFFGM_OPTIONS)
     epochs: int = 100  # DiffGM config.yaml
     warmup_steps: int = 10000  # DiffGM: linear warmup over 10,000 steps, then cosine decay to 0 at the last epoch ...
     scheduler: Literal["constant", "cosine"] = "cosine"

@@ -128,7 +128,7 @@ class Recommender(nn.Module):
 
     trainable: ClassVar[bool] = True
     # What the run computes differently from what its config says, in words, set by the model when
-    # built (HSTU: "time bias off: the data has no timestamps"); the record and the page carry them.
+    # built (e.g. "time bias off: the data has no timestamps"); the record and the page carry them.
     notes: tuple[str, ...] = ()
 
     def fit(self, split: Split) -> None:
@@ -161,6 +161,27 @@ class Recommender(nn.Module):
         return scores.topk(min(k, scores.shape[1] - 1), dim=1).indices
 
 
+@dataclass(frozen=True)
+class OptionAlias:
+    """A flag of another code base's command line that `recbench run` accepts as written there, so
+    that a published command runs unchanged. A generator declares its own in `option_aliases`
+    (flag without dashes -> OptionAlias); the registry gathers every generator's, since a flag may
+    choose the generator itself.
+
+    `option` is "--plugin", "--dataset" or "--tokenizer": `--FLAG=VALUE` gives that option the value
+    `values[VALUE lower-cased]`, or VALUE itself (lower-cased where `lower`); a value that disagrees
+    with the option given is an error. With `switch` the flag is true or false, and true gives the
+    option `switch` where it holds nothing else than one of `refines`. Any other `option` is a
+    setting's own name (a config key, or run control such as rebuild_ids): the flag is that setting
+    under another name."""
+
+    option: str
+    values: dict[str, str] | None = None
+    lower: bool = False
+    switch: str | None = None
+    refines: tuple[str, ...] = ()
+
+
 class Generator:
     """A recommendation method: builds a Recommender from its config and the training data."""
 
@@ -172,6 +193,7 @@ class Generator:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}  # dataset name -> published settings for it
     named_presets: ClassVar[dict[str, dict[str, Any]]] = {}  # `--preset NAME` -> settings over the dataset's (e.g. "cpu")
     search_space: ClassVar[dict[str, Any]] = {}  # for tuning: field -> range (see recbench.tune)
+    option_aliases: ClassVar[dict[str, OptionAlias]] = {}  # another code base's flags that `recbench run` accepts
 
     def build(self, config, split: Split, *, semantic_ids=None) -> Recommender:
         """The untrained model for `config` on `split`.
@@ -191,8 +213,8 @@ class TokenizerConfig:
     for every tokenizer that inherits it, third parties' too, so it says nothing about how one
     tokenizer fits; a subclass that redeclares a field (same default) gives it its own help."""
 
-    n_digit: int = ranged(4, ge=1)  # digits per semantic ID (DiffGM's --n_digit)
-    codebook_size: int = ranged(256, ge=2)  # codes per digit (DiffGM's --codebook_size): one byte per digit
+    n_digit: int = ranged(4, ge=1)  # digits per semantic ID
+    codebook_size: int = ranged(256, ge=2)  # codes per digit: one byte per digit
     seed: int = 0  # seeds whatever the fit draws at random; a fit is deterministic for a seed
 
     def validate(self) -> None:

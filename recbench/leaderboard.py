@@ -19,7 +19,6 @@ import csv
 import html
 import io
 import json
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,12 +61,13 @@ COLUMNS_NOTE = (
 
 def precision(rec: records.Record) -> str | None:
     """"bf16" or "fp32": whether the run trained under bf16 autocast (`amp` on a GPU, `cpu_amp` on a
-    CPU; a record from before `cpu_amp` existed trained in fp32); None for a generator without the option."""
+    CPU; records.upgrade gives a record from before `cpu_amp` the fp32 it trained in); None for a
+    generator without the option."""
     generator = (rec.config or {}).get("generator", {})
     key = "amp" if rec.device.type == "cuda" else "cpu_amp"
-    if key not in generator and "amp" not in generator:
+    if key not in generator:
         return None
-    return "bf16" if generator.get(key) is True else "fp32"
+    return "bf16" if generator[key] is True else "fp32"
 
 
 def device_label(rec: records.Record) -> str:
@@ -142,39 +142,9 @@ class Row:
         return self.generator + (f"/{self.tokenizer}" if self.tokenizer else "")
 
     def setting(self) -> str:
-        """What the first run set over the generator's defaults (the full config is on each page): the
-        label the run recorded, or for records older than that label, read from its command."""
-        return self.runs[0].setting or setting(self.runs[0].command)
-
-
-# options of `recbench run` and `recbench tune` that choose where and how a run happens, not its config
-PLACEMENT_OPTIONS = {"--plugin", "-p", "--dataset", "-d", "--tokenizer", "--seed", "--device", "--results-dir", "--nproc",
-                     "--n-trials", "--timeout", "--storage", "--study-name", "--jobs", "--sampler", "--pruner", "--space"}
-
-
-def setting(command: str) -> str:
-    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': the config-changing options of a recorded
-    command (records written before runs recorded their `setting`; runner.setting_label).
-
-    `--key=value` overrides are shown as they were typed; `--preset` and `--config` by name. What
-    "defaults" were is the generator's defaults when the run was made; the record keeps the full config.
-    """
-    args = shlex.split(command)
-    parts = ["tuned"] if args[1:2] == ["tune"] else []
-    i = 2
-    while i < len(args):
-        flag, eq, value = args[i].partition("=")
-        takes_next = not eq and i + 1 < len(args) and not args[i + 1].startswith("-")
-        if not eq and takes_next:
-            value, i = args[i + 1], i + 1
-        if flag == "--preset":
-            parts.append(f"preset {value}")
-        elif flag == "--config":
-            parts.append(f"config {Path(value).name}")
-        elif flag.startswith("--") and flag not in PLACEMENT_OPTIONS and flag[2:] not in records.RUN_CONTROL:
-            parts.append(f"{flag[2:]}={value}" if value else flag[2:])
-        i += 1
-    return ", ".join(parts) or "defaults"
+        """What the first run set over the generator's defaults (the full config is on each page), as
+        its record says (records.upgrade gives a record from before the label one)."""
+        return self.runs[0].setting or "defaults"
 
 
 @dataclass

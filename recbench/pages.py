@@ -73,7 +73,7 @@ def protocol_lines(board: Board) -> list[str]:
     stamps = [(r.protocol or {})["timestamps"] for r in runs if "timestamps" in (r.protocol or {})]  # recorded since this line exists
     if stamps:
         lines.append(f"- Timestamps: {distinct(stamps)}" + ("" if distinct(stamps) == "yes" else
-                     "; models that use time (HSTU's relative time bias) run without it here, and their records say so"))
+                     "; models that use time (a relative time bias) run without it here, and their records say so"))
     lines.append("- Metrics: Recall@K and NDCG@K for K in 5, 10, 20, and MRR, on the test split, evaluated once with the "
                  "model selected on validation; per-user ranks are kept in every record for paired tests.")
     return lines

@@ -94,6 +94,15 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         return self.entry(kind, name).obj
 
+    def option_aliases(self) -> dict[str, Any]:
+        """Flag -> api.OptionAlias, as the generators declare them (`option_aliases`); where two declare
+        one flag differently, the generator first by name keeps it."""
+        aliases: dict[str, Any] = {}
+        for name in self.names("generator"):
+            for flag, alias in (getattr(self.entries["generator"][name].obj, "option_aliases", None) or {}).items():
+                aliases.setdefault(flag, alias)
+        return aliases
+
     def add(self, kind: str, obj: Any, package: str, version: str, plugin: str) -> None:
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
@@ -112,6 +121,12 @@ class Registry:
         self.entries[kind][name] = Entry(kind, name, obj, package, version, plugin)
         for alias in (name, *getattr(obj, "aliases", ())):
             self.aliases[kind].setdefault(alias.lower(), name)
+
+
+def missing_option(option: str, aliases: dict[str, Any]) -> str:
+    """"Missing option '--plugin'.", naming the flags that may stand for it (Registry.option_aliases)."""
+    flags = [f"--{flag}=..." for flag, alias in aliases.items() if alias.option == option and alias.switch is None]
+    return f"Missing option '{option}'" + (f" (or {' / '.join(flags)})" if flags else "") + "."
 
 
 def _third_party() -> list[tuple[str, Any, str, str]]:

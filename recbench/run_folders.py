@@ -72,12 +72,23 @@ def release_run_folder(folder: Path) -> None:
         handle.close()
 
 
-def is_resumable(folder: Path, identity: dict) -> bool:
+def is_resumable(folder: Path, identity: dict, config: dict | None = None, tokenizer: str | None = None) -> bool:
+    """Whether `folder` is an unfinished run of `identity` (generator, dataset, config fingerprint,
+    seed). Given the resolved `config` (and tokenizer name), a fingerprint written under the scheme
+    before fingerprints hashed the whole config counts too (records.same_config)."""
     try:
         meta = json.loads((folder / "run.json").read_text())
     except (OSError, ValueError):
         return False
-    return "record" not in meta and all(meta.get(k) == v for k, v in identity.items())
+    if "record" in meta:
+        return False
+    if config is not None:
+        from .records import same_config
+
+        identity = {k: v for k, v in identity.items() if k != "config_fingerprint"}
+        if not same_config(meta.get("config_fingerprint"), config, tokenizer):
+            return False
+    return all(meta.get(k) == v for k, v in identity.items())
 
 
 def mark_finished(folder: Path, record_path: Path | None) -> None:

@@ -8,7 +8,7 @@ import json
 import os
 import resource
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +42,7 @@ class RunSpec:
     resume: str = ""  # "true": continue the newest unfinished run of this config and seed; or a run folder
     eval_only: bool = False  # evaluate `checkpoint` without training
     checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
-    rebuild_ids: bool = False  # build the semantic IDs anew even where cached (DiffGM: --force_regenerate_opq)
+    rebuild_ids: bool = False  # build the semantic IDs anew even where cached
     memory_check: bool = True  # refuse a model that cannot fit the device, before it is built (recbench.memory)
 
 
@@ -78,7 +78,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
         missing = "--plugin" if spec.generator is None else "--dataset"
-        raise UsageError(f"Missing option '{missing}' (or DiffGM's {'--model' if missing == '--plugin' else '--category'}=...)"
+        raise UsageError(plugins.missing_option(missing, registry.option_aliases())[:-1]
                          + (f"; checkpoint '{spec.checkpoint}' was written before checkpoints named their run, so name it."
                             if spec.eval_only else "."))
     gen = registry.entry("generator", spec.generator)
@@ -162,13 +162,8 @@ def spec_from_record(record: records.Record, device: str | None = None, results_
         overrides = cfg.flatten(record.config)
     except ValueError as exc:
         raise UsageError(f"Record '{record.run_id}' cannot be reproduced from its config: {exc}.") from None
-    # a generator setting added after the record was made runs at the value that behaves as the run did
-    recorded = (record.config or {}).get("generator", {})
-    try:
-        known = {f.name for f in fields(plugins.registry().get("generator", record.generator.name).Config)}
-    except UsageError:  # a generator that is not installed: resolve() says so when the spec is run
-        known = set()
-    overrides.update({k: v for k, v in ADDED_LATER.items() if k in known and k not in recorded})
+    # a setting added after the record was made is in its config already, at the value that behaves as
+    # the run did (records.fill_absent)
     return RunSpec(
         generator=record.generator.name,
         dataset=record.dataset.name,
@@ -343,32 +338,14 @@ ID_LEVEL_DEFINITION = ("DiffGRM's evaluator's protocol: the same decoded lists s
                        "occurrence); not the leaderboard's metric")
 
 
-# Settings added after records were written, left out of the fingerprint while they hold the value
-# that behaves as before they existed: an earlier record and a new run of its config stay one row.
-ADDED_LATER = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
-               "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled",  # loss: HSTU's (SASRec's are bce/ce)
-               "time_bias": True, "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
-
-
-# Keys that once were hashed config fields and now are run control (records.upgrade_2_to_3), hashed at
-# the value every recorded run had, so that a new run and an earlier record of one config stay one row.
-REMOVED_LATER = {("embedding", "force_regenerate_opq"): False}
-
-
 def config_fingerprint(resolved: Resolved) -> str:
-    config = {
-        section: {k: v for k, v in cfg.to_dict(c).items() if not (k in ADDED_LATER and v == ADDED_LATER[k])}
-        for section, c in resolved.configs.items()
-    }
-    for section, c in resolved.configs.items():  # a config may hash keys that have no effect at one fixed value
-        if hasattr(c, "fingerprint_values"):
-            config[section] = c.fingerprint_values(config[section])
-    for (section, key), value in REMOVED_LATER.items():  # run control that schema 1-2 configs held: hashed as they were
-        if section in config:
-            config[section][key] = value
-    if resolved.tokenizer is not None:  # pq and opq share a Config: the name is part of what the run computes
-        config["tokenizer_name"] = resolved.tokenizer.name
-    return cfg.fingerprint(config)
+    """The fingerprint of the run's whole resolved config (records.config_fingerprint), as its record will hold it."""
+    return records.config_fingerprint(resolved_config(resolved), resolved.tokenizer.name if resolved.tokenizer else None)
+
+
+def resolved_config(resolved: Resolved) -> dict[str, dict[str, Any]]:
+    """Section -> the resolved values, as the record holds them."""
+    return {section: cfg.to_dict(c) for section, c in resolved.configs.items()}
 
 
 def run_folder(spec: RunSpec, resolved: Resolved, log: Callable[[str], None] = lambda s: None) -> tuple[str, Path]:
@@ -377,12 +354,16 @@ def run_folder(spec: RunSpec, resolved: Resolved, log: Callable[[str], None] = l
     --resume=FOLDER that is not an unfinished run of this config and seed is an error."""
     gen, ds = resolved.generator.name, resolved.dataset.name
     identity = {"generator": gen, "dataset": ds, "config_fingerprint": config_fingerprint(resolved), "seed": spec.seed}
+    config, tokenizer = resolved_config(resolved), resolved.tokenizer.name if resolved.tokenizer else None
+
+    def resumable(folder: Path) -> bool:
+        return is_resumable(folder, identity, config, tokenizer)
     resume = spec.resume
     runs = paths.home() / "runs"
     if resume and resume.lower() not in NO:
         if resume.lower() in ("true", "1", "yes", "auto"):
             candidates = sorted(
-                (d for d in runs.glob(f"{ds}__{gen}__*") if is_resumable(d, identity)), key=lambda d: d.name, reverse=True
+                (d for d in runs.glob(f"{ds}__{gen}__*") if resumable(d)), key=lambda d: d.name, reverse=True
             )
             folder = candidates[0] if candidates else None
             if folder is None:
@@ -390,7 +371,7 @@ def run_folder(spec: RunSpec, resolved: Resolved, log: Callable[[str], None] = l
                     f"under {runs}); starting a new run.")
         else:
             folder = Path(resume)
-            if not is_resumable(folder, identity):
+            if not resumable(folder):
                 raise UsageError(f"--resume={resume}: not an unfinished run folder of {gen} on {ds} with this config and seed.")
         if folder is not None:
             folder = Path(os.path.abspath(folder))
@@ -422,7 +403,7 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
                  sids=None) -> records.Record:
     """The result record of a run; with `test` None (a validation-only run) it has no test metrics, ranks or times."""
     gen, ds, tok = resolved.generator, resolved.dataset, resolved.tokenizer
-    config = {section: cfg.to_dict(c) for section, c in resolved.configs.items()}
+    config = resolved_config(resolved)
     tokenizer = None if tok is None else {"name": tok.name, "package": tok.package, "version": tok.version,
                                           "config": config.get("tokenizer")}
     return records.Record.from_dict({

@@ -6,7 +6,7 @@ training items, fits the tokenizer plugin on the training items only, encodes ev
 every ID unique, and caches the result under RECBENCH_DATA/semantic_ids/DATASET/, keyed by
 everything the IDs depend on: the prepared data's fingerprint, the training items, the embedding
 model, text template and reduction, and the tokenizer's name, version and config.
-`rebuild` (`--rebuild_ids`, DiffGM's `--force_regenerate_opq`) rebuilds them; a corrupt cache file is rebuilt.
+`rebuild` (`--rebuild_ids`) rebuilds them; a corrupt cache file is rebuilt.
 A `resumable` tokenizer's fit (rqvae) keeps a checkpoint beside the cache file, `KEY.fit.pt`, until
 the IDs are cached, so that an interrupted build continues its fit (recbench.fit_checkpoint).
 
@@ -303,7 +303,7 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     train: the Split (its training parts) or an [N+1] mask/count of the items to fit on.
     entry: the tokenizer's registry entry (recbench.plugins.Registry.entry("tokenizer", name)).
     config: the tokenizer's Config; embedding: the EmbeddingConfig.
-    rebuild: build the IDs anew even where cached (`--rebuild_ids`; DiffGM's `--force_regenerate_opq`).
+    rebuild: build the IDs anew even where cached (`--rebuild_ids`).
     device: where the item text is embedded (default: a GPU where there is one).
     """
     mask = train_mask(train, prepared.n_items)

@@ -270,14 +270,19 @@ def save_atomic(obj, path: Path) -> None:
 def check_same_run(saved: dict | None, meta: dict | None, path: Path, remedy: str) -> None:
     """A last.pt that another run wrote (another generator, dataset, seed or config fingerprint) is a
     UsageError naming the file and the first values that differ. Configs are compared by their
-    fingerprint, as run folders are (runner.config_fingerprint: a setting added since, at the value
-    that behaves as before, changes nothing); a checkpoint without one is compared by name and seed."""
+    fingerprint, as run folders are; a checkpoint written before fingerprints hashed the whole config
+    holds one of the earlier scheme, which counts too (records.same_config). A checkpoint without a
+    fingerprint is compared by name and seed."""
+    from .records import same_config
+
     if not isinstance(saved, dict) or not isinstance(meta, dict):
         return
     saved, meta = json.loads(json.dumps(saved, default=str)), json.loads(json.dumps(meta, default=str))  # tuples and lists alike
     differ = [f"{key} {saved[key]!r} there, {meta[key]!r} here" for key in ("generator", "dataset", "tokenizer", "seed")
               if key in saved and key in meta and saved[key] != meta[key]]
-    if saved.get("config_fingerprint", meta.get("config_fingerprint")) != meta.get("config_fingerprint"):
+    stored = saved.get("config_fingerprint", meta.get("config_fingerprint"))
+    if stored != meta.get("config_fingerprint") and not (
+            isinstance(meta.get("config"), dict) and same_config(stored, meta["config"], meta.get("tokenizer"))):
         for section, values in (meta.get("config") or {}).items():
             theirs = (saved.get("config") or {}).get(section) or {}
             differ += [f"{key}={theirs[key]!r} there, {value!r} here" for key, value in values.items() if key in theirs and theirs[key] != value]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbench.cli.run import diffgm_flags
+from recbench.cli.run import aliased_options
 from recbench.data import Batch
 from recbench.errors import UsageError
 from recbench.runner import RunSpec, config_fingerprint, resolve
@@ -166,22 +166,22 @@ def test_runner_resolves_tokenizer_and_embedding_sections():
 
 def test_diffgm_run_flags():
     overrides = {"category": "Beauty", "model": "DIFF_GRM", "quantizer": "pq", "lr": "0.01", "train_batch_size": "512"}
-    assert diffgm_flags(overrides, None, None, None) == ("diff_grm", "Beauty", "opq")  # DiffGM's pq is OPQ+PQ
+    assert aliased_options(overrides, None, None, None) == ("diff_grm", "Beauty", "opq")  # DiffGM's pq is OPQ+PQ
     assert overrides == {"lr": "0.01", "batch_size": "512"}
-    assert diffgm_flags({"sid_quantizer": "rq_kmeans"}, "diff_grm", "beauty", None)[2] == "rq"
-    assert diffgm_flags({"quantizer": "rq"}, "ar_grm", "beauty", None)[2] == "rq"
-    assert diffgm_flags({"disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"  # plain PQ, DiffGM's way
-    assert diffgm_flags({"quantizer": "pq", "disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"
-    assert diffgm_flags({}, "ar_grm", "beauty", "pq")[2] == "pq"  # recbench's own --tokenizer pq stays plain PQ
+    assert aliased_options({"sid_quantizer": "rq_kmeans"}, "diff_grm", "beauty", None)[2] == "rq"
+    assert aliased_options({"quantizer": "rq"}, "ar_grm", "beauty", None)[2] == "rq"
+    assert aliased_options({"disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"  # plain PQ, DiffGM's way
+    assert aliased_options({"quantizer": "pq", "disable_opq": "true"}, "ar_grm", "beauty", None)[2] == "pq"
+    assert aliased_options({}, "ar_grm", "beauty", "pq")[2] == "pq"  # recbench's own --tokenizer pq stays plain PQ
     with pytest.raises(UsageError, match="contradicts"):
-        diffgm_flags({"quantizer": "pq"}, "ar_grm", "beauty", "pq")
+        aliased_options({"quantizer": "pq"}, "ar_grm", "beauty", "pq")
     with pytest.raises(UsageError, match="disable_opq"):
-        diffgm_flags({"disable_opq": "maybe"}, "ar_grm", "beauty", None)
-    assert diffgm_flags({"category": "beauty"}, "diff_grm", "beauty", None)[1] == "beauty"
+        aliased_options({"disable_opq": "maybe"}, "ar_grm", "beauty", None)
+    assert aliased_options({"category": "beauty"}, "diff_grm", "beauty", None)[1] == "beauty"
     with pytest.raises(UsageError):
-        diffgm_flags({"category": "Sports_and_Outdoors"}, "diff_grm", "beauty", None)
+        aliased_options({"category": "Sports_and_Outdoors"}, "diff_grm", "beauty", None)
     with pytest.raises(UsageError):
-        diffgm_flags({}, None, "beauty", None)
+        aliased_options({}, None, "beauty", None)
 
 
 def test_cpu_preset_layers_over_the_dataset_preset():

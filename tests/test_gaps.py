@@ -21,23 +21,23 @@ model = "TIGER"
 dataset = "beauty"
 published = "TIGER"
 published_source = "TIGER paper (NeurIPS 2023), Table 1"
-baseline = "tiger 85694fcf"
+baseline = "tiger eeee092f"
 about = "TIGER's chain"
 unmeasured = ["the embedding model"]
 [[chain.factor]]
 name = "learning rate"
 what = "0.005 -> 0.002, 4 epochs"
-rows = ["tiger 85694fcf", "tiger 882941e4"]
+rows = ["tiger eeee092f", "tiger 77181abc"]
 [[chain]]
 model = "DIFF_GRM"
 dataset = "beauty"
 published = "DiffGRM"
 published_source = "DiffGRM paper (arXiv 2510.21805)"
-baseline = "diff_grm 83e6b7f1"
+baseline = "diff_grm 7fe37529"
 [[chain.factor]]
 name = "protocol"
 what = "item level -> ID level"
-id_level = "diff_grm 83e6b7f1"
+id_level = "diff_grm 7fe37529"
 """
 
 
@@ -56,7 +56,7 @@ def rows(folder):
 def test_a_factor_is_the_paired_comparison_of_its_two_rows(folder):
     spec, rs = gaps.load_spec(folder), rows(folder)
     baseline, (step,) = gaps.measure(spec["chain"][0], {"beauty": rs}, "here")
-    a, b = (gaps.find_row(n, rs, "here") for n in ("tiger 85694fcf", "tiger 882941e4"))
+    a, b = (gaps.find_row(n, rs, "here") for n in ("tiger eeee092f", "tiger 77181abc"))
     test = significance.compare(b.runs, a.runs)
     assert baseline is a and step.a is a and step.b is b
     assert (step.mean_a, step.mean_b, step.p) == (test.mean_b, test.mean_a, test.p_ttest)
@@ -79,7 +79,7 @@ def test_the_page_says_what_is_left_unexplained(folder):
     assert points == [] and "REGENERATE" in text
     tiger = text.split("### TIGER on beauty")[1].split("###")[0]
     published = next(r for r in references.for_dataset("beauty") if r.model == "TIGER" and r.source.startswith("TIGER paper"))
-    a, b = (gaps.find_row(n, rows(folder), "here") for n in ("tiger 85694fcf", "tiger 882941e4"))
+    a, b = (gaps.find_row(n, rows(folder), "here") for n in ("tiger eeee092f", "tiger 77181abc"))
     gap, step = published.metrics["ndcg@10"] - a.mean("ndcg@10"), b.mean("ndcg@10") - a.mean("ndcg@10")
     assert f"Published − baseline: {gap:+.4f}" in tiger and f"Unexplained: {gap - step:+.4f}" in tiger
     assert "| learning rate |" in tiger and "Not measured here: the embedding model" in tiger
@@ -87,9 +87,9 @@ def test_the_page_says_what_is_left_unexplained(folder):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace("tiger 882941e4", "tiger ffffffff"), "row 'tiger ffffffff' matches 0 rows"),
+    (lambda s: s.replace("tiger 77181abc", "tiger ffffffff"), "row 'tiger ffffffff' matches 0 rows"),
     (lambda s: s.replace('published = "DiffGRM"', 'published = "DiffGRM-X"'), "no published row 'DiffGRM-X'"),
-    (lambda s: s.replace('baseline = "tiger 85694fcf"\n', ""), r"chain 1 \(TIGER\) lacks baseline"),
+    (lambda s: s.replace('baseline = "tiger eeee092f"\n', ""), r"chain 1 \(TIGER\) lacks baseline"),
     (lambda s: s + "\n[[[", "is not valid TOML"),
 ])
 def test_a_bad_spec_is_an_error_that_names_the_file(folder, edit, message):

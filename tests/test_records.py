@@ -59,14 +59,61 @@ def test_unreadable_and_future_records_are_clear_errors(tmp_path):
 
 def test_committed_records_keep_their_config_fingerprint():
     """A config field added later must not change the fingerprint of the configs already recorded
-    (else a new run of a committed config becomes a separate leaderboard row); see runner.ADDED_LATER."""
-    from recbench.runner import config_fingerprint, resolve, spec_from_record
+    (else a new run of a committed config becomes a separate leaderboard row): the upgraded record
+    holds it at the value that behaves as the run did (records.fill_absent), as the new run does."""
+    from recbench.runner import config_fingerprint, resolve, resolved_config, spec_from_record
 
     paths = sorted((Path(__file__).parent.parent / "leaderboards" / "records").glob("*/*.json"))
     assert paths
     for path in paths:
         record = records.load(path)
-        assert config_fingerprint(resolve(spec_from_record(record))) == record.config_fingerprint, path.name
+        again = resolve(spec_from_record(record))
+        assert json.loads(json.dumps(resolved_config(again))) == json.loads(json.dumps(record.config)), path.name
+        assert config_fingerprint(again) == record.config_fingerprint, path.name
+
+
+def test_a_record_is_fingerprinted_anew_when_read():
+    """Records written before fingerprints hashed the whole config (every committed one) hold a
+    fingerprint of the earlier scheme: it is recomputed from the upgraded config, and the earlier
+    scheme still recognises it (records.same_config, for run folders and checkpoints of that time)."""
+    for path in sorted(COMMITTED.glob("*/*.json")):
+        written = json.loads(path.read_text())
+        record = records.load(path)
+        tokenizer = record.tokenizer.name if record.tokenizer else None
+        assert record.config_fingerprint == records.config_fingerprint(record.config, tokenizer), path.name
+        assert records.fingerprint_before_full_config(record.config, tokenizer) == written["config_fingerprint"], path.name
+        assert records.same_config(written["config_fingerprint"], record.config, tokenizer), path.name
+        assert records.same_config(record.config_fingerprint, record.config, tokenizer), path.name
+    data = record.to_dict()
+    assert records.Record.from_dict({**data, "config_fingerprint": "0" * 12}).config_fingerprint == record.config_fingerprint
+    assert not records.same_config("0" * 12, record.config, tokenizer)
+
+
+def test_an_upgraded_config_holds_the_settings_added_since():
+    path = sorted((COMMITTED / "ml-100k").glob("ml-100k__hstu__*.json"))[0]
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1 and "loss" not in data["config"]["generator"]
+    generator = records.upgrade(data)["config"]["generator"]
+    assert {k: generator[k] for k in ("loss", "time_bias", "fp32_logits", "cpu_amp", "optimizer", "train_windows")} == {
+        "loss": "sampled", "time_bias": True, "fp32_logits": False, "cpu_amp": False, "optimizer": "adamw", "train_windows": False}
+    pop = records.upgrade(json.loads(sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[0].read_text()))
+    assert not set(records.WHEN_ABSENT) & set(pop["config"]["generator"])  # a generator without those settings gains none
+    unknown = {**data, "generator": {**data["generator"], "name": "not_installed"}}
+    assert records.upgrade(unknown)["config"]["generator"] == records.upgrade_2_to_3(records.upgrade_1_to_2(data))["config"]["generator"]
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("recbench run -p sasrec -d beauty --results-dir leaderboards/records --resume", "defaults"),
+    ("recbench run --plugin sasrec --dataset beauty --loss=ce --resume=/tmp/runs/x --seed 2 --device cpu", "loss=ce"),
+    ("recbench run --plugin diff_grm --dataset beauty --tokenizer rq --preset cpu --config my/space.yaml --nproc 2",
+     "preset cpu, config space.yaml"),
+    ("recbench tune --plugin sasrec --dataset ml-100k --n-trials 8 --space s.yaml --epochs=12 --eval_every=1",
+     "tuned, epochs=12, eval_every=1"),
+])
+def test_a_record_from_before_setting_labels_takes_its_label_from_its_command(command, expected):
+    assert records.setting_of_command(command) == expected
+    before = {k: v for k, v in record().items() if k != "setting"}
+    assert records.upgrade({**before, "schema_version": 2, "command": command})["setting"] == expected
 
 
 
@@ -78,7 +125,10 @@ def test_every_committed_record_loads_and_writes_back_the_same_json():
         rec = records.load(path)
         assert isinstance(rec, records.Record) and rec.schema_version == records.SCHEMA_VERSION, path.name
         assert rec.to_dict() == records.upgrade(json.loads(path.read_text())), path.name
-        if data["schema_version"] == records.SCHEMA_VERSION:  # the file exactly, key order included
+        if data["schema_version"] == records.SCHEMA_VERSION:  # the file exactly, key order included, but for
+            # the settings added since the run (records.fill_absent) and the fingerprint computed anew
+            upgraded = records.upgrade(data)
+            data = {**data, "config": upgraded["config"], "config_fingerprint": upgraded["config_fingerprint"]}
             assert json.dumps(rec.to_dict(), indent=1) == json.dumps(data, indent=1), path.name
         assert records.Record.from_dict(rec.to_dict()) == rec, path.name
 
@@ -104,7 +154,7 @@ def test_an_old_schema_record_loads_as_a_current_record(tmp_path):
     rec = records.load(copy)
     assert rec.schema_version == records.SCHEMA_VERSION and rec.run_control == records.RunControl(resume="true")
     assert rec.device.name == "AMD EPYC (1 thread)" and rec.test_ranks().tolist() == records.load(path).test_ranks().tolist()
-    assert "resume" not in rec.config["generator"] and rec.setting is None
+    assert "resume" not in rec.config["generator"] and rec.setting == "defaults"  # read from its command
     assert rec.to_dict()["run_control"] == {"resume": "true", "eval_only": False, "checkpoint": None, "rebuild_ids": False}
 
 

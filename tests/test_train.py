@@ -79,6 +79,31 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, mon
                     f"{home / 'home' / 'runs'}); starting a new run."]
 
 
+def test_a_run_folder_fingerprinted_before_fingerprints_hashed_the_whole_config_is_still_resumed(home):
+    """run.json and last.pt of a run started before fingerprints hashed the whole config hold a
+    fingerprint of the earlier scheme (records.fingerprint_before_full_config): --resume still finds
+    the folder and accepts its checkpoint; another config's is still refused."""
+    wanted = spec(home / "r", resume="true")
+    resolved = runner.resolve(wanted)
+    config, new = runner.resolved_config(resolved), runner.config_fingerprint(resolved)
+    old = records.fingerprint_before_full_config(config)
+    assert old != new
+    folder = home / "home" / "runs" / "ml-100k__sasrec__s3__20260101T000000000"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"generator": "sasrec", "dataset": "ml-100k", "config_fingerprint": old, "seed": 3}))
+    said = []
+    assert runner.run_folder(wanted, resolved, log=said.append) == (folder.name, folder)
+    assert said == [f"--resume: continuing the run in {folder} (no epoch of it was saved: training starts at epoch 1)"]
+    meta = runner.checkpoint_meta(wanted, resolved)
+    assert meta["config_fingerprint"] == new
+    train.check_same_run({**meta, "config_fingerprint": old}, meta, folder / "last.pt", "Start over")
+    with pytest.raises(UsageError, match="was written by another run"):
+        train.check_same_run({**meta, "config_fingerprint": "0" * 12}, meta, folder / "last.pt", "Start over")
+    (folder / "run.json").write_text(json.dumps({"generator": "sasrec", "dataset": "ml-100k", "config_fingerprint": "0" * 12, "seed": 3}))
+    with pytest.raises(UsageError, match="not an unfinished run folder"):
+        runner.run_folder(spec(home / "r", resume=str(folder)), resolved)
+
+
 @pytest.mark.slow  # whole training runs, interrupted and resumed
 def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synthetic, home, monkeypatch):
     """bucket_pool > 0: each epoch's bucketed batches depend on (seed, epoch) only, so a resumed run

@@ -424,3 +424,20 @@ def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactl
     last_end = max(t.datetime_complete for t in study.get_trials() if t.datetime_complete)
     assert record.created >= last_end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "Traceback" not in out.stdout + out.stderr and "queued again" in out.stdout
+
+
+def test_a_study_made_before_fingerprints_hashed_the_whole_config_is_continued(tmp_path):
+    """A study stores its fixed config's fingerprint; one stored under the earlier scheme
+    (records.fingerprint_before_full_config) is the same config, another one is not."""
+    plan = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k"))
+    storage = tune.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    old = records.fingerprint_before_full_config(runner.resolved_config(plan.resolved))
+    assert old != plan.identity["config"]
+    study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize")
+    study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": old, "metric": plan.metric})
+    assert tune.open_study(plan, storage).study_name == plan.study
+    fixed = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
+    assert fixed.study == "sasrec__ml-100k__12c39cbe"  # the name such a study was given before: the same options continue it
+    study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": "0" * 12, "metric": plan.metric})
+    with pytest.raises(UsageError, match="differs in: config"):
+        tune.open_study(plan, storage)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .. import config as cfg
 from ..errors import UsageError
+from ..plugins import missing_option
 
 if TYPE_CHECKING:
     from ..records import Record
@@ -46,11 +47,12 @@ def show_metrics(record: Record) -> None:
 
 def command(
     ctx: typer.Context,
-    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Generator to run (see `recbench plugins`); DiffGM's --model=DIFF_GRM also works."),
+    plugin: Optional[str] = typer.Option(None, "--plugin", "-p",
+                                         help="Generator to run (see `recbench plugins`; a generator may declare flags that stand for it)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
-                                          help="Dataset name or alias (see `recbench datasets`); DiffGM's --category=Beauty also works."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators); DiffGM's --quantizer=opq also works."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu', "
+                                          help="Dataset name or alias (see `recbench datasets`)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. a reduced 'cpu', "
                                          "or several layered in order: cpu,ocn (see `recbench config NAME`)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0; with --eval_only, the checkpoint's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -68,7 +70,7 @@ def command(
         raise typer.Exit(launch(nproc))
     overrides = cfg.parse_overrides(ctx.args)
     control = run_control(overrides)
-    plugin, dataset, tokenizer = diffgm_flags(overrides, plugin, dataset, tokenizer, checkpointed=control["eval_only"])
+    plugin, dataset, tokenizer = aliased_options(overrides, plugin, dataset, tokenizer, checkpointed=control["eval_only"])
     spec = RunSpec(
         generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
         config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir, **control,
@@ -97,22 +99,10 @@ def interrupted(exc: KeyboardInterrupt, folder: Path | None, processes: int) -> 
     err.print(message(exc, folder, command), style="yellow", markup=False, highlight=False)
 
 
-# DiffGM's run-level flags, accepted as they are: flag -> (the recbench option it stands for, value map)
-DIFFGM_FLAGS = {
-    "category": "--dataset",
-    "model": "--plugin",  # DIFF_GRM -> diff_grm, AR_GRM -> ar_grm
-    "quantizer": "--tokenizer",
-    "sid_quantizer": "--tokenizer",  # DiffGM's config key: opq_pq, rq_kmeans
-}
-# what DiffGM's quantizer names build there: its `pq` is OPQ+PQ (faiss "OPQ4,IVF1,PQ4x8"); recbench's
-# own --tokenizer pq stays plain PQ (DiffGM: --disable_opq=true)
-DIFFGM_QUANTIZERS = {"pq": "opq", "opq_pq": "opq", "rq": "rq", "rq_kmeans": "rq"}
-
-
 def rebuild_ids(overrides: dict) -> bool:
-    """Take --rebuild_ids (DiffGM: --force_regenerate_opq) out of `overrides`."""
-    values = [cfg.coerce(key, overrides.pop(key), bool) for key in ("rebuild_ids", "force_regenerate_opq") if key in overrides]
-    return any(values)
+    """Take --rebuild_ids (or a generator's alias of it, see `rename_aliases`) out of `overrides`."""
+    rename_aliases(overrides)
+    return cfg.coerce("rebuild_ids", overrides.pop("rebuild_ids"), bool) if "rebuild_ids" in overrides else False
 
 
 def run_control(overrides: dict) -> dict:
@@ -127,43 +117,58 @@ def run_control(overrides: dict) -> dict:
     return control
 
 
-def diffgm_flags(overrides: dict, plugin: str | None, dataset: str | None, tokenizer: str | None, *,
-                 checkpointed: bool = False) -> tuple[str | None, str | None, str | None]:
-    """Take DiffGM's --category, --model, --quantizer (and --train_batch_size) out of `overrides`.
+NAMED = ("--plugin", "--dataset", "--tokenizer")  # the options an alias may give a value (api.OptionAlias)
 
-    Returns (plugin, dataset, tokenizer); a DiffGM flag that contradicts its recbench option is a
-    UsageError. With `checkpointed` (--eval_only) plugin and dataset may be missing: the
-    checkpoint names them.
+
+def aliases(registry=None) -> dict:
+    """Flag -> api.OptionAlias: the other code bases' flags the installed generators accept."""
+    from ..plugins import registry as default
+
+    return (registry or default()).option_aliases()
+
+
+def rename_aliases(overrides: dict, registry=None) -> None:
+    """Give the settings that an alias names under another name (e.g. a batch size flag) their own
+    name in `overrides`; one setting given under both names is a UsageError."""
+    for flag, alias in aliases(registry).items():
+        if flag in overrides and alias.option not in NAMED:
+            if alias.option in overrides:
+                raise UsageError(f"--{flag} and --{alias.option} are the same setting; give one of them.")
+            overrides[alias.option] = overrides.pop(flag)
+
+
+def aliased_options(overrides: dict, plugin: str | None, dataset: str | None, tokenizer: str | None, *,
+                    checkpointed: bool = False, registry=None) -> tuple[str | None, str | None, str | None]:
+    """Take the generators' option aliases (api.OptionAlias) out of `overrides`: those of --plugin,
+    --dataset and --tokenizer give those options their values, the others are renamed
+    (`rename_aliases`).
+
+    Returns (plugin, dataset, tokenizer); an alias that contradicts its option is a UsageError. With
+    `checkpointed` (--eval_only) plugin and dataset may be missing: the checkpoint names them.
     """
+    rename_aliases(overrides, registry)
+    known = aliases(registry)
     given = {"--plugin": plugin, "--dataset": dataset, "--tokenizer": tokenizer}
-    for flag, option in DIFFGM_FLAGS.items():
+    named = [(flag, alias) for flag, alias in known.items() if alias.option in NAMED]
+    for flag, alias in sorted(named, key=lambda item: item[1].switch is not None):  # switches refine the values given
         if flag not in overrides:
             continue
-        value = str(overrides.pop(flag)).strip()
-        if option == "--plugin":
-            value = value.lower()
-        elif option == "--tokenizer":
-            value = DIFFGM_QUANTIZERS.get(value.lower(), value.lower())
-        current = given[option]
-        same = current is not None and (current.lower() == value.lower())
-        if current is not None and not same:
-            raise UsageError(f"--{flag}={value} contradicts {option} {current}; give one of them.")
-        given[option] = current if same else value
-    if "disable_opq" in overrides:  # DiffGM: PQ without the OPQ rotation
-        value = str(overrides.pop("disable_opq")).strip().lower()
-        if value not in cfg.TRUE | cfg.FALSE:
-            raise UsageError(f"--disable_opq={value}: expected true or false.")
-        if value in cfg.TRUE:
-            if given["--tokenizer"] not in (None, "opq", "pq"):
-                raise UsageError(f"--disable_opq=true contradicts --tokenizer {given['--tokenizer']}; give one of them.")
-            given["--tokenizer"] = "pq"
-    if "train_batch_size" in overrides:  # DiffGM's name for batch_size
-        if "batch_size" in overrides:
-            raise UsageError("--train_batch_size and --batch_size are the same setting; give one of them.")
-        overrides["batch_size"] = overrides.pop("train_batch_size")
-    for option, what in (("--plugin", "--model"), ("--dataset", "--category")):
+        value, current = str(overrides.pop(flag)).strip(), given[alias.option]
+        if alias.switch is not None:
+            if value.lower() not in cfg.TRUE | cfg.FALSE:
+                raise UsageError(f"--{flag}={value}: expected true or false.")
+            if value.lower() in cfg.TRUE:
+                if current not in (None, alias.switch, *alias.refines):
+                    raise UsageError(f"--{flag}={value} contradicts {alias.option} {current}; give one of them.")
+                given[alias.option] = alias.switch
+            continue
+        value = (alias.values or {}).get(value.lower(), value.lower() if alias.lower else value)
+        if current is not None and current.lower() != value.lower():
+            raise UsageError(f"--{flag}={value} contradicts {alias.option} {current}; give one of them.")
+        given[alias.option] = current if current is not None else value
+    for option in ("--plugin", "--dataset"):
         if not given[option] and not checkpointed:
-            raise UsageError(f"Missing option '{option}' (or DiffGM's {what}=...).")
+            raise UsageError(missing_option(option, known))
     return given["--plugin"], given["--dataset"], given["--tokenizer"]
 
 

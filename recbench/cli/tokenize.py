@@ -130,7 +130,7 @@ def command(
 ) -> None:
     """Build or load semantic IDs and show per-digit diagnostics. Extra --key=value arguments set
     embedding (sent_emb_*, normalize_after_pca) and tokenizer (n_digit, codebook_size, seed) config
-    values; --rebuild_ids (DiffGM: --force_regenerate_opq) builds the IDs anew even where cached."""
+    values; --rebuild_ids (or a generator's alias of it) builds the IDs anew even where cached."""
     names = tokenizer_names(tokenizer)
     if not names:
         raise UsageError("--tokenizer is empty; name one or more tokenizers (see `recbench plugins`).")

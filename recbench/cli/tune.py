@@ -38,7 +38,7 @@ def command(
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
     space: Optional[Path] = typer.Option(None, "--space", help="Search space file (YAML, TOML or JSON) instead of the generator's own."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. diff_grm's reduced 'cpu' (see "
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. a reduced 'cpu' (see "
                                                                "`recbench plugins --json`), used by every trial and the best trial's re-run."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every trial."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

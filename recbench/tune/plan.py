@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import config as cfg
-from .. import runner
+from .. import records, runner
 from ..errors import UsageError
 from .space import Param, contains, default_values, describe, load_space, parse_space, space_fields, space_ranges
 from .storage import check_storage_url, default_storage
@@ -132,4 +132,11 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
         declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
     mine = identity(resolved, params, options.seed, options.preset)
     base = f"{gen.name}__{resolved.dataset.name}"
-    return base if mine == identity(default_res, declared, 0) else f"{base}__{cfg.fingerprint(mine)[:8]}"
+    if mine == identity(default_res, declared, 0):
+        return base
+    # the hash takes the fixed config's fingerprint as studies made before fingerprints hashed the
+    # whole config did (records.fingerprint_before_full_config): their names stay, so the same options
+    # continue them (open_study checks the identity stored with the study)
+    tokenizer = resolved.tokenizer.name if resolved.tokenizer else None
+    named = {**mine, "config": records.fingerprint_before_full_config(runner.resolved_config(resolved), tokenizer)}
+    return f"{base}__{cfg.fingerprint(named)[:8]}"

@@ -87,6 +87,8 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
     study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize", load_if_exists=True)
     info = {**plan.identity, "metric": plan.metric}
     stored = study.user_attrs.get(STUDY_ATTR)
+    if isinstance(stored, dict) and stored.get("config") != info["config"] and same_fixed_config(stored.get("config"), plan):
+        stored = {**stored, "config": info["config"]}  # a study made before fingerprints hashed the whole config
     if stored is None and not study.trials:
         study.set_user_attr(STUDY_ATTR, info)
     elif stored != info or study.direction != optuna.study.StudyDirection.MAXIMIZE:
@@ -94,6 +96,15 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
         raise UsageError(f"Study '{plan.study}' in {plan.storage} was made for another run (differs in: {', '.join(differ)}); "
                          "pick another --study-name, or leave it out for the default name.")
     return study
+
+
+def same_fixed_config(stored, plan: Plan) -> bool:
+    """Whether fingerprint `stored` is that of the plan's fixed config under either fingerprint scheme (records.same_config)."""
+    from ..records import same_config
+    from ..runner import resolved_config
+
+    resolved = plan.resolved
+    return same_config(stored, resolved_config(resolved), resolved.tokenizer.name if resolved.tokenizer else None)
 
 
 def load_study(name: str, storage_url: str | None = None) -> optuna.Study:
