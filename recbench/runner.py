@@ -163,7 +163,7 @@ def spec_from_record(record: records.Record, device: str | None = None, results_
     except ValueError as exc:
         raise UsageError(f"Record '{record.run_id}' cannot be reproduced from its config: {exc}.") from None
     # a setting added after the record was made is in its config already, at the value that behaves as
-    # the run did (records.fill_absent)
+    # the run did (upgrade.fill_absent)
     return RunSpec(
         generator=record.generator.name,
         dataset=record.dataset.name,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbench import records
+from recbench import records, upgrade
 from recbench.errors import UsageError
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards" / "records"
@@ -60,7 +60,7 @@ def test_unreadable_and_future_records_are_clear_errors(tmp_path):
 def test_committed_records_keep_their_config_fingerprint():
     """A config field added later must not change the fingerprint of the configs already recorded
     (else a new run of a committed config becomes a separate leaderboard row): the upgraded record
-    holds it at the value that behaves as the run did (records.fill_absent), as the new run does."""
+    holds it at the value that behaves as the run did (upgrade.fill_absent), as the new run does."""
     from recbench.runner import config_fingerprint, resolve, resolved_config, spec_from_record
 
     paths = sorted((Path(__file__).parent.parent / "leaderboards" / "records").glob("*/*.json"))
@@ -97,9 +97,9 @@ def test_an_upgraded_config_holds_the_settings_added_since():
     assert {k: generator[k] for k in ("loss", "time_bias", "fp32_logits", "cpu_amp", "optimizer", "train_windows")} == {
         "loss": "sampled", "time_bias": True, "fp32_logits": False, "cpu_amp": False, "optimizer": "adamw", "train_windows": False}
     pop = records.upgrade(json.loads(sorted((COMMITTED / "ml-100k").glob("ml-100k__pop__*.json"))[0].read_text()))
-    assert not set(records.WHEN_ABSENT) & set(pop["config"]["generator"])  # a generator without those settings gains none
+    assert not set(upgrade.WHEN_ABSENT) & set(pop["config"]["generator"])  # a generator without those settings gains none
     unknown = {**data, "generator": {**data["generator"], "name": "not_installed"}}
-    assert records.upgrade(unknown)["config"]["generator"] == records.upgrade_2_to_3(records.upgrade_1_to_2(data))["config"]["generator"]
+    assert records.upgrade(unknown)["config"]["generator"] == upgrade.upgrade_2_to_3(upgrade.upgrade_1_to_2(data))["config"]["generator"]
 
 
 @pytest.mark.parametrize("command, expected", [
@@ -111,7 +111,7 @@ def test_an_upgraded_config_holds_the_settings_added_since():
      "tuned, epochs=12, eval_every=1"),
 ])
 def test_a_record_from_before_setting_labels_takes_its_label_from_its_command(command, expected):
-    assert records.setting_of_command(command) == expected
+    assert upgrade.setting_of_command(command) == expected
     before = {k: v for k, v in record().items() if k != "setting"}
     assert records.upgrade({**before, "schema_version": 2, "command": command})["setting"] == expected
 
@@ -126,7 +126,7 @@ def test_every_committed_record_loads_and_writes_back_the_same_json():
         assert isinstance(rec, records.Record) and rec.schema_version == records.SCHEMA_VERSION, path.name
         assert rec.to_dict() == records.upgrade(json.loads(path.read_text())), path.name
         if data["schema_version"] == records.SCHEMA_VERSION:  # the file exactly, key order included, but for
-            # the settings added since the run (records.fill_absent) and the fingerprint computed anew
+            # the settings added since the run (upgrade.fill_absent) and the fingerprint computed anew
             upgraded = records.upgrade(data)
             data = {**data, "config": upgraded["config"], "config_fingerprint": upgraded["config_fingerprint"]}
             assert json.dumps(rec.to_dict(), indent=1) == json.dumps(data, indent=1), path.name
