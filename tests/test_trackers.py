@@ -175,3 +175,22 @@ def test_curves_reach_tensorboard_and_mlflow_and_equal_the_record(synthetic, hom
     plain, plain_path = runner.run(tiny(home / "plain", None))
     assert plain.trackers is None and "trackers" not in json.loads(plain_path.read_text())
     assert [e["valid"] for e in plain.train.history] == [e["valid"] for e in history]
+
+
+def test_an_unreachable_server_or_a_missing_library_costs_one_warning_each(home, monkeypatch):
+    import sys
+    import time
+
+    monkeypatch.setenv("RECBENCH_MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):  # the tracker's defaults, undone after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if the tensorboard package were not installed
+    said = []
+    tracking = trackers.Trackers(trackers.entries(["mlflow", "tensorboard"], REGISTRY), warn=said.append)
+    started = time.monotonic()
+    tracking.start(info(), {"seed": 0})
+    assert time.monotonic() - started < 60  # one attempt, no retries for minutes
+    tracking.epoch({"epoch": 1, "loss": 1.0})
+    assert tracking.finish({"ndcg@10": 0.1}, "record.json") == {}
+    assert [s.split(" (")[0] for s in said] == ["warning: tracker 'mlflow' failed in start", "warning: tracker 'tensorboard' failed in start"]
