@@ -185,7 +185,8 @@ def test_an_unreachable_server_or_a_missing_library_costs_one_warning_each(home,
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):  # the tracker's defaults, undone after
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if the tensorboard package were not installed
+    for module in ("tensorboard", "torch.utils.tensorboard"):  # as if the tensorboard package were not installed
+        monkeypatch.setitem(sys.modules, module, None)
     said = []
     tracking = trackers.Trackers(trackers.entries(["mlflow", "tensorboard"], REGISTRY), warn=said.append)
     started = time.monotonic()
