@@ -1,4 +1,4 @@
-"""The built-in experiment trackers: TensorBoard and MLflow (`recbench run --tracker tensorboard,mlflow`).
+"""The built-in experiment trackers: TensorBoard, MLflow and W&B (`recbench run --tracker tensorboard,mlflow`).
 
 Each imports its library in `start`, so that recbench runs, and lists these trackers, without it;
 a run that asks for a tracker whose library is missing prints one warning and goes on without it
@@ -127,7 +127,57 @@ class MLflow(Tracker):
         return MLflowRun(client, created.info.run_id, uri)
 
 
+@dataclass
+class WandbConfig(TrackerConfig):
+    mode: str = "offline"  # W&B's mode: offline (files only; `wandb sync` uploads them later) or online; WANDB_MODE wins
+    project: str = "recbench"  # the W&B project of the runs
+    dir: str = ""  # W&B writes its run folders into DIR/wandb ('': RECBENCH_HOME/trackers/wandb)
+
+
+class WandbRun(TrackerRun):
+    def __init__(self, run):
+        self.run = run
+        # W&B's own step must only grow, and a run's curves have two axes: optimizer steps and epochs
+        run.define_metric("train/step")
+        run.define_metric("train/*", step_metric="train/step")
+        run.define_metric("epoch")
+        for prefix in ("epoch/*", "valid/*", "test/*"):
+            run.define_metric(prefix, step_metric="epoch")
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.run.config.update(params, allow_val_change=True)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        axis = "train/step" if all(name.startswith("train/") for name in metrics) else "epoch"
+        self.run.log({**metrics, axis: step})
+
+    def finish(self, metrics: dict[str, float] | None, record_path: str | None) -> dict[str, str]:
+        if record_path:
+            self.run.summary["recbench.record"] = record_path
+        where = {"uri": str(Path(self.run.dir).parent), "run_id": self.run.id}
+        self.run.finish(exit_code=0 if metrics is not None else 1)
+        return where
+
+
+class Wandb(Tracker):
+    name = "wandb"
+    description = "Weights & Biases runs, offline by default (files under RECBENCH_HOME; `wandb sync` uploads them)"
+    Config = WandbConfig
+
+    def start(self, run: RunInfo, params: dict[str, Any], config: WandbConfig) -> WandbRun:
+        import wandb
+
+        folder = Path(config.dir) if config.dir else paths.home() / "trackers"  # W&B writes into DIR/wandb
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = wandb.Settings(silent=True, console="off")  # the run's output stays recbench's
+        handle = wandb.init(mode=os.environ.get("WANDB_MODE") or config.mode, project=config.project, dir=str(folder),
+                            name=run.run_id, config=params, reinit="create_new", settings=settings,
+                            tags=[run.generator, run.dataset])
+        return WandbRun(handle)
+
+
 @hookimpl
 def register_trackers(register):
     register(TensorBoard())
     register(MLflow())
+    register(Wandb())

@@ -1,5 +1,5 @@
 """Experiment trackers: one conformance suite over every registered tracker, a run's curves read back
-through TensorBoard's and MLflow's own readers equal to the record's history, a tracker that raises
+through TensorBoard's and MLflow's own readers (and W&B's offline files) equal to the record's history, a tracker that raises
 costs the run nothing but one warning, and an unknown tracker name is a usage error."""
 
 import dataclasses
@@ -116,7 +116,7 @@ def test_a_failing_tracker_warns_once_is_dropped_and_the_others_go_on():
 
 def test_an_unknown_tracker_is_refused_before_any_work_listing_the_trackers(home, monkeypatch):
     spec = runner.RunSpec("pop", "ml-100k", device="cpu", trackers="tensorbord")
-    with pytest.raises(UsageError, match=r"Unknown tracker 'tensorbord'\. Did you mean 'tensorboard'\? Valid trackers: mlflow, tensorboard"):
+    with pytest.raises(UsageError, match=r"Unknown tracker 'tensorbord'\. Did you mean 'tensorboard'\? Valid trackers: mlflow, tensorboard, wandb"):
         runner.run(spec)
     monkeypatch.setenv("RECBENCH_TRACKERS", "nope")  # the environment's default is checked the same way
     with pytest.raises(UsageError, match="Unknown tracker 'nope'"):
@@ -125,7 +125,34 @@ def test_an_unknown_tracker_is_refused_before_any_work_listing_the_trackers(home
 
 def test_an_unknown_tracker_exits_2(cli):
     proc = cli("run", "--plugin", "pop", "--dataset", "ml-100k", "--tracker", "nope", check=2)
-    assert "Unknown tracker 'nope'" in proc.stderr and "Valid trackers: mlflow, tensorboard" in proc.stderr
+    assert "Unknown tracker 'nope'" in proc.stderr and "Valid trackers: mlflow, tensorboard, wandb" in proc.stderr
+
+
+def wandb_history(run_folder) -> list[dict]:
+    """The `history` rows of an offline W&B run, read from its run-ID.wandb file: LevelDB-log framing
+    (32 KiB blocks, a 7-byte header per chunk) around records of W&B's own protobuf schema."""
+    import struct
+    from pathlib import Path
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = next(Path(run_folder).glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, pending, rows = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7]) if left >= 7 else (0, 0, 0)
+        if kind == 0:  # the zeros that pad a block
+            pos += left
+            continue
+        pending, pos = pending + data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+    return rows
 
 
 def tiny(results, trackers_option):
@@ -133,12 +160,12 @@ def tiny(results, trackers_option):
 
 
 @pytest.mark.slow  # trains sasrec three times on the synthetic data
-def test_curves_reach_tensorboard_and_mlflow_and_equal_the_record(synthetic, home, monkeypatch, capsys):
+def test_curves_reach_tensorboard_mlflow_and_wandb_and_equal_the_record(synthetic, home, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.setenv("RECBENCH_TRACKER_EVERY", "2")
-    record, path = runner.run(tiny(home / "results", "tensorboard,mlflow"))
+    record, path = runner.run(tiny(home / "results", "tensorboard,mlflow,wandb"))
     history = record.train.history
     assert [e["epoch"] for e in history] == [1, 2, 3] and all({"loss", "lr", "seconds", "samples_per_s", "valid"} <= set(e) for e in history)
     assert records.load(path).to_dict() == record.to_dict()  # history and trackers are in the file
@@ -159,6 +186,12 @@ def test_curves_reach_tensorboard_and_mlflow_and_equal_the_record(synthetic, hom
     assert run.info.status == "FINISHED" and run.data.tags["recbench.record"] == str(path)
     assert run.data.params["generator.lr"] == str(record.config["generator"]["lr"])
     assert run.data.metrics["test/ndcg_at_10"] == record.metrics.test["ndcg@10"]
+
+    rows = wandb_history(record.trackers["wandb"]["uri"])
+    assert [(row["epoch"], row["valid/ndcg@10"]) for row in rows if "valid/ndcg@10" in row] == valid
+    assert [row["train/step"] for row in rows if "train/loss" in row][:2] == [2, 4]
+    assert [row["test/ndcg@10"] for row in rows if "test/ndcg@10" in row] == [record.metrics.test["ndcg@10"]]
+    assert (home / "home" / "trackers" / "wandb").is_dir()
     capsys.readouterr()
 
     # the same run with a third-party tracker that raises: the same result, one warning, no record entry for it
