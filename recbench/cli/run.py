@@ -87,6 +87,8 @@ def command(
     if path is not None:  # rank 0 only
         show_metrics(record)
         console.print(f"Result record written to [bold]{path}[/]")
+        for name, where in (record.trackers or {}).items():  # where to look at the curves
+            console.print(f"{name}: {' run '.join(where[k] for k in ('uri', 'run_id') if where.get(k))}", markup=False, highlight=False)
 
 
 def interrupted(exc: KeyboardInterrupt, folder: Path | None, processes: int) -> None:
