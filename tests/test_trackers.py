@@ -228,3 +228,18 @@ def test_an_unreachable_server_or_a_missing_library_costs_one_warning_each(home,
     tracking.epoch({"epoch": 1, "loss": 1.0})
     assert tracking.finish({"ndcg@10": 0.1}, "record.json") == {}
     assert [s.split(" (")[0] for s in said] == ["warning: tracker 'mlflow' failed in start", "warning: tracker 'tensorboard' failed in start"]
+
+
+def test_curves_and_trackers_are_optional_fields_of_the_record():
+    from pathlib import Path
+
+    path = sorted((Path(__file__).parents[1] / "leaderboards" / "records").glob("*/*.json"))[0]
+    data = json.loads(path.read_text())
+    committed = records.load(path)
+    assert committed.train.history is None and committed.trackers is None  # records made before read as they were
+    assert "history" not in committed.to_dict()["train"] and "trackers" not in committed.to_dict()
+    history = [{"epoch": 1, "loss": 2.5, "seconds": 1.0, "samples_per_s": 100.0, "lr": 0.001, "valid": {"ndcg@10": 0.01}}]
+    where = {"mlflow": {"uri": "sqlite:///x/mlflow.db", "run_id": "abc"}}
+    data = {**records.upgrade(data), "train": {**data["train"], "history": history}, "trackers": where}
+    again = records.Record.from_dict(data)
+    assert again.train.history == history and again.trackers == where and again.to_dict() == data
