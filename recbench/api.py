@@ -298,5 +298,65 @@ class Tokenizer:
         raise NotImplementedError
 
 
+@dataclass
+class TrackerConfig:
+    """The settings every tracker has (none yet). A tracker's own settings are fields of a subclass;
+    a run reads them from the environment as RECBENCH_<NAME>_<KEY> (RECBENCH_TENSORBOARD_LOGDIR), so
+    that the command line stays the same wherever the curves go (recbench.trackers)."""
+
+
+@dataclass
+class RunInfo:
+    """What a tracker is told about the run it follows, when training starts."""
+
+    run_id: str  # the record's run id, also the run folder's name
+    generator: str
+    dataset: str
+    tokenizer: str | None
+    seed: int
+    setting: str  # what the command set over the defaults, as the leaderboard names the row
+    folder: str | None  # the run folder (checkpoints, log.jsonl); None for a run that does not train
+
+
+class TrackerRun:
+    """One run in a tracker, as `Tracker.start` returns it. The core calls it from one process only
+    (rank 0 of a data-parallel run). Any exception it raises costs the tracker the rest of the run,
+    never the run itself: the core prints one warning and stops calling it."""
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Record `params` (flat name -> value) as the run's parameters."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Record `metrics` at `step`. Names are 'train/loss' and 'train/lr' at optimizer steps,
+        'epoch/...' and 'valid/...' at epochs, 'test/...' at the last epoch; a tracker that does not
+        accept a character of a name (MLflow: '@') changes it, the same way each time."""
+        raise NotImplementedError
+
+    def finish(self, metrics: dict[str, float] | None, record_path: str | None) -> dict[str, str] | None:
+        """End the run: `metrics` are the final test metrics and `record_path` the result record's
+        file (both None for a run that ended without a record). Returns where the tracker keeps the
+        run, {"uri": ..., "run_id": ...} (either may be left out), which the record keeps under
+        `trackers`, so that a row of the leaderboard leads back to its curves."""
+        return None
+
+
+class Tracker:
+    """An experiment tracker: sends a run's curves, parameters and final metrics somewhere to look at.
+
+    Selected per run with `recbench run --tracker NAME[,NAME]` (or RECBENCH_TRACKERS). `start` should
+    import the tracker's library itself, so that a tracker whose package is missing fails there, with
+    one warning, and is left out of the run, instead of failing every command at start-up.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    Config: ClassVar[type] = TrackerConfig
+
+    def start(self, run: RunInfo, params: dict[str, Any], config) -> TrackerRun:
+        """Open a run for `run`, with `params` (the resolved config, flat) and this tracker's `config`."""
+        raise NotImplementedError
+
+
 __all__ = ["Batch", "Dataset", "DatasetConfig", "Generator", "GeneratorConfig", "Quantizer", "RawData", "Recommender",
-           "Source", "Split", "Tokenizer", "TokenizerConfig", "TrainConfig"]
+           "RunInfo", "Source", "Split", "Tokenizer", "TokenizerConfig", "Tracker", "TrackerConfig", "TrackerRun", "TrainConfig"]

@@ -1,4 +1,4 @@
-"""The three hooks a recbench plugin can implement. Each receives a `register` callback."""
+"""The four hooks a recbench plugin can implement. Each receives a `register` callback."""
 
 import pluggy
 
@@ -18,3 +18,8 @@ def register_tokenizers(register):
 @hookspec
 def register_generators(register):
     """Register generators (models): call register(GeneratorSubclass()) for each."""
+
+
+@hookspec
+def register_trackers(register):
+    """Register experiment trackers (TensorBoard, MLflow, ...): call register(TrackerSubclass()) for each."""

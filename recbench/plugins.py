@@ -1,4 +1,4 @@
-"""Plugin discovery and the registry of datasets, tokenizers and generators.
+"""Plugin discovery and the registry of datasets, tokenizers, generators and trackers.
 
 Built-in plugins (the modules in `recbench_plugins`) and third-party packages (entry points in
 the group `recbench`) are loaded by the same pluggy manager and registered by the same code. A
@@ -34,10 +34,12 @@ BUILTIN_PLUGINS = (
     "recbench_plugins.tiger",
     "recbench_plugins.tokenizers",
     "recbench_plugins.rqvae",
+    "recbench_plugins.trackers",
 )
 
-KINDS = ("dataset", "tokenizer", "generator")
-HOOKS = {"dataset": "register_datasets", "tokenizer": "register_tokenizers", "generator": "register_generators"}
+KINDS = ("dataset", "tokenizer", "generator", "tracker")
+HOOKS = {"dataset": "register_datasets", "tokenizer": "register_tokenizers", "generator": "register_generators",
+         "tracker": "register_trackers"}
 
 
 @dataclass

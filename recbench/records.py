@@ -96,17 +96,23 @@ def run_id(generator: str, dataset: str, seed: int) -> str:
 def write(record: Record | dict[str, Any], folder: Path) -> Path:
     """Write `record` as folder/DATASET/RUN_ID.json, atomically (a plain dict, e.g. a test's raw record, as given)."""
     data = record.to_dict() if isinstance(record, Record) else record
-    name = str(data["run_id"])
-    if not name or name.startswith(".") or "/" in name or os.sep in name:  # the leaderboard reads no hidden file
-        raise UsageError(f"Record run_id {name!r}: expected a name that does not start with '.' and holds no '/' "
-                         "(it names the record's file).")
-    path = Path(folder) / data["dataset"]["name"] / f"{name}.json"
+    path = record_path(data, folder)
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=False)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
     return path
+
+
+def record_path(data: dict[str, Any], folder: Path) -> Path:
+    """Where `write` puts the record `data` (a JSON object): known before it is written, so that a
+    tracker can be told the record of its run and the record can hold the tracker's run."""
+    name = str(data["run_id"])
+    if not name or name.startswith(".") or "/" in name or os.sep in name:  # the leaderboard reads no hidden file
+        raise UsageError(f"Record run_id {name!r}: expected a name that does not start with '.' and holds no '/' "
+                         "(it names the record's file).")
+    return Path(folder) / data["dataset"]["name"] / f"{name}.json"
 
 
 def tune_field(study: str, storage: str, trial: int, metric: str, value: float, params: dict[str, Any],
@@ -255,7 +261,7 @@ class PerUser(Part):
 class Train(Part):
     """How training went; the last four are absent for a model that does not train."""
 
-    OMIT_NONE = ("cpu_amp_auto", "epochs", "best_epoch", "best_valid", "stopped")
+    OMIT_NONE = ("cpu_amp_auto", "epochs", "best_epoch", "best_valid", "stopped", "history")
 
     seconds: float  # training time (fitting time for a model that does not train)
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value in the config
@@ -263,6 +269,9 @@ class Train(Part):
     best_epoch: int | None = None  # the epoch selected on validation (None: no validation ran)
     best_valid: float | None = None  # its validation metric
     stopped: str | None = None  # why training ended
+    # the curves: one entry per epoch as in log.jsonl (epoch, loss, lr, seconds, samples_per_s, and
+    # valid: the validation metrics where the epoch was validated); absent in records made before
+    history: list[dict[str, Any]] | None = None
 
     def omitted(self) -> set[str]:  # a trained run writes best_epoch and best_valid even when None
         return super().omitted() - ({"best_epoch", "best_valid"} if self.epochs is not None else set())
@@ -353,7 +362,7 @@ class Record(Part):
               "train": Train, "eval": Eval, "semantic_ids": SemanticIds, "id_level": IdLevel, "run_control": RunControl,
               "device": Device, "tune": Tune, "checkpoints": Checkpoints}
     OMIT_NONE = ("created", "protocol", "setting", "config_origins", "run_control", "per_user", "semantic_ids", "id_level",
-                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints")
+                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints", "trackers")
 
     schema_version: int = SCHEMA_VERSION  # always the current one: `from_dict` upgrades older ones
     run_id: str  # DATASET__GENERATOR__sSEED__UTC-TIME, the file's name
@@ -383,6 +392,7 @@ class Record(Part):
     environment: dict[str, Any] | None = None  # library versions, platform, git commit (see `environment`)
     tune: Tune | None = None  # the re-run of a tuning study's best trial
     checkpoints: Checkpoints | None = None  # runs that trained
+    trackers: dict[str, dict[str, str]] | None = None  # tracker name -> where it keeps the run's curves (uri, run_id)
     path: Path | None = field(default=None, compare=False, metadata={"json": False})  # the file it was loaded from
 
     @classmethod

@@ -16,7 +16,7 @@ import torch
 
 from . import config as cfg
 from . import distributed as dist
-from . import eval_only, paths, pipeline, plugins, records
+from . import eval_only, paths, pipeline, plugins, records, trackers
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
@@ -44,6 +44,7 @@ class RunSpec:
     checkpoint: str | None = None  # a checkpoint file (best.pt / last.pt of a run) for eval_only
     rebuild_ids: bool = False  # build the semantic IDs anew even where cached
     memory_check: bool = True  # refuse a model that cannot fit the device, before it is built (recbench.memory)
+    trackers: str | None = None  # experiment trackers, comma-separated (recbench.trackers); None: RECBENCH_TRACKERS
 
 
 @dataclass
@@ -233,9 +234,10 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     logs as soon as it exists (runs that train), so that a caller can mark it when the run
     ends early (see run_folders.mark_abandoned). With `test=False` the run stops after validation: the test split
     is never evaluated and no record is written (a tuning trial); the returned record has validation
-    metrics only, and the path is None.
+    metrics only, and the path is None. Trackers (`spec.trackers`) follow runs that write a record only.
     """
     results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
+    tracker_entries = trackers.entries(trackers.names(spec.trackers), plugins.registry()) if test else []
     resolved = resolve(spec)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
     device = dist.init(pick_device(spec.device))
@@ -262,6 +264,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
             on_run_dir(run_dir)
     else:
         run_id, run_dir = records.run_id(gen.name, ds.name, spec.seed), None
+    tracking = trackers.Trackers(tracker_entries if main else ())
+    tracking.start(track_info(run_id, run_dir, spec, resolved), trackers.params(resolved, spec))
     training = None
     t1 = time.perf_counter()
     if eval_only:
@@ -277,7 +281,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 
         with progress_bar() if main else contextlib.nullcontext() as progress:
             training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
-                             meta=checkpoint_meta(spec, resolved), log=log)
+                             meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking)
         best = (f"best validation {gcfg.val_metric} = {training.best_valid:.4f} at epoch {training.best_epoch}"
                 if training.best_valid is not None else "no validation")
         log(f"training stopped after {training.epochs} epochs ({training.stopped}); {best}")
@@ -300,6 +304,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
         record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
         record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"), log=str(run_dir / "log.jsonl"))
+        record.train.history = training.history
     if not main:
         return record, None
     if not test:
@@ -307,6 +312,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
             mark_finished(run_dir, None)
             release_run_folder(run_dir)
         return record, None
+    if tracking:  # told the record's path before it is written, so that the record holds where each tracker keeps the run
+        record.trackers = tracking.finish(record.metrics.test, str(records.record_path(record.to_dict(), results))) or None
     try:
         path = records.write(record, results)
     except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
@@ -318,6 +325,15 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         mark_finished(run_dir, path)
         release_run_folder(run_dir)
     return record, path
+
+
+def track_info(run_id: str, run_dir: Path | None, spec: RunSpec, resolved: Resolved):
+    """What the run's trackers are told about it (recbench.api.RunInfo)."""
+    from .api import RunInfo
+
+    return RunInfo(run_id=run_id, generator=resolved.generator.name, dataset=resolved.dataset.name,
+                   tokenizer=None if resolved.tokenizer is None else resolved.tokenizer.name, seed=spec.seed,
+                   setting=resolved.setting or setting_label(spec), folder=None if run_dir is None else str(run_dir))
 
 
 @contextlib.contextmanager

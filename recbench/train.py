@@ -95,7 +95,7 @@ class TrainResult:
 
 def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
           on_eval: Callable[[int, float], None] | None = None, meta: dict | None = None,
-          log: Callable[[str], None] = lambda s: None) -> TrainResult:
+          log: Callable[[str], None] = lambda s: None, tracker=None) -> TrainResult:
     """Train `model` in place; on return it holds the weights of the best validation.
 
     `progress` (a display of recbench.train_progress, or None) shows the epochs, the steps within
@@ -109,6 +109,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     `on_eval(epoch, value)`, if given, is called on every process after each validation, once the
     epoch's checkpoint and log line are written, with the validation metric (`val_metric`) of that
     epoch; an exception it raises (e.g. a tuning trial being pruned) ends training there.
+
+    `tracker` (a recbench.trackers.Trackers, or None) is told the loss and learning rate after every
+    optimizer step, numbered over the whole run, and each epoch's history entry; rank 0 only.
     """
     if not isinstance(config, TrainConfig):
         raise UsageError(f"{type(model).__name__} trains through loss(), but its config ({type(config).__name__}) is not a "
@@ -179,6 +182,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
             tmp.write_text("".join(json.dumps(entry) + "\n" for entry in state["history"]), encoding="utf-8")
 
     progress = progress if main else None
+    tracker = tracker if main else None
     task = progress.add_task("train", total=config.epochs, completed=state["epoch"], metric=config.val_metric,
                              epoch=min(state["epoch"] + 1, config.epochs), step=0, steps=steps_per_epoch, loss=None,
                              valid=last_validation(state, config.val_metric),
@@ -210,8 +214,11 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                total_loss += loss.item()
+                value = loss.item()
+                total_loss += value
                 n_batches += 1
+                if tracker is not None:
+                    tracker.step((epoch - 1) * steps_per_epoch + n_batches, value, scheduler.get_last_lr()[0])
                 samples += len(idx) * dist.world()
                 if progress:
                     progress.update(task, step=n_batches, loss=total_loss / n_batches, samples=samples)
@@ -242,6 +249,8 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                     log_file.write(json.dumps(entry) + "\n")
                 save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                              "rng": rngs, "state": state, "run": meta}, last_path)
+                if tracker is not None:
+                    tracker.epoch(entry)
             saved = {**state, "history": None}
             dist.barrier()
             if progress:

@@ -31,7 +31,7 @@ def dumps(data: dict) -> str:
 
 
 def command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List every loaded dataset, tokenizer and generator, and any plugin that failed to load."""
+    """List every loaded dataset, tokenizer, generator and tracker, and any plugin that failed to load."""
     data = listing()
     if as_json:
         print(dumps(data))

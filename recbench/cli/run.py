@@ -59,6 +59,8 @@ def command(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where to write the record (default: RECBENCH_HOME/results)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train data-parallel in this many processes (launches torchrun)."),
+    tracker: Optional[str] = typer.Option(None, "--tracker", help="Experiment trackers that follow the run, comma-separated, "
+                                          "e.g. tensorboard,mlflow (see `recbench plugins`); default: RECBENCH_TRACKERS."),
 ) -> None:
     """Run a generator on a dataset. Extra --key=value arguments override config values (see
     `recbench config NAME`); --resume[=FOLDER], --eval_only=true --checkpoint=PATH and --rebuild_ids
@@ -73,7 +75,7 @@ def command(
     plugin, dataset, tokenizer = aliased_options(overrides, plugin, dataset, tokenizer, checkpointed=control["eval_only"])
     spec = RunSpec(
         generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
-        config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir, **control,
+        config_file=str(config) if config else None, overrides=overrides, results_dir=results_dir, trackers=tracker, **control,
     )
     folder: list[Path] = []  # the run folder, once there is one
     try:
@@ -87,6 +89,8 @@ def command(
     if path is not None:  # rank 0 only
         show_metrics(record)
         console.print(f"Result record written to [bold]{path}[/]")
+        for name, where in (record.trackers or {}).items():  # where to look at the curves
+            console.print(f"{name}: {' run '.join(where[k] for k in ('uri', 'run_id') if where.get(k))}", markup=False, highlight=False)
 
 
 def interrupted(exc: KeyboardInterrupt, folder: Path | None, processes: int) -> None:
