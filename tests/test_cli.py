@@ -207,3 +207,17 @@ def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, 
     assert again.run_control == records.RunControl(eval_only=True, checkpoint=best) and again.checkpoints is None
     proc = cli("run", "-p", "sasrec", "-d", "ml-100k", f"--checkpoint={best}", check=2)
     assert "--checkpoint is read by --eval_only=true only" in proc.stderr
+
+
+def test_the_cli_fixture_answers_as_a_process_and_leaves_the_test_process_as_it_was(cli, monkeypatch):
+    """The in-process `cli` (tests/conftest.py): stdout and stderr apart, the exit code of SystemExit,
+    the test's environment during the call, and the environment and sys.argv unchanged after it."""
+    import os
+    import sys
+
+    monkeypatch.setenv("RECBENCH_NO_PLUGINS", "1")
+    environ, argv = dict(os.environ), list(sys.argv)
+    proc = cli("run", "--plugin", "nope", "--dataset", "ml-100k", check=2)
+    assert proc.returncode == 2 and proc.stdout == "" and "Unknown generator 'nope'" in proc.stderr
+    assert {p["package"] for p in cli.json("plugins", "--json")["plugins"]} == {"recbench"}
+    assert dict(os.environ) == environ and sys.argv == argv
