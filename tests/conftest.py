@@ -1,11 +1,18 @@
 """Shared fixtures: an isolated recbench home per test, the real data mirror, the CLI as a user runs it.
 
+The `cli` fixture runs `recbench ARGS` through its entry point in the test process (typer's
+CliRunner: the exit code, stdout and stderr apart, no interpreter start-up or imports per call); a
+test marked `process` gets it in a process of its own instead, as `python -m recbench`: signals,
+torchrun, worker processes, locks held by another process, output to real file descriptors.
+`cli_with_plugins` always starts a process: the pip-installed example packages are found through
+PYTHONPATH and their entry points.
+
 The `slow` marker (pyproject.toml) sets apart what the quick subset, `pytest -m "not slow"`, leaves
 out. Every test that reads the real data (the `mirror` fixture), pip-installs the example packages
-(`example_plugins`) or runs recbench as a user does, in a process of its own (`cli`: seconds of
-start-up before any work, and most of them then prepare data or train) is marked here, by the
-fixtures it uses, so that a new one is too; data-parallel runs, worker processes and training
-runs inside the test process carry the marker themselves.
+(`example_plugins`) or runs recbench in a process of its own (`cli` under the `process` marker:
+seconds of start-up before any work) is marked here, by the fixtures and markers it uses, so that a
+new one is too; data-parallel runs, worker processes and training runs, through the CLI or not,
+carry the marker themselves.
 """
 
 import json
@@ -20,12 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-SLOW_FIXTURES = ("mirror", "example_plugins", "cli")  # the real data; a pip install; a recbench process per call
+SLOW_FIXTURES = ("mirror", "example_plugins")  # the real data; a pip install
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+        names = getattr(item, "fixturenames", ())
+        in_process = "cli" in names and item.get_closest_marker("process") is not None  # a recbench process per call
+        if in_process or any(name in names for name in SLOW_FIXTURES):
             item.add_marker(pytest.mark.slow)
 
 
@@ -103,9 +112,110 @@ class CLI:
         return json.loads(self(*args).stdout)
 
 
+class InProcessCLI(CLI):
+    """Runs `recbench ARGS` through recbench.cli.main in this process, under typer's CliRunner, and
+    answers as CLI does: a CompletedProcess with the exit code, stdout and stderr.
+
+    Each call starts as a new process would: the plugin registry loaded anew (the environment may
+    have changed, e.g. RECBENCH_NO_PLUGINS), sys.argv[1:] the arguments, COLUMNS=200, stdout and
+    stderr its own. It leaves the environment, sys.argv and torch's thread count as it found them,
+    and a logging handler made during the call writes to whatever stderr is current afterwards, not
+    to the call's closed stream. An exception main() lets through is a traceback on stderr and exit
+    code 1, as in a process. `timeout` does not apply: a call that hangs hangs the test."""
+
+    def __call__(self, *args: str, check: int | None = 0, timeout: float = 600) -> subprocess.CompletedProcess:
+        import traceback
+
+        from typer.testing import CliRunner
+
+        from recbench import plugins
+
+        environ, argv, threads = dict(os.environ), sys.argv, torch_threads()
+        plugins.reset()
+        code = 0
+        try:
+            with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
+                streams = (sys.stdout, sys.stderr)
+                sys.argv = ["recbench", *args]
+                try:
+                    from recbench.cli import main
+
+                    main()
+                except SystemExit as exc:
+                    code = exit_code(exc.code)
+                except Exception:  # noqa: BLE001 - what an uncaught exception does to a process
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    follow_current_streams(streams)
+                    stdout, stderr = text(out.getvalue()), text(err.getvalue())
+        finally:
+            sys.argv = argv
+            os.environ.clear()
+            os.environ.update(environ)
+            if threads is not None and torch_threads() != threads:
+                sys.modules["torch"].set_num_threads(threads)
+            plugins.reset()
+        proc = subprocess.CompletedProcess(["recbench", *args], code, stdout, stderr)
+        if check is not None and proc.returncode != check:
+            raise AssertionError(
+                f"recbench {' '.join(args)} exited {proc.returncode}, expected {check}\n"
+                f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+            )
+        return proc
+
+
+def torch_threads() -> int | None:
+    """torch's intra-op thread count, if torch is imported (a run sets it)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def exit_code(code) -> int:
+    """The exit status of a process that raised SystemExit(code); a message is printed to stderr."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def text(data: bytes) -> str:
+    """Output as subprocess.run(text=True) reads it: universal newlines."""
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+class CurrentStream:
+    """A stream that writes to sys.stdout or sys.stderr as they are at the time of writing."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, data: str) -> int:
+        return getattr(sys, self.name).write(data)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
+def follow_current_streams(streams: tuple) -> None:
+    """Point the logging handlers that write to `streams` (the call's stdout, stderr) at the current ones."""
+    import logging
+
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in streams:
+                handler.setStream(CurrentStream("stdout" if handler.stream is streams[0] else "stderr"))
+
+
 @pytest.fixture
-def cli(home):
-    return CLI()
+def cli(home, request):
+    """recbench as a user runs it: in this process, or in a process of its own for a test marked `process`."""
+    return CLI() if request.node.get_closest_marker("process") else InProcessCLI()
 
 
 @pytest.fixture(scope="session")

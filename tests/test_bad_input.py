@@ -229,6 +229,7 @@ def test_a_bad_movielens_file_exits_2_naming_file_and_line(cli, home, monkeypatc
     assert message in proc.stderr and str(mirror / "ml-100k.inter") in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # trains a model
 def test_a_damaged_checkpoint_exits_2_naming_it(cli, synthetic, home):
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny)
@@ -249,6 +250,7 @@ def test_a_value_bounded_by_the_catalogue_is_checked_once_the_data_is_known(cli,
     assert "Traceback" not in proc.stderr and not (home / "home" / "runs").exists()
 
 
+@pytest.mark.slow  # trains a model
 def test_a_run_folder_lock_that_is_a_link_exits_2_naming_it(cli, synthetic, home, monkeypatch):
     from test_run_folders import TINY_ARGS, plant_link, unfinished_run
 
@@ -310,6 +312,7 @@ def fails_naming(proc: subprocess.CompletedProcess, path: Path, kept: bool) -> N
     assert ("is kept as it was" if kept else "Nothing half-written was left in its place") in proc.stderr
 
 
+@pytest.mark.slow  # trains a model; recbench in a process of its own with a file size limit
 def test_a_full_disk_while_writing_the_record_names_it_and_keeps_the_trained_model(cli, synthetic, home, monkeypatch):
     from test_run_folders import TINY_ARGS, unfinished_run
 
@@ -324,6 +327,7 @@ def test_a_full_disk_while_writing_the_record_names_it_and_keeps_the_trained_mod
     assert cli.json("leaderboard", "--format", "json")["ml-100k"]["rows"][0]["runs"] == [folder.name]
 
 
+@pytest.mark.slow  # recbench in a process of its own with a file size limit
 def test_a_full_disk_while_writing_the_prepared_data_names_it_and_nothing_half_written_is_used(cli, synthetic, home):
     proc = limited(8, "datasets", "prepare", "ml-100k")  # arrays.npz is 30 KiB
     (folder,) = {Path(line.split("'")[1]) for line in proc.stderr.splitlines() if "Could not write" in line}
@@ -334,6 +338,7 @@ def test_a_full_disk_while_writing_the_prepared_data_names_it_and_nothing_half_w
     assert "150 users" in again.stdout and "corrupt" not in again.stdout + again.stderr
 
 
+@pytest.mark.slow  # trains a model; recbench in a process of its own with a file size limit
 def test_a_full_disk_while_writing_a_checkpoint_names_it_and_keeps_the_last_one(cli, synthetic, home, monkeypatch):
     from test_run_folders import TINY_ARGS, unfinished_run
 
@@ -348,6 +353,7 @@ def test_a_full_disk_while_writing_a_checkpoint_names_it_and_keeps_the_last_one(
     assert [json.loads(line)["epoch"] for line in (folder / "log.jsonl").read_text().splitlines()] == [1, 2]
 
 
+@pytest.mark.slow  # recbench in a process of its own with a file size limit
 def test_a_full_disk_while_writing_semantic_ids_names_the_cache_and_keeps_it(cli, synthetic, home, monkeypatch):
     from test_embeddings import FakeModel
 
@@ -408,6 +414,7 @@ def with_payload(src: Path, dst: Path, sentinel: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow  # trains a model
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(cli, synthetic, home, tmp_path):
     record, run_dir = trained(cli, home)
     sentinel = tmp_path / "ran"
@@ -423,6 +430,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(cli, syn
     assert f"Checkpoint '{last}' holds Python objects beyond tensors and plain data (io.open)" in proc.stderr
 
 
+@pytest.mark.slow  # trains a model
 def test_an_evaluated_checkpoint_is_recorded_with_its_own_seed_and_config(cli, synthetic, home):
     record, run_dir = trained(cli, home)
     best = record["checkpoints"]["best"]
@@ -434,6 +442,7 @@ def test_an_evaluated_checkpoint_is_recorded_with_its_own_seed_and_config(cli, s
     assert len(list((home / "home" / "results" / "ml-100k").glob("*.json"))) == 1  # no record of a run that never was
 
 
+@pytest.mark.slow  # trains two models
 def test_resuming_from_the_last_pt_of_another_run_exits_2_naming_it(cli, synthetic, home):
     import torch
 
@@ -490,6 +499,7 @@ def test_a_prepared_cache_with_rewritten_checksums_but_wrong_arrays_is_rebuilt(c
 TOKENIZE = ("tokenize", "--dataset", "ml-100k", "--tokenizer", "opq", "--codebook_size=8", "--n_digit=4", "--sent_emb_pca=16")
 
 
+@pytest.mark.slow  # embeds the item text and builds semantic IDs, twice
 def test_caches_are_read_without_unpickling_and_a_cache_path_that_is_a_folder_exits_2(cli, synthetic, home, tmp_path):
     import numpy as np
 
@@ -577,6 +587,7 @@ def test_the_memory_estimate_counts_the_models_parameters_exactly():
     assert found.weights_bytes == 16 * found.params and found.eval_bytes == 256 * 121 * 4
 
 
+@pytest.mark.slow  # trains a model
 def test_memory_check_false_is_recorded_as_how_the_run_was_carried_out(cli, synthetic, home):
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=1", "--eval_start_epoch=1", "--batch_size=512"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", *tiny, "--memory_check=false")

@@ -7,6 +7,7 @@ from recbench import records
 from recbench.metrics import metric_names
 
 
+@pytest.mark.process  # as a user runs it: `python -m recbench`, end to end
 def test_run_pop_writes_a_record_and_the_leaderboard_shows_it(cli, mirror, home):
     out = cli("run", "--plugin", "pop", "--dataset", "ml-100k").stdout
     for name in metric_names():
@@ -37,6 +38,7 @@ def test_config_file_and_overrides_are_applied_and_saved(cli, mirror, home, tmp_
     assert saved == {"max_seq_len": 20, "eval_batch_size": 64}
 
 
+@pytest.mark.process  # the exit code and stderr of a real process
 def test_unknown_generator_exits_2_and_lists_valid_ones(cli):
     proc = cli("run", "--plugin", "nope", "--dataset", "ml-100k", check=2)
     assert "Unknown generator 'nope'" in proc.stderr and "pop" in proc.stderr
@@ -118,6 +120,7 @@ def test_datasets_lists_where_raw_files_are(cli, mirror):
     assert "yes" in cli("datasets").stdout
 
 
+@pytest.mark.process  # stdout and stderr are pipes
 def test_output_to_a_file_shows_progress_lines_and_whole_paths(cli, mirror, home):
     """Off a terminal (the test reads a pipe): a plain line per epoch and for evaluation, paths not wrapped."""
     proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--n_embd=16", "--epochs=2", "--eval_start_epoch=1")
@@ -189,6 +192,7 @@ def test_config_reads_as_a_list_at_80_columns(monkeypatch, width):
     assert "what it does" in wide and "users per evaluation batch" in wide
 
 
+@pytest.mark.slow  # trains a model
 def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, home):
     tiny = ["--n_embd=16", "--n_layer=1", "--epochs=2", "--eval_start_epoch=1", "--batch_size=64"]
     cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "2", *tiny)
@@ -203,3 +207,17 @@ def test_eval_only_rebuilds_the_model_from_its_checkpoint_alone(cli, synthetic, 
     assert again.run_control == records.RunControl(eval_only=True, checkpoint=best) and again.checkpoints is None
     proc = cli("run", "-p", "sasrec", "-d", "ml-100k", f"--checkpoint={best}", check=2)
     assert "--checkpoint is read by --eval_only=true only" in proc.stderr
+
+
+def test_the_cli_fixture_answers_as_a_process_and_leaves_the_test_process_as_it_was(cli, monkeypatch):
+    """The in-process `cli` (tests/conftest.py): stdout and stderr apart, the exit code of SystemExit,
+    the test's environment during the call, and the environment and sys.argv unchanged after it."""
+    import os
+    import sys
+
+    monkeypatch.setenv("RECBENCH_NO_PLUGINS", "1")
+    environ, argv = dict(os.environ), list(sys.argv)
+    proc = cli("run", "--plugin", "nope", "--dataset", "ml-100k", check=2)
+    assert proc.returncode == 2 and proc.stdout == "" and "Unknown generator 'nope'" in proc.stderr
+    assert {p["package"] for p in cli.json("plugins", "--json")["plugins"]} == {"recbench"}
+    assert dict(os.environ) == environ and sys.argv == argv

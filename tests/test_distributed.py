@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # torchrun: several processes, each training
+pytestmark = [pytest.mark.slow, pytest.mark.process]  # torchrun: several processes, each training
 
 ARGS = ["run", "-p", "sasrec", "-d", "ml-100k", "--device", "cpu", "--epochs=3", "--n_embd=16", "--max_seq_len=30",
         "--dropout=0", "--loss=ce", "--batch_size=128", "--lr=0.005", "--eval_start_epoch=1"]

@@ -326,6 +326,7 @@ def test_a_kill_between_log_line_and_checkpoint_leaves_each_epoch_once_in_the_lo
     assert [json.loads(line)["epoch"] for line in open(record.checkpoints.log)] == [1, 2, 3, 4]
 
 
+@pytest.mark.process  # the lock is held by this test's process
 def test_a_second_process_resuming_the_same_run_folder_is_refused(cli, synthetic, home, monkeypatch):
     monkeypatch.setattr(train, "progress_bar", lambda console=None: InterruptAfter(1))
     with pytest.raises(KeyboardInterrupt):

@@ -141,6 +141,7 @@ def test_a_named_preset_is_part_of_the_study_and_of_every_trials_run():
 SPACE = "lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\ndropout: {type: float, low: 0.0, high: 0.5}\n"
 
 
+@pytest.mark.slow  # trains four models
 def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_plots(cli, synthetic, home, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -382,6 +383,7 @@ def test_malformed_space_file_and_unknown_study_exit_2(cli, tmp_path, home):
         tune.load_study("nope", storage)
 
 
+@pytest.mark.process  # the re-run spawns worker processes
 def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactly_n(cli, synthetic, home, tmp_path):
     """kill -9 of `recbench tune --jobs 2`: its workers end with it; the re-run fails and re-runs their
     trials, ends with exactly N finished trials and tests the best one only after all have finished."""
