@@ -1,0 +1,94 @@
+"""`recbench records check DIR`: is every record in a folder one that recbench could have written?
+
+A leaderboard is only as good as its records, and records arrive by copying files (from other
+machines, from other people's pull requests). Loading a record already refuses a malformed one:
+a missing part, a corrupt per-user blob, a metric outside [0, 1] or different from what its own
+per-user ranks give (records.check). This adds what loading cannot know on its own:
+
+- the dataset: the fingerprint a record names must be the one the raw files give here, under the
+  record's dataset config (the same hash `recbench run` caches the prepared data under), so a
+  record of edited or other data is found out. Where the raw files are not here the check says so
+  and, unless `require_data`, is not a failure: the other checks still stand;
+- its name: a record file is named by its run id, as `recbench run` names it, so that two files
+  never claim one run.
+
+Nothing is prepared, trained or downloaded: the raw files are only hashed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+
+from . import records
+from .errors import RecbenchError, UsageError
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)  # (record file, what is wrong)
+    unchecked_data: dict[str, str] = field(default_factory=dict)  # dataset -> why its fingerprint was not checked
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def record_files(folders: list[Path]) -> list[Path]:
+    """Every record file under `folders` (JSON files at any depth, not hidden); a folder that does not exist is an error."""
+    files = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"Records folder '{folder}' does not exist or is not a folder.")
+        files += sorted(p for p in folder.rglob("*.json") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return files
+
+
+def data_fingerprint(dataset: str, config: dict, registry) -> str:
+    """The fingerprint of `dataset`'s prepared data under `config` (a record's dataset config), from
+    the raw files found here; a RecbenchError where they are not found."""
+    from .config import from_layers
+    from .data.prepare import compute_fingerprint
+    from .data.source import Source
+
+    entry = registry.entry("dataset", dataset)
+    cfg = from_layers({"dataset": entry.obj.Config}, [("record", config)])["dataset"]
+    params = {"k_core": getattr(cfg, "k_core", 0), "expect_core": entry.obj.expect_core}
+    settings = {k: v for k, v in (asdict(cfg) if is_dataclass(cfg) else {}).items() if k != "k_core"}
+    if settings:
+        params["settings"] = settings
+    files = entry.obj.locate(Source(entry.obj.name, download=False))
+    return compute_fingerprint(entry.obj.name, params, files)
+
+
+def check(folders: list[Path], require_data: bool = False, log=lambda s: None) -> Report:
+    from .plugins import registry
+
+    report, fingerprints = Report(), {}
+    for path in record_files(folders):
+        report.checked += 1
+        try:
+            record = records.load(path)
+        except RecbenchError as exc:
+            report.failures.append((path, str(exc)))
+            continue
+        if path.stem != record.run_id:
+            report.failures.append((path, f"its file name should be its run id, '{record.run_id}.json'"))
+        ds = record.dataset.name
+        key = (ds, repr(sorted((record.config.get("dataset") or {}).items())))
+        if key not in fingerprints:
+            try:
+                fingerprints[key] = data_fingerprint(ds, record.config.get("dataset") or {}, registry())
+            except RecbenchError as exc:
+                fingerprints[key] = None
+                report.unchecked_data.setdefault(ds, str(exc).splitlines()[0])
+        expected = fingerprints[key]
+        if expected is None:
+            if require_data:
+                report.failures.append((path, f"the raw files of {ds} are not here to check its dataset fingerprint"))
+        elif record.dataset.fingerprint != expected:
+            report.failures.append((path, f"its dataset fingerprint {record.dataset.fingerprint} is not that of {ds}'s data here "
+                                          f"({expected}): the record was made on other or edited data"))
+    log(f"{report.checked} records checked, {len(report.failures)} refused")
+    return report
