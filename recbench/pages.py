@@ -79,6 +79,31 @@ def protocol_lines(board: Board) -> list[str]:
     return lines
 
 
+BEYOND = (("coverage@10", "coverage@10", "{:.2%}"), ("novelty@10", "novelty@10", "{:.2f}"),
+          ("pop_rank@10", "popularity rank@10", "{:,.1f}"), ("ild@10", "ILD@10", "{:.3f}"), ("ms_per_user", "ms/user", "{:.2f}"))
+
+
+def beyond_lines(board: Board) -> list[str]:
+    """The beyond-accuracy table (recbench.beyond) of the rows whose records carry it, seeds averaged;
+    nothing where none does (records made before it was computed)."""
+    rows = [(row, label) for row, label in zip(board.rows, row_labels(board.rows)) if any(r.beyond for r in row.runs)]
+    if not rows:
+        return []
+    cells = []
+    for row, label in rows:
+        cell = [label]
+        for key, _, fmt in BEYOND:
+            values = [r.beyond[key] for r in row.runs if r.beyond and key in r.beyond]
+            cell.append(fmt.format(sum(values) / len(values)) if values else "–")
+        cells.append(cell)
+    return ["", "## Beyond accuracy", "",
+            "What the test top-10 lists hold (recbench/beyond.py): the share of the catalogue recommended to anyone, the mean "
+            "self-information of the recommended items, their mean popularity rank (1 = most interacted-with), intra-list "
+            "diversity on the default sentence model's item-text embeddings (– where they were not cached), and test time "
+            "per user; mean over seeds.", "",
+            *md_table(["row", *(name for _, name, _ in BEYOND)], cells)]
+
+
 def dataset_page(board: Board, folders: list[Path], out: Path, with_references: bool) -> str:
     base = out.resolve().parent
     command = regenerate_command(folders, out, with_references)
@@ -95,6 +120,7 @@ def dataset_page(board: Board, folders: list[Path], out: Path, with_references: 
         "## Results",
         "",
         *md_board(board),
+        *beyond_lines(board),
         "",
         "## How to reproduce each row",
         "",

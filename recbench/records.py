@@ -362,7 +362,7 @@ class Record(Part):
               "train": Train, "eval": Eval, "semantic_ids": SemanticIds, "id_level": IdLevel, "run_control": RunControl,
               "device": Device, "tune": Tune, "checkpoints": Checkpoints}
     OMIT_NONE = ("created", "protocol", "setting", "config_origins", "run_control", "per_user", "semantic_ids", "id_level",
-                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints", "trackers")
+                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints", "trackers", "beyond")
 
     schema_version: int = SCHEMA_VERSION  # always the current one: `from_dict` upgrades older ones
     run_id: str  # DATASET__GENERATOR__sSEED__UTC-TIME, the file's name
@@ -385,6 +385,7 @@ class Record(Part):
     eval: Eval  # evaluation times and throughput
     semantic_ids: SemanticIds | None = None  # semantic-ID generators only
     id_level: IdLevel | None = None  # runs whose IDs can collide: ID-level metrics (collisions kept)
+    beyond: dict[str, float] | None = None  # beyond-accuracy metrics of the test top-10 lists (recbench.beyond)
     notes: list[str] | None = None  # what the run computed differently from its config, in words (api.Recommender.notes)
     params: int | None = None  # trainable parameters
     peak_memory_mb: float | None = None  # peak GPU memory allocated, or the process's peak resident memory on CPU

@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 
+from . import beyond, eval_only, paths, pipeline, plugins, records, trackers
 from . import config as cfg
 from . import distributed as dist
-from . import eval_only, paths, pipeline, plugins, records, trackers
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
@@ -476,6 +476,8 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             "metrics": {"valid": valid.id_metrics, **({"test": test.id_metrics} if test is not None else {})},
             **({"test_rank": records.encode_ints(test.id_ranks)} if test is not None else {}),
         }} if valid.id_ranks is not None else {}),
+        **({"beyond": beyond.summarize(test.top, split.train_item_counts(), split.n_users, seconds=test.seconds,
+                                       vectors=beyond.cached_item_vectors(data))} if test is not None else {}),
         **({"notes": list(model.notes)} if model.notes else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
