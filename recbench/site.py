@@ -43,9 +43,12 @@ def environment():
     return Environment(loader=FileSystemLoader(ASSETS), autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
 
 
-def page_json(data) -> str:
-    """JSON for a <script type="application/json"> element: '</' escaped, so no value ends the element."""
-    return json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
+def page_json(data):
+    """JSON for a <script type="application/json"> element, as markup the template keeps as it is: a
+    script element's text is not HTML-unescaped, and with '</' escaped no value ends the element."""
+    from markupsafe import Markup
+
+    return Markup(json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/"))
 
 
 def copy_assets(out: Path) -> None:

@@ -182,17 +182,30 @@ def curves(row: Row) -> dict[str, Any]:
     return {"seeds": out, "metric": header(RANKED_BY)}
 
 
+def rank_bins(largest: int) -> list[tuple[int, int]]:
+    """Ranks 1, 2, 3-4, 5-8, ... up to `largest`: doubling bins, so the head (where the metrics are
+    decided) and the long tail of a full ranking over thousands of items both show."""
+    bins, low = [], 1
+    while low <= max(largest, 1):
+        high = max(1, 2 * (low - 1))
+        bins.append((low, high))
+        low = high + 1
+    return bins
+
+
 def rank_histogram(row: Row) -> dict[str, Any]:
-    """Per seed: the test rank of every evaluated user (1 = the target first; users whose target is not
-    in the ranked list counted apart), for a histogram of ranks 1..100 on a log-count axis."""
+    """Per seed: how many evaluated users have their test item at each position (1 = first; the
+    records' ranks count from 0), in doubling bins, and how many have it outside the ranked list
+    (rank -1: a decoded list that does not reach it)."""
+    positions = [np.where(rec.test_ranks() >= 0, rec.test_ranks() + 1, 0) for rec in row.runs]
+    bins = rank_bins(int(max(p.max(initial=1) for p in positions)))
+    labels = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in bins] + ["not ranked"]
     seeds = []
-    for rec in row.runs:
-        ranks = rec.test_ranks()
-        found = ranks[ranks >= 1]
-        counts = np.bincount(np.minimum(found, 101), minlength=102)[1:]
-        seeds.append({"seed": rec.seed, "counts": counts.tolist(), "users": int(len(ranks)), "missed": int((ranks < 1).sum()),
-                      "beyond": int(counts[-1])})
-    return {"seeds": seeds, "cap": 100}
+    for rec, position in zip(row.runs, positions):
+        counts = [int(((position >= lo) & (position <= hi)).sum()) for lo, hi in bins] + [int((position == 0).sum())]
+        seeds.append({"seed": rec.seed, "counts": counts, "users": int(len(position)), "missed": counts[-1],
+                      "top10": int(((position >= 1) & (position <= 10)).sum())})
+    return {"seeds": seeds, "labels": labels}
 
 
 def paired_test(board: Board, index: int) -> dict[str, Any]:

@@ -127,3 +127,22 @@ def test_a_folder_that_is_not_a_site_is_refused_unless_forced(tmp_path, monkeypa
         main()
     assert exit_.value.code == 2 and str(mine) in capsys.readouterr().err.replace("\n", "")
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_rank_histogram_counts_every_user_once(built):
+    _, boards = built
+    assert site_data.rank_bins(9) == [(1, 1), (2, 2), (3, 4), (5, 8), (9, 16)]
+    row = boards[0].rows[0]
+    histogram = site_data.rank_histogram(row)
+    for seed, rec in zip(histogram["seeds"], row.runs):
+        assert sum(seed["counts"]) == seed["users"] == len(rec.test_ranks())
+        assert seed["top10"] / seed["users"] == pytest.approx(rec.metrics.test["recall@10"])
+
+
+def test_a_rebuild_replaces_a_previous_site(tmp_path):
+    boards = lb.boards(lb.collect([RECORDS], "ml-100k"))
+    out = tmp_path / "site"
+    site.build(boards, [RECORDS], out, "recbench site")
+    (out / "ml-100k" / "gone.html").write_text("a row that no longer exists")
+    site.build(boards, [RECORDS], out, "recbench site")
+    assert not (out / "ml-100k" / "gone.html").exists() and (out / "ml-100k" / "index.html").is_file()

@@ -48,6 +48,7 @@ function filterable(table, form) {
 const LAYOUT = { margin: { l: 60, r: 20, t: 40, b: 50 }, hovermode: "closest" };
 const CONFIG = { displaylogo: false, responsive: true, showLink: false, showSendToCloud: false, showEditInChartStudio: false };
 
+/* A chart into the element `id`; titles are given as { text } (plotly.js 3 dropped plain strings). */
 function draw(id, traces, layout) {
   const node = document.getElementById(id);
   if (node) Plotly.newPlot(node, traces, Object.assign({}, LAYOUT, layout), CONFIG);
@@ -62,14 +63,14 @@ function datasetCharts(d) {
   const error = { type: "data", array: d.std, visible: true };
   const text = d.labels.map((l, i) => `${l} (${d.seeds[i]} seed${d.seeds[i] > 1 ? "s" : ""})`);
   linkPoints(draw("chart-ndcg", [{ type: "bar", orientation: "h", x: d.mean, y: d.labels, error_x: error, hovertext: text }],
-    { title: `test ${d.metric} per row (mean ± std over seeds)`, height: 120 + 28 * d.labels.length,
-      yaxis: { autorange: "reversed", automargin: true }, xaxis: { title: d.metric } }), d.href);
-  const scatter = (x, title, xtitle) => [{ type: "scatter", mode: "markers", x: x, y: d.mean, error_y: error, text: text,
+    { title: { text: `test ${d.metric} per row (mean ± std over seeds)` }, height: 120 + 28 * d.labels.length,
+      yaxis: { autorange: "reversed", automargin: true }, xaxis: { title: { text: d.metric } } }), d.href);
+  const scatter = x => [{ type: "scatter", mode: "markers", x: x, y: d.mean, error_y: error, text: text,
     hovertemplate: "%{text}<br>%{x:.3g}, %{y:.4f}<extra></extra>", marker: { size: 10 } }];
-  linkPoints(draw("chart-speed", scatter(d.users_per_s), { title: "quality against inference speed (up and right is better)",
-    xaxis: { type: "log", title: "test users/s (log)" }, yaxis: { title: d.metric } }), d.href);
-  linkPoints(draw("chart-train", scatter(d.train_seconds), { title: "quality against training time (up and left is better)",
-    xaxis: { type: "log", title: "training seconds (log)" }, yaxis: { title: d.metric } }), d.href);
+  linkPoints(draw("chart-speed", scatter(d.users_per_s), { title: { text: "quality against inference speed (up and right is better)" },
+    xaxis: { type: "log", title: { text: "test users/s (log)" } }, yaxis: { title: { text: d.metric } } }), d.href);
+  linkPoints(draw("chart-train", scatter(d.train_seconds), { title: { text: "quality against training time (up and left is better)" },
+    xaxis: { type: "log", title: { text: "training seconds (log)" } }, yaxis: { title: { text: d.metric } } }), d.href);
 }
 
 function rowCharts(d) {
@@ -79,13 +80,12 @@ function rowCharts(d) {
       traces.push({ type: "scatter", mode: "lines+markers", name: `seed ${s.seed}: valid ${d.curves.metric}`, x: s.valid_epoch, y: s.valid });
       traces.push({ type: "scatter", mode: "lines", name: `seed ${s.seed}: training loss`, x: s.loss_epoch, y: s.loss, yaxis: "y2", line: { dash: "dot" } });
     });
-    draw("chart-curves", traces, { title: "per-epoch validation and training loss", xaxis: { title: "epoch" },
-      yaxis: { title: `valid ${d.curves.metric}` }, yaxis2: { title: "loss", overlaying: "y", side: "right" } });
+    draw("chart-curves", traces, { title: { text: "per-epoch validation and training loss" }, xaxis: { title: { text: "epoch" } },
+      yaxis: { title: { text: `valid ${d.curves.metric}` } }, yaxis2: { title: { text: "loss" }, overlaying: "y", side: "right" } });
   }
-  const ranks = Array.from({ length: d.ranks.cap }, (_, i) => i + 1);
-  draw("chart-ranks", d.ranks.seeds.map(s => ({ type: "bar", name: `seed ${s.seed}`, x: ranks, y: s.counts.slice(0, d.ranks.cap) })),
-    { title: `users per test rank (1..${d.ranks.cap})`, barmode: "group", xaxis: { title: "rank of the target item" },
-      yaxis: { title: "users", type: "log" } });
+  draw("chart-ranks", d.ranks.seeds.map(s => ({ type: "bar", name: `seed ${s.seed}`, x: d.ranks.labels, y: s.counts })),
+    { title: { text: "users per test rank of their item" }, barmode: "group", xaxis: { title: { text: "rank (doubling bins)" }, type: "category" },
+      yaxis: { title: { text: "users" } } });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
