@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from ..errors import RecbenchError
-from . import checkpoint, compare, config, datasets, leaderboard, plugins, records, reproduce, run, tokenize, tune
+from . import checkpoint, compare, config, datasets, leaderboard, plugins, records, reproduce, run, site, tokenize, tune
 
 app = typer.Typer(
     name="recbench",
@@ -24,6 +24,7 @@ app.command("leaderboard")(leaderboard.command)
 app.command("tokenize", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(tokenize.command)
 app.command("compare")(compare.command)
 app.command("reproduce")(reproduce.command)
+app.command("site")(site.command)
 app.command("tune", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(tune.command)
 app.add_typer(checkpoint.app, name="checkpoint")
 app.add_typer(records.app, name="records")
