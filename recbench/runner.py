@@ -267,6 +267,8 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     tracking = trackers.Trackers(tracker_entries if main else ())
     tracking.start(track_info(run_id, run_dir, spec, resolved), trackers.params(resolved, spec))
     training = None
+    batch_size = getattr(gcfg, "eval_batch_size", 256)
+    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     t1 = time.perf_counter()
     if eval_only:
         try:
@@ -281,7 +283,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
 
         with progress_bar() if main else contextlib.nullcontext() as progress:
             training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
-                             meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking)
+                             meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking, id_of=id_of)
         best = (f"best validation {gcfg.val_metric} = {training.best_valid:.4f} at epoch {training.best_epoch}"
                 if training.best_valid is not None else "no validation")
         log(f"training stopped after {training.epochs} epochs ({training.stopped}); {best}")
@@ -289,10 +291,10 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         model.fit(split)
     train_seconds = training.seconds if training else time.perf_counter() - t1
 
-    batch_size = getattr(gcfg, "eval_batch_size", 256)
-    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     with interrupted_after(training, run_dir, gcfg):
-        valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
+        valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
+        if valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
+            valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
         if test:
             test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
         else:
