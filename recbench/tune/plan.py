@@ -126,13 +126,9 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     from the default one (no config file, overrides or named preset, the generator's declared space,
     seed 0, its default tokenizer)."""
     gen = resolved.generator
-    default_res = runner.resolve(runner.RunSpec(gen.name, resolved.dataset.name))
-    declared = {}
-    if gen.obj.search_space:
-        declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
     mine = identity(resolved, params, options.seed, options.preset)
     base = f"{gen.name}__{resolved.dataset.name}"
-    if mine == identity(default_res, declared, 0):
+    if defaults_only(options) or mine == default_identity(gen, resolved.dataset.name):
         return base
     # the hash takes the fixed config's fingerprint as studies made before fingerprints hashed the
     # whole config did (records.fingerprint_before_full_config): their names stay, so the same options
@@ -140,3 +136,20 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     tokenizer = resolved.tokenizer.name if resolved.tokenizer else None
     named = {**mine, "config": records.fingerprint_before_full_config(runner.resolved_config(resolved), tokenizer)}
     return f"{base}__{cfg.fingerprint(named)[:8]}"
+
+
+def defaults_only(options: TuneOptions) -> bool:
+    """Whether the options set nothing over the generator's defaults and its declared space: the
+    study is then the default one, known without resolving the default run a second time."""
+    return (options.tokenizer is None and options.preset is None and options.config_file is None and not options.overrides
+            and options.space_file is None and options.seed == 0 and options.device == "auto")
+
+
+def default_identity(gen, dataset: str) -> dict[str, Any]:
+    """The identity of the default study of `gen` on `dataset`: no config file, overrides or preset,
+    the declared space, seed 0, the default tokenizer."""
+    default_res = runner.resolve(runner.RunSpec(gen.name, dataset))
+    declared = {}
+    if gen.obj.search_space:
+        declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
+    return identity(default_res, declared, 0)

@@ -155,9 +155,10 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None) -> None:
+def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None, plan: Plan | None = None) -> None:
     """Entry point of a worker process (`--jobs N`): trials only, one log line each, no progress bars.
-    It ends with its parent `recbench tune`, so a killed parent leaves no worker behind."""
+    It ends with its parent `recbench tune`, so a killed parent leaves no worker behind. `plan` is
+    the parent's, so that a worker does not resolve the run again."""
     import contextlib
     import sys
 
@@ -168,7 +169,7 @@ def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None)
         die_with_parent(parent)
     train.progress_bar = lambda console=None: contextlib.nullcontext()  # N processes would draw N bars over each other
     try:
-        work(options, worker, log=lambda s: print(s, flush=True))
+        work(options, worker, log=lambda s: print(s, flush=True), plan=plan)
     except RecbenchError as exc:
         print(f"[worker {worker}] Error: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
@@ -176,12 +177,12 @@ def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None)
         sys.exit(130)
 
 
-def run_workers(options: TuneOptions, jobs: int) -> None:
-    """Run `jobs` worker processes (spawned) on the study and wait for them."""
+def run_workers(options: TuneOptions, jobs: int, plan: Plan | None = None) -> None:
+    """Run `jobs` worker processes (spawned) on the study of `plan` and wait for them."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=spawned_worker, args=(options, i, os.getpid()), name=f"recbench-tune-{i}") for i in range(jobs)]
+    procs = [ctx.Process(target=spawned_worker, args=(options, i, os.getpid(), plan), name=f"recbench-tune-{i}") for i in range(jobs)]
     for p in procs:
         p.start()
     try:
@@ -243,7 +244,7 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
             if options.jobs == 1:
                 work(options, 0, log, plan, study)
             else:
-                run_workers(options, min(options.jobs, left))
+                run_workers(options, min(options.jobs, left), plan)
         again = recover(study, storage, options.max_retries)  # trials of workers that died meanwhile: failed, queued again
         running = running_here(study)
         if running:  # e.g. the workers of another `recbench tune` of this study: their trials end first
