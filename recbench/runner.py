@@ -56,25 +56,19 @@ class Resolved:
     tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
     spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
-    checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once, weights on the CPU)
+    checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once by resolve_checkpoint, weights on the CPU)
     setting: str | None = None  # with eval_only: the checkpoint's setting label, and the evaluation settings that differ
 
 
-def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
+def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None,
+            saved: dict | None = None) -> Resolved:
+    """The run's configs and where each value came from: the spec's layers over the generator's
+    defaults and presets. Reads no checkpoint and changes neither argument, so that a caller (a
+    tuning plan, a test) gets what the run will compute. `saved` is an --eval_only checkpoint's run
+    (eval_only.saved_run): its config is a layer under what the spec sets. `device` is the machine
+    (pick_device(spec.device) where not given): cpu_amp=auto becomes its choice, so that every
+    fingerprint sees the value the run trains with."""
     registry = registry or plugins.registry()
-    checkpoint = checkpointed = None
-    if spec.eval_only:
-        if not spec.checkpoint:
-            raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
-        if spec.resume and spec.resume.lower() not in NO:
-            raise UsageError(f"--resume={spec.resume} and --eval_only=true exclude each other: --resume continues training a run "
-                             "folder, --eval_only evaluates --checkpoint without training. Give one of them.")
-        from .checkpoints import load
-
-        checkpoint = load(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
-        checkpointed = eval_only.saved_run(checkpoint, spec.checkpoint)
-        if checkpointed is not None:
-            spec = eval_only.fill_spec(spec, checkpointed, registry)
     if spec.seed is None:
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
@@ -93,43 +87,76 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         tok = registry.entry("tokenizer", name)
     elif spec.tokenizer is not None:
         raise UsageError(f"Generator '{gen.name}' ranks item ids and takes no tokenizer (--tokenizer {spec.tokenizer}).")
-    layers = []
+    origins: dict[tuple[str, str], str] = {}
+    configs = cfg.from_layers(sections(gen, ds, tok), layers(spec, gen, ds, tok, saved), origins)
+    for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
+        del origins[where]  # the generator's own default is no setting of the run
+    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
+    if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
+        resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], device or pick_device(spec.device))
+        if resolved.cpu_amp_auto is not None:
+            origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
+    return resolved
+
+
+def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None) -> dict[str, type]:
+    """Section -> config class of the run; a key such as n_digit is set in every section that has it."""
+    out = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
+    if tok is not None:
+        out.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
+    return out
+
+
+def layers(spec: RunSpec, gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, saved: dict | None) -> list:
+    """(origin, values) from the bottom up: the defaults a generator shares with its tokenizer, its
+    dataset preset, an evaluated checkpoint's config, named presets, the config file, the command line."""
+    out = []
     if tok is not None:  # a key both have (n_digit) starts at the generator's default, so rpg's 32 digits reach its tokenizer
         shared = set(cfg.field_types(gen.obj.Config)) & set(cfg.field_types(tok.obj.Config))
         defaults = gen.obj.Config()
-        layers.append((GENERATOR_DEFAULT, {key: getattr(defaults, key) for key in sorted(shared)}))
+        out.append((GENERATOR_DEFAULT, {key: getattr(defaults, key) for key in sorted(shared)}))
     preset = gen.obj.presets.get(ds.name)
     if preset:
-        layers.append((f"preset {gen.name}/{ds.name}", preset))
-    if checkpointed is not None:  # the trained model's own config; what is set over it must agree (eval_only.check_configs)
-        layers.append((f"checkpoint {spec.checkpoint}", checkpointed["flat_config"]))
+        out.append((f"preset {gen.name}/{ds.name}", preset))
+    if saved is not None:  # the trained model's own config; what is set over it must agree (eval_only.check_configs)
+        out.append((f"checkpoint {spec.checkpoint}", saved["flat_config"]))
     for name in preset_names(spec.preset):  # "cpu,ocn": each layered over the one before
         if name not in gen.obj.named_presets:
             names = ", ".join(gen.obj.named_presets) or "none"
             raise UsageError(f"Generator '{gen.name}' has no preset '{name}' (its presets: {names}; several as --preset a,b).")
-        layers.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
+        out.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
     if spec.config_file:
-        layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
+        out.append((str(spec.config_file), cfg.load_file(spec.config_file)))
     if spec.overrides:
-        layers.append(("command line", spec.overrides))
-    origins: dict[tuple[str, str], str] = {}
-    sections = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
-    if tok is not None:  # a key such as n_digit is set in every section that has it
-        sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
-    configs = cfg.from_layers(sections, layers, origins)
-    for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
-        del origins[where]  # the generator's own default is no setting of the run
-    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec, checkpoint=checkpoint)
-    if checkpointed is not None:
-        saved = cfg.from_layers(sections, [(f"checkpoint {spec.checkpoint}", checkpointed["flat_config"])])
-        evaluation = eval_only.check_configs(configs, saved, origins, spec.checkpoint)
-        given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})
-        resolved.setting = eval_only.setting_label(checkpointed, evaluation, setting_label(given))
-    if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
-        resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
-        if resolved.cpu_amp_auto is not None:
-            origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
-    return resolved
+        out.append(("command line", spec.overrides))
+    return out
+
+
+def resolve_checkpoint(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None) -> Resolved:
+    """--eval_only: the run the checkpoint names, resolved, with the checkpoint (read once, weights on
+    the CPU) and its setting label. Names, seed and config values the spec leaves out are the
+    checkpoint's; one that contradicts it is a UsageError, save the evaluation settings (recbench.eval_only)."""
+    from .checkpoints import load
+
+    registry = registry or plugins.registry()
+    if not spec.checkpoint:
+        raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
+    if spec.resume and spec.resume.lower() not in NO:
+        raise UsageError(f"--resume={spec.resume} and --eval_only=true exclude each other: --resume continues training a run "
+                         "folder, --eval_only evaluates --checkpoint without training. Give one of them.")
+    checkpoint = load(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+    saved = eval_only.saved_run(checkpoint, spec.checkpoint)
+    if saved is None:  # written before checkpoints named their run: the spec names it
+        return replace(resolve(spec, registry, device=device), checkpoint=checkpoint)
+    spec = eval_only.fill_spec(spec, saved, registry)
+    resolved = resolve(spec, registry, device=device, saved=saved)
+    trained = cfg.from_layers(sections(resolved.generator, resolved.dataset, resolved.tokenizer),
+                             [(f"checkpoint {spec.checkpoint}", saved["flat_config"])])
+    origins = dict(resolved.origins)
+    evaluation = eval_only.check_configs(resolved.configs, trained, origins, spec.checkpoint)
+    given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})
+    return replace(resolved, origins=origins, checkpoint=checkpoint,
+                   setting=eval_only.setting_label(saved, evaluation, setting_label(given)))
 
 
 GENERATOR_DEFAULT = "generator default"
@@ -237,10 +264,12 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     metrics only, and the path is None. Trackers (`spec.trackers`) follow runs that write a record only.
     """
     results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
-    tracker_entries = trackers.entries(trackers.names(spec.trackers), plugins.registry()) if test else []
-    resolved = resolve(spec)
+    registry = plugins.registry()
+    tracker_entries = trackers.entries(trackers.names(spec.trackers), registry) if test else []
+    device = pick_device(spec.device)  # the machine, decided once: cpu_amp=auto follows it (resolve)
+    resolved = resolve_checkpoint(spec, registry, device=device) if spec.eval_only else resolve(spec, registry, device=device)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
-    device = dist.init(pick_device(spec.device))
+    device = dist.init(device)
     main = dist.is_main()
     gen, ds = resolved.generator, resolved.dataset
     gcfg = resolved.configs["generator"]
@@ -271,13 +300,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     t1 = time.perf_counter()
     if eval_only:
-        try:
-            model.load_state_dict(resolved.checkpoint["model"])  # read once by resolve; copied to the model's device
-        except RuntimeError as exc:
-            raise UsageError(
-                f"--checkpoint '{spec.checkpoint}' does not fit {gen.name} with this config (was it trained with other "
-                f"settings, e.g. n_embd or max_seq_len?): {str(exc).splitlines()[0]}"
-            ) from exc
+        load_weights(model, resolved)
     elif model.trainable:
         from .train import progress_bar, train
 
@@ -327,6 +350,17 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
         mark_finished(run_dir, path)
         release_run_folder(run_dir)
     return record, path
+
+
+def load_weights(model, resolved: Resolved) -> None:
+    """--eval_only: the checkpoint's weights (read once by resolve_checkpoint), copied to the model's device."""
+    try:
+        model.load_state_dict(resolved.checkpoint["model"])
+    except RuntimeError as exc:
+        raise UsageError(
+            f"--checkpoint '{resolved.spec.checkpoint}' does not fit {resolved.generator.name} with this config (was it trained "
+            f"with other settings, e.g. n_embd or max_seq_len?): {str(exc).splitlines()[0]}"
+        ) from exc
 
 
 def track_info(run_id: str, run_dir: Path | None, spec: RunSpec, resolved: Resolved):

@@ -258,8 +258,8 @@ def test_an_evaluation_setting_may_differ_from_the_checkpoint_and_lands_in_a_row
     trained = runner.resolve(trained_spec)
     path = tmp_path / "best.pt"
     checkpoints.save({"model": {}, "run": runner.checkpoint_meta(trained.spec, trained)}, path)
-    evaluated = runner.resolve(runner.RunSpec(None, None, device="cpu", eval_only=True, checkpoint=str(path),
-                                              overrides={"beam_size_test": "64", "epochs": "4"}))
+    evaluated = runner.resolve_checkpoint(runner.RunSpec(None, None, device="cpu", eval_only=True, checkpoint=str(path),
+                                                         overrides={"beam_size_test": "64", "epochs": "4"}))
     assert evaluated.spec.seed == 2 and evaluated.configs["generator"].beam_size_test == 64
     assert {k: v for k, v in vars(evaluated.configs["generator"]).items() if k != "beam_size_test"} == \
         {k: v for k, v in vars(trained.configs["generator"]).items() if k != "beam_size_test"}
@@ -268,13 +268,13 @@ def test_an_evaluation_setting_may_differ_from_the_checkpoint_and_lands_in_a_row
     assert evaluated.origins[("generator", "beam_size_test")] == "command line, evaluation only"
     eval_only = dict(device="cpu", eval_only=True, checkpoint=str(path))
     with pytest.raises(UsageError, match=r"--dropout=0.3: checkpoint .* was trained with dropout=0.1.*Leave dropout out; only evaluation settings"):
-        runner.resolve(runner.RunSpec(None, None, overrides={"dropout": "0.3"}, **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, overrides={"dropout": "0.3"}, **eval_only))
     with pytest.raises(UsageError, match=r"epochs=\d+ \(from preset diff_grm:cpu\): checkpoint .* was trained with epochs=4"):
-        runner.resolve(runner.RunSpec(None, None, preset="cpu", **eval_only))  # the preset's epochs, not the run's
+        runner.resolve_checkpoint(runner.RunSpec(None, None, preset="cpu", **eval_only))  # the preset's epochs, not the run's
     with pytest.raises(UsageError, match="--seed 0: checkpoint .* was trained with seed 2"):
-        runner.resolve(runner.RunSpec(None, None, seed=0, **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, seed=0, **eval_only))
     with pytest.raises(UsageError, match="--resume=true and --eval_only=true exclude each other"):
-        runner.resolve(runner.RunSpec(None, None, resume="true", **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, resume="true", **eval_only))
 
 
 def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
