@@ -250,7 +250,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None,
         on_eval: Callable[[int, float], None] | None = None, on_run_dir: Callable[[Path], None] | None = None,
-        test: bool = True) -> tuple[records.Record, Path | None]:
+        progress: bool = True) -> tuple[records.Record, Path | None]:
     """Run `spec` end to end; return the result record and where it was written.
 
     Under torchrun every process runs this; only rank 0 prints, writes checkpoints and the record
@@ -259,33 +259,114 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     `on_eval` is passed to the trainer (called after each validation with the epoch and the
     validation metric). `on_run_dir` is called on rank 0 with the run's folder for checkpoints and
     logs as soon as it exists (runs that train), so that a caller can mark it when the run
-    ends early (see run_folders.mark_abandoned). With `test=False` the run stops after validation: the test split
-    is never evaluated and no record is written (a tuning trial); the returned record has validation
-    metrics only, and the path is None. Trackers (`spec.trackers`) follow runs that write a record only.
+    ends early (see run_folders.mark_abandoned). `progress` False shows no progress displays.
+    Trackers (`spec.trackers`) follow the run.
     """
     results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
     registry = plugins.registry()
-    tracker_entries = trackers.entries(trackers.names(spec.trackers), registry) if test else []
+    tracker_entries = trackers.entries(trackers.names(spec.trackers), registry)
+    done = fit_and_validate(spec, registry, log=log, show_config=show_config, on_eval=on_eval, on_run_dir=on_run_dir,
+                            progress=progress, tracker_entries=tracker_entries)
+    with interrupted_after(done.training, done.run_dir, done.resolved.configs["generator"]):
+        test = done.evaluate("test")
+    record = done.record(test)
+    if not done.main:
+        return record, None
+    if done.tracking:  # told the record's path before it is written, so that the record holds where each tracker keeps the run
+        record.trackers = done.tracking.finish(record.metrics.test, str(records.record_path(record.to_dict(), results))) or None
+    try:
+        path = records.write(record, results)
+    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
+        if done.run_dir is None:
+            raise
+        raise type(exc)(f"{exc} The trained model is kept in {done.run_dir}: with --resume={done.run_dir} the run evaluates it "
+                        "again and writes the record, without training anew.") from None
+    done.finish(path)
+    return record, path
+
+
+def validate(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, on_eval: Callable[[int, float], None] | None = None,
+             on_run_dir: Callable[[Path], None] | None = None, progress: bool = True) -> records.Record:
+    """A tuning trial: `spec` trained and validated, as `run` does, and no more: the test split is
+    never evaluated and no record is written. The record returned has validation metrics only."""
+    done = fit_and_validate(spec, plugins.registry(), log=log, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
+    record = done.record(None)
+    if done.main:
+        done.finish(None)
+    return record
+
+
+@dataclass
+class Validated:
+    """A run trained (or its checkpoint loaded, or its model fitted) and validated: what the test
+    evaluation and the record need."""
+
+    spec: RunSpec
+    resolved: Resolved
+    pieces: pipeline.Pieces
+    device: torch.device
+    main: bool  # rank 0 (or the only process)
+    show: bool  # progress displays shown
+    run_id: str
+    run_dir: Path | None  # the run folder (runs that train)
+    tracking: trackers.Trackers
+    training: Any  # train.TrainResult, or None for a run that does not train
+    train_seconds: float
+    valid: Evaluation
+    id_of: Any  # the items' semantic-ID numbers, for the ID-level metrics (or None)
+
+    def evaluate(self, part: str) -> Evaluation:
+        gcfg = self.resolved.configs["generator"]
+        return evaluate(self.pieces.model, self.pieces.split, part, batch_size=getattr(gcfg, "eval_batch_size", 256),
+                        device=self.device, id_of=self.id_of, progress=self.show)
+
+    def record(self, test: Evaluation | None) -> records.Record:
+        p, training, run_dir = self.pieces, self.training, self.run_dir
+        record = build_record(self.run_id, self.spec, self.resolved, p.data, p.split, p.model, self.device, self.valid, test,
+                              self.train_seconds, p.semantic_ids)
+        if self.resolved.cpu_amp_auto is not None:
+            record.train.cpu_amp_auto = self.resolved.cpu_amp_auto  # why cpu_amp=auto chose the value in the config
+        if training:
+            record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
+            record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
+            record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"),
+                                                     log=str(run_dir / "log.jsonl"))
+            record.train.history = training.history
+        return record
+
+    def finish(self, path: Path | None) -> None:
+        """Rank 0: the run folder says the run ended (and which record it wrote), and is released."""
+        if self.run_dir is not None:
+            mark_finished(self.run_dir, path)
+            release_run_folder(self.run_dir)
+
+
+def fit_and_validate(spec: RunSpec, registry: plugins.Registry, *, log: Callable[[str], None],
+                     show_config: Callable[[Resolved], None] | None = None, on_eval: Callable[[int, float], None] | None = None,
+                     on_run_dir: Callable[[Path], None] | None = None, progress: bool = True,
+                     tracker_entries=()) -> Validated:
+    """The part of a run that `run` and `validate` share, top to bottom: the machine and the config,
+    the data and the model, the run folder, training (or the checkpoint's weights, or fitting), and
+    the validation of the model the run keeps."""
     device = pick_device(spec.device)  # the machine, decided once: cpu_amp=auto follows it (resolve)
     resolved = resolve_checkpoint(spec, registry, device=device) if spec.eval_only else resolve(spec, registry, device=device)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
     device = dist.init(device)
     main = dist.is_main()
+    show = main and progress
     gen, ds = resolved.generator, resolved.dataset
     gcfg = resolved.configs["generator"]
-    amp_why = resolved.cpu_amp_auto
     if not main:
         log = lambda s: None  # noqa: E731
     elif show_config:
         show_config(resolved)
-    if amp_why is not None and device.type == "cpu":
-        log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {amp_why})")
+    if resolved.cpu_amp_auto is not None and device.type == "cpu":
+        log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {resolved.cpu_amp_auto})")
 
-    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=main,
+    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=show,
                             memory_check=spec.memory_check)
-    data, split, sids, model = pieces.data, pieces.split, pieces.semantic_ids, pieces.model
-    eval_only = spec.eval_only
-    if model.trainable and not eval_only:
+    split, sids, model = pieces.split, pieces.semantic_ids, pieces.model
+    if model.trainable and not spec.eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved, log=log) if main else None)
         if main:
             lock_run_folder(run_dir)
@@ -296,16 +377,15 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     tracking = trackers.Trackers(tracker_entries if main else ())
     tracking.start(track_info(run_id, run_dir, spec, resolved), trackers.params(resolved, spec))
     training = None
-    batch_size = getattr(gcfg, "eval_batch_size", 256)
     id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     t1 = time.perf_counter()
-    if eval_only:
+    if spec.eval_only:
         load_weights(model, resolved)
     elif model.trainable:
         from .train import progress_bar, train
 
-        with progress_bar() if main else contextlib.nullcontext() as progress:
-            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
+        with progress_bar() if show else contextlib.nullcontext() as display:
+            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=display, on_eval=on_eval,
                              meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking, id_of=id_of)
         best = (f"best validation {gcfg.val_metric} = {training.best_valid:.4f} at epoch {training.best_epoch}"
                 if training.best_valid is not None else "no validation")
@@ -313,43 +393,12 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     else:
         model.fit(split)
     train_seconds = training.seconds if training else time.perf_counter() - t1
-
-    with interrupted_after(training, run_dir, gcfg):
-        valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
-        if valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
-            valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-        if test:
-            test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-        else:
-            test_eval = None
-    record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
-    if amp_why is not None:
-        record.train.cpu_amp_auto = amp_why  # why cpu_amp=auto chose the value in the config
-    if training:
-        record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
-        record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
-        record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"), log=str(run_dir / "log.jsonl"))
-        record.train.history = training.history
-    if not main:
-        return record, None
-    if not test:
-        if run_dir is not None:
-            mark_finished(run_dir, None)
-            release_run_folder(run_dir)
-        return record, None
-    if tracking:  # told the record's path before it is written, so that the record holds where each tracker keeps the run
-        record.trackers = tracking.finish(record.metrics.test, str(records.record_path(record.to_dict(), results))) or None
-    try:
-        path = records.write(record, results)
-    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
-        if run_dir is None:
-            raise
-        raise type(exc)(f"{exc} The trained model is kept in {run_dir}: with --resume={run_dir} the run evaluates it "
-                        "again and writes the record, without training anew.") from None
-    if run_dir is not None:
-        mark_finished(run_dir, path)
-        release_run_folder(run_dir)
-    return record, path
+    done = Validated(spec, resolved, pieces, device, main, show, run_id, run_dir, tracking, training, train_seconds, None, id_of)
+    done.valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
+    if done.valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
+        with interrupted_after(training, run_dir, gcfg):
+            done.valid = done.evaluate("valid")
+    return done
 
 
 def load_weights(model, resolved: Resolved) -> None:
