@@ -502,69 +502,65 @@ def resumed_run_id(folder: Path, runs: Path, new_id: str) -> str:
 
 def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,
                  sids=None) -> records.Record:
-    """The result record of a run; with `test` None (a validation-only run) it has no test metrics, ranks or times."""
+    """The result record of a run; with `test` None (a validation-only run) it has no test metrics,
+    ranks or times, and is not checked (records.check asks for them)."""
     gen, ds, tok = resolved.generator, resolved.dataset, resolved.tokenizer
     config = resolved_config(resolved)
-    tokenizer = None if tok is None else {"name": tok.name, "package": tok.package, "version": tok.version,
-                                          "config": config.get("tokenizer")}
-    return records.Record.from_dict({
-        "schema_version": records.SCHEMA_VERSION,
-        "run_id": run_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": records.command_line(),
-        "generator": {"name": gen.name, "package": gen.package, "version": gen.version},
-        "tokenizer": tokenizer,
-        "embedding_model": sids.embedding_model if sids is not None else None,
-        "dataset": {
-            "name": ds.name,
-            "package": ds.package,
-            "version": ds.version,
-            "fingerprint": data.fingerprint,
-            "users": data.n_users,
-            "items": data.n_items,
-            "interactions": data.n_interactions,
-        },
-        "protocol": {
-            "split": "leave-one-out (valid: second-to-last item, test: last item)",
-            "ranking": "full ranking over all items" if model.has_scores() else "the generator's ranked list",
-            "ties": "pessimistic (equal scores rank above the target)",
-            "max_seq_len": split.max_seq_len,
-            "timestamps": "yes" if data.times is not None else "none (the order of the items only)",
-            "metrics_k": [5, 10, 20],
-            "selection": f"best validation {resolved.configs['generator'].val_metric}" if model.trainable and hasattr(
-                resolved.configs["generator"], "val_metric") else "none (not trained on validation)",
-            "eval_users": int(len((valid if test is None else test).users)),
-        },
-        "seed": spec.seed,
-        "setting": resolved.setting or setting_label(spec),
-        "config": config,
-        "config_origins": {section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
-                           for section in config},  # the layer that set each key not at its default
-        "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint,
-                        "rebuild_ids": spec.rebuild_ids, **({} if spec.memory_check else {"memory_check": False})},
-        "config_fingerprint": config_fingerprint(resolved),
-        "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
-        **({"per_user": {
-            "encoding": "zlib-compressed little-endian int32, base64; rank -1 = not in the list",
-            "users": records.encode_ints(test.users),
-            "test_rank": records.encode_ints(test.ranks),
-        }} if test is not None else {}),
-        "train": {"seconds": round(train_seconds, 3)},
-        "eval": {
-            "valid_seconds": round(valid.seconds, 3),
-            **({"test_seconds": round(test.seconds, 3), "test_users_per_s": round(test.users_per_s, 1)} if test is not None else {}),
-        },
-        **({"semantic_ids": {"collision_rate": sids.collision_rate, "n_digit": sids.n_digit,
-                             "codebook_size": sids.codebook_size}} if sids is not None else {}),
-        **({"id_level": {
-            "definition": ID_LEVEL_DEFINITION,
-            "metrics": {"valid": valid.id_metrics, **({"test": test.id_metrics} if test is not None else {})},
-            **({"test_rank": records.encode_ints(test.id_ranks)} if test is not None else {}),
-        }} if valid.id_ranks is not None else {}),
-        **({"notes": list(model.notes)} if model.notes else {}),
-        "params": sum(p.numel() for p in model.parameters()),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},
-        "environment": records.environment(),
-        **({"tune": spec.tune} if spec.tune is not None else {}),
-    }, checked=test is not None)
+    record = records.Record(
+        run_id=run_id,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=records.command_line(),
+        generator=records.Plugin(name=gen.name, package=gen.package, version=gen.version),
+        tokenizer=None if tok is None else records.Tokenizer(name=tok.name, package=tok.package, version=tok.version,
+                                                             config=config.get("tokenizer")),
+        embedding_model=sids.embedding_model if sids is not None else None,
+        dataset=records.Dataset(name=ds.name, package=ds.package, version=ds.version, fingerprint=data.fingerprint,
+                                users=data.n_users, items=data.n_items, interactions=data.n_interactions),
+        protocol=protocol(resolved, data, split, model, valid if test is None else test),
+        seed=spec.seed,
+        setting=resolved.setting or setting_label(spec),
+        config=config,
+        config_origins={section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
+                        for section in config},  # the layer that set each key not at its default
+        run_control=records.RunControl(resume=spec.resume or None, eval_only=spec.eval_only, checkpoint=spec.checkpoint,
+                                       rebuild_ids=spec.rebuild_ids, memory_check=None if spec.memory_check else False),
+        config_fingerprint=config_fingerprint(resolved),
+        metrics=records.Metrics(valid=valid.metrics, test=None if test is None else test.metrics),
+        per_user=None if test is None else records.PerUser(
+            encoding="zlib-compressed little-endian int32, base64; rank -1 = not in the list",
+            users=records.encode_ints(test.users), test_rank=records.encode_ints(test.ranks)),
+        train=records.Train(seconds=round(train_seconds, 3)),
+        eval=records.Eval(valid_seconds=round(valid.seconds, 3), test_seconds=None if test is None else round(test.seconds, 3),
+                          test_users_per_s=None if test is None else round(test.users_per_s, 1)),
+        semantic_ids=None if sids is None else records.SemanticIds(collision_rate=sids.collision_rate, n_digit=sids.n_digit,
+                                                                   codebook_size=sids.codebook_size),
+        id_level=None if valid.id_ranks is None else records.IdLevel(
+            definition=ID_LEVEL_DEFINITION,
+            metrics=records.Metrics(valid=valid.id_metrics, test=None if test is None else test.id_metrics),
+            test_rank=None if test is None else records.encode_ints(test.id_ranks)),
+        notes=list(model.notes) if model.notes else None,
+        params=sum(p.numel() for p in model.parameters()),
+        peak_memory_mb=round(peak_memory_mb(device), 1),
+        device=records.Device(type=device.type, name=device_name(device), processes=dist.world()),
+        environment=records.environment(),
+        tune=None if spec.tune is None else records.Tune.from_dict(spec.tune, "tune"),
+    )
+    if test is not None:
+        records.check(record.to_dict())
+    return record
+
+
+def protocol(resolved: Resolved, data, split, model, evaluated: Evaluation) -> dict[str, Any]:
+    """The evaluation protocol, in words, as the record states it; `evaluated` the users of the split the record reports."""
+    gcfg = resolved.configs["generator"]
+    return {
+        "split": "leave-one-out (valid: second-to-last item, test: last item)",
+        "ranking": "full ranking over all items" if model.has_scores() else "the generator's ranked list",
+        "ties": "pessimistic (equal scores rank above the target)",
+        "max_seq_len": split.max_seq_len,
+        "timestamps": "yes" if data.times is not None else "none (the order of the items only)",
+        "metrics_k": [5, 10, 20],
+        "selection": f"best validation {gcfg.val_metric}" if model.trainable and hasattr(gcfg, "val_metric")
+        else "none (not trained on validation)",
+        "eval_users": int(len(evaluated.users)),
+    }
