@@ -304,7 +304,7 @@ def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: o
                   log: Callable[[str], None], show_config=None) -> tuple[records.Record, Path, bool]:
     """Re-train the best trial's config and evaluate it once on test (a normal run with a `tune`
     field); if that was already done for this trial, return the existing record."""
-    folder = options.results_dir or paths.results_dir()
+    folder = options.run.results_dir or paths.results_dir()
     existing = find_record(folder, plan.dataset, plan.study, plan.storage, best.number)
     if existing is not None:
         log(f"trial {best.number} was already re-trained and tested: {existing}")
