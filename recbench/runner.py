@@ -312,7 +312,7 @@ class Validated:
     tracking: trackers.Trackers
     training: Any  # train.TrainResult, or None for a run that does not train
     train_seconds: float
-    valid: Evaluation
+    valid: Evaluation | None  # None only until fit_and_validate ranks the validation users
     id_of: Any  # the items' semantic-ID numbers, for the ID-level metrics (or None)
 
     def evaluate(self, part: str) -> Evaluation:
@@ -393,9 +393,9 @@ def fit_and_validate(spec: RunSpec, registry: plugins.Registry, *, log: Callable
     else:
         model.fit(split)
     train_seconds = training.seconds if training else time.perf_counter() - t1
-    done = Validated(spec, resolved, pieces, device, main, show, run_id, run_dir, tracking, training, train_seconds, None, id_of)
-    done.valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
-    if done.valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
+    valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
+    done = Validated(spec, resolved, pieces, device, main, show, run_id, run_dir, tracking, training, train_seconds, valid, id_of)
+    if valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
         with interrupted_after(training, run_dir, gcfg):
             done.valid = done.evaluate("valid")
     return done
