@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,15 +13,16 @@ from typing import Any, Callable
 
 import torch
 
-from . import beyond, eval_only, paths, pipeline, plugins, records, trackers
 from . import config as cfg
 from . import distributed as dist
+from . import eval_only, paths, pipeline, plugins, records, trackers
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
 from .evaluate import Evaluation, evaluate
 from .interrupt import Interrupted, Reached
 from .run_folders import is_resumable, lock_run_folder, mark_finished, release_run_folder
+from .run_record import build_record, config_fingerprint, device_name, peak_memory_mb, pick_device, resolved_config, setting_label, threads  # noqa: F401
 from .train import decide_cpu_amp
 
 
@@ -56,25 +56,19 @@ class Resolved:
     tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
     spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
-    checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once, weights on the CPU)
+    checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once by resolve_checkpoint, weights on the CPU)
     setting: str | None = None  # with eval_only: the checkpoint's setting label, and the evaluation settings that differ
 
 
-def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved:
+def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None,
+            saved: dict | None = None) -> Resolved:
+    """The run's configs and where each value came from: the spec's layers over the generator's
+    defaults and presets. Reads no checkpoint and changes neither argument, so that a caller (a
+    tuning plan, a test) gets what the run will compute. `saved` is an --eval_only checkpoint's run
+    (eval_only.saved_run): its config is a layer under what the spec sets. `device` is the machine
+    (pick_device(spec.device) where not given): cpu_amp=auto becomes its choice, so that every
+    fingerprint sees the value the run trains with."""
     registry = registry or plugins.registry()
-    checkpoint = checkpointed = None
-    if spec.eval_only:
-        if not spec.checkpoint:
-            raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
-        if spec.resume and spec.resume.lower() not in NO:
-            raise UsageError(f"--resume={spec.resume} and --eval_only=true exclude each other: --resume continues training a run "
-                             "folder, --eval_only evaluates --checkpoint without training. Give one of them.")
-        from .checkpoints import load
-
-        checkpoint = load(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
-        checkpointed = eval_only.saved_run(checkpoint, spec.checkpoint)
-        if checkpointed is not None:
-            spec = eval_only.fill_spec(spec, checkpointed, registry)
     if spec.seed is None:
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
@@ -93,59 +87,80 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None) -> Resolved
         tok = registry.entry("tokenizer", name)
     elif spec.tokenizer is not None:
         raise UsageError(f"Generator '{gen.name}' ranks item ids and takes no tokenizer (--tokenizer {spec.tokenizer}).")
-    layers = []
-    if tok is not None:  # a key both have (n_digit) starts at the generator's default, so rpg's 32 digits reach its tokenizer
-        shared = set(cfg.field_types(gen.obj.Config)) & set(cfg.field_types(tok.obj.Config))
-        defaults = gen.obj.Config()
-        layers.append((GENERATOR_DEFAULT, {key: getattr(defaults, key) for key in sorted(shared)}))
-    preset = gen.obj.presets.get(ds.name)
-    if preset:
-        layers.append((f"preset {gen.name}/{ds.name}", preset))
-    if checkpointed is not None:  # the trained model's own config; what is set over it must agree (eval_only.check_configs)
-        layers.append((f"checkpoint {spec.checkpoint}", checkpointed["flat_config"]))
-    for name in preset_names(spec.preset):  # "cpu,ocn": each layered over the one before
-        if name not in gen.obj.named_presets:
-            names = ", ".join(gen.obj.named_presets) or "none"
-            raise UsageError(f"Generator '{gen.name}' has no preset '{name}' (its presets: {names}; several as --preset a,b).")
-        layers.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
-    if spec.config_file:
-        layers.append((str(spec.config_file), cfg.load_file(spec.config_file)))
-    if spec.overrides:
-        layers.append(("command line", spec.overrides))
     origins: dict[tuple[str, str], str] = {}
-    sections = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
-    if tok is not None:  # a key such as n_digit is set in every section that has it
-        sections.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
-    configs = cfg.from_layers(sections, layers, origins)
+    configs = cfg.from_layers(sections(gen, ds, tok), layers(spec, gen, ds, tok, saved), origins)
     for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
         del origins[where]  # the generator's own default is no setting of the run
-    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec, checkpoint=checkpoint)
-    if checkpointed is not None:
-        saved = cfg.from_layers(sections, [(f"checkpoint {spec.checkpoint}", checkpointed["flat_config"])])
-        evaluation = eval_only.check_configs(configs, saved, origins, spec.checkpoint)
-        given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})
-        resolved.setting = eval_only.setting_label(checkpointed, evaluation, setting_label(given))
+    resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
     if hasattr(configs["generator"], "cpu_amp"):  # "auto" becomes this machine's choice, so every fingerprint sees it
-        resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], pick_device(spec.device))
+        resolved.cpu_amp_auto = decide_cpu_amp(configs["generator"], device or pick_device(spec.device))
         if resolved.cpu_amp_auto is not None:
             origins[("generator", "cpu_amp")] = f"auto: {resolved.cpu_amp_auto}"
     return resolved
 
 
+def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None) -> dict[str, type]:
+    """Section -> config class of the run; a key such as n_digit is set in every section that has it."""
+    out = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
+    if tok is not None:
+        out.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
+    return out
+
+
+def layers(spec: RunSpec, gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, saved: dict | None) -> list:
+    """(origin, values) from the bottom up: the defaults a generator shares with its tokenizer, its
+    dataset preset, an evaluated checkpoint's config, named presets, the config file, the command line."""
+    out = []
+    if tok is not None:  # a key both have (n_digit) starts at the generator's default, so rpg's 32 digits reach its tokenizer
+        shared = set(cfg.field_types(gen.obj.Config)) & set(cfg.field_types(tok.obj.Config))
+        defaults = gen.obj.Config()
+        out.append((GENERATOR_DEFAULT, {key: getattr(defaults, key) for key in sorted(shared)}))
+    preset = gen.obj.presets.get(ds.name)
+    if preset:
+        out.append((f"preset {gen.name}/{ds.name}", preset))
+    if saved is not None:  # the trained model's own config; what is set over it must agree (eval_only.check_configs)
+        out.append((f"checkpoint {spec.checkpoint}", saved["flat_config"]))
+    for name in preset_names(spec.preset):  # "cpu,ocn": each layered over the one before
+        if name not in gen.obj.named_presets:
+            names = ", ".join(gen.obj.named_presets) or "none"
+            raise UsageError(f"Generator '{gen.name}' has no preset '{name}' (its presets: {names}; several as --preset a,b).")
+        out.append((f"preset {gen.name}:{name}", gen.obj.named_presets[name]))
+    if spec.config_file:
+        out.append((str(spec.config_file), cfg.load_file(spec.config_file)))
+    if spec.overrides:
+        out.append(("command line", spec.overrides))
+    return out
+
+
+def resolve_checkpoint(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None) -> Resolved:
+    """--eval_only: the run the checkpoint names, resolved, with the checkpoint (read once, weights on
+    the CPU) and its setting label. Names, seed and config values the spec leaves out are the
+    checkpoint's; one that contradicts it is a UsageError, save the evaluation settings (recbench.eval_only)."""
+    from .checkpoints import load
+
+    registry = registry or plugins.registry()
+    if not spec.checkpoint:
+        raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
+    if spec.resume and spec.resume.lower() not in NO:
+        raise UsageError(f"--resume={spec.resume} and --eval_only=true exclude each other: --resume continues training a run "
+                         "folder, --eval_only evaluates --checkpoint without training. Give one of them.")
+    checkpoint = load(Path(spec.checkpoint), "cpu", ("model",), "Pass a best.pt or last.pt of a run (RECBENCH_HOME/runs/RUN_ID/)")
+    saved = eval_only.saved_run(checkpoint, spec.checkpoint)
+    if saved is None:  # written before checkpoints named their run: the spec names it
+        return replace(resolve(spec, registry, device=device), checkpoint=checkpoint)
+    spec = eval_only.fill_spec(spec, saved, registry)
+    resolved = resolve(spec, registry, device=device, saved=saved)
+    trained = cfg.from_layers(sections(resolved.generator, resolved.dataset, resolved.tokenizer),
+                             [(f"checkpoint {spec.checkpoint}", saved["flat_config"])])
+    origins = dict(resolved.origins)
+    evaluation = eval_only.check_configs(resolved.configs, trained, origins, spec.checkpoint)
+    given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})
+    return replace(resolved, origins=origins, checkpoint=checkpoint,
+                   setting=eval_only.setting_label(saved, evaluation, setting_label(given)))
+
+
 GENERATOR_DEFAULT = "generator default"
 NO = ("", "false", "0", "no")  # --resume values that ask for no resume
-
-
-def setting_label(spec: RunSpec) -> str:
-    """'preset cpu, loss=ce', 'tuned, epochs=12' or 'defaults': what the run set over the generator's
-    defaults (its dataset preset aside), as the leaderboard names the row; the tuned values of a
-    study's best trial are not listed (the record's `tune` field holds them)."""
-    tuned = (spec.tune or {}).get("params", {})
-    parts = ["tuned"] if spec.tune is not None else []
-    parts += [f"preset {spec.preset}"] if spec.preset else []
-    parts += [f"config {Path(spec.config_file).name}"] if spec.config_file else []
-    parts += [f"{k}={v}" for k, v in spec.overrides.items() if k not in tuned]
-    return ", ".join(parts) or "defaults"
 
 
 def checkpoint_meta(spec: RunSpec, resolved: Resolved) -> dict:
@@ -186,44 +201,9 @@ def preset_names(preset: str | None) -> list[str]:
     return names
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but torch sees no CUDA device. Valid: auto, cpu (or cuda on a GPU machine).")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UsageError(f"Unknown device '{name}'. Valid: auto, cpu, cuda, cuda:N.")
-    return torch.device(name)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({threads()})"
-    except OSError:
-        pass
-    import platform
-
-    return f"{platform.processor() or platform.machine()} ({threads()})"
-
-
-def threads() -> str:
-    n = torch.get_num_threads()
-    return f"{n} thread" + ("s" if n != 1 else "")
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_config: Callable[[Resolved], None] | None = None,
         on_eval: Callable[[int, float], None] | None = None, on_run_dir: Callable[[Path], None] | None = None,
-        test: bool = True) -> tuple[records.Record, Path | None]:
+        progress: bool = True) -> tuple[records.Record, Path | None]:
     """Run `spec` end to end; return the result record and where it was written.
 
     Under torchrun every process runs this; only rank 0 prints, writes checkpoints and the record
@@ -232,31 +212,114 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     `on_eval` is passed to the trainer (called after each validation with the epoch and the
     validation metric). `on_run_dir` is called on rank 0 with the run's folder for checkpoints and
     logs as soon as it exists (runs that train), so that a caller can mark it when the run
-    ends early (see run_folders.mark_abandoned). With `test=False` the run stops after validation: the test split
-    is never evaluated and no record is written (a tuning trial); the returned record has validation
-    metrics only, and the path is None. Trackers (`spec.trackers`) follow runs that write a record only.
+    ends early (see run_folders.mark_abandoned). `progress` False shows no progress displays.
+    Trackers (`spec.trackers`) follow the run.
     """
     results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
-    tracker_entries = trackers.entries(trackers.names(spec.trackers), plugins.registry()) if test else []
-    resolved = resolve(spec)
+    registry = plugins.registry()
+    tracker_entries = trackers.entries(trackers.names(spec.trackers), registry)
+    done = fit_and_validate(spec, registry, log=log, show_config=show_config, on_eval=on_eval, on_run_dir=on_run_dir,
+                            progress=progress, tracker_entries=tracker_entries)
+    with interrupted_after(done.training, done.run_dir, done.resolved.configs["generator"]):
+        test = done.evaluate("test")
+    record = done.record(test)
+    if not done.main:
+        return record, None
+    if done.tracking:  # told the record's path before it is written, so that the record holds where each tracker keeps the run
+        record.trackers = done.tracking.finish(record.metrics.test, str(records.record_path(record.to_dict(), results))) or None
+    try:
+        path = records.write(record, results)
+    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
+        if done.run_dir is None:
+            raise
+        raise type(exc)(f"{exc} The trained model is kept in {done.run_dir}: with --resume={done.run_dir} the run evaluates it "
+                        "again and writes the record, without training anew.") from None
+    done.finish(path)
+    return record, path
+
+
+def validate(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, on_eval: Callable[[int, float], None] | None = None,
+             on_run_dir: Callable[[Path], None] | None = None, progress: bool = True) -> records.Record:
+    """A tuning trial: `spec` trained and validated, as `run` does, and no more: the test split is
+    never evaluated and no record is written. The record returned has validation metrics only."""
+    done = fit_and_validate(spec, plugins.registry(), log=log, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
+    record = done.record(None)
+    if done.main:
+        done.finish(None)
+    return record
+
+
+@dataclass
+class Validated:
+    """A run trained (or its checkpoint loaded, or its model fitted) and validated: what the test
+    evaluation and the record need."""
+
+    spec: RunSpec
+    resolved: Resolved
+    pieces: pipeline.Pieces
+    device: torch.device
+    main: bool  # rank 0 (or the only process)
+    show: bool  # progress displays shown
+    run_id: str
+    run_dir: Path | None  # the run folder (runs that train)
+    tracking: trackers.Trackers
+    training: Any  # train.TrainResult, or None for a run that does not train
+    train_seconds: float
+    valid: Evaluation | None  # None only until fit_and_validate ranks the validation users
+    id_of: Any  # the items' semantic-ID numbers, for the ID-level metrics (or None)
+
+    def evaluate(self, part: str) -> Evaluation:
+        gcfg = self.resolved.configs["generator"]
+        return evaluate(self.pieces.model, self.pieces.split, part, batch_size=getattr(gcfg, "eval_batch_size", 256),
+                        device=self.device, id_of=self.id_of, progress=self.show)
+
+    def record(self, test: Evaluation | None) -> records.Record:
+        p, training, run_dir = self.pieces, self.training, self.run_dir
+        record = build_record(self.run_id, self.spec, self.resolved, p.data, p.split, p.model, self.device, self.valid, test,
+                              self.train_seconds, p.semantic_ids)
+        if self.resolved.cpu_amp_auto is not None:
+            record.train.cpu_amp_auto = self.resolved.cpu_amp_auto  # why cpu_amp=auto chose the value in the config
+        if training:
+            record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
+            record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
+            record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"),
+                                                     log=str(run_dir / "log.jsonl"))
+            record.train.history = training.history
+        return record
+
+    def finish(self, path: Path | None) -> None:
+        """Rank 0: the run folder says the run ended (and which record it wrote), and is released."""
+        if self.run_dir is not None:
+            mark_finished(self.run_dir, path)
+            release_run_folder(self.run_dir)
+
+
+def fit_and_validate(spec: RunSpec, registry: plugins.Registry, *, log: Callable[[str], None],
+                     show_config: Callable[[Resolved], None] | None = None, on_eval: Callable[[int, float], None] | None = None,
+                     on_run_dir: Callable[[Path], None] | None = None, progress: bool = True,
+                     tracker_entries=()) -> Validated:
+    """The part of a run that `run` and `validate` share, top to bottom: the machine and the config,
+    the data and the model, the run folder, training (or the checkpoint's weights, or fitting), and
+    the validation of the model the run keeps."""
+    device = pick_device(spec.device)  # the machine, decided once: cpu_amp=auto follows it (resolve)
+    resolved = resolve_checkpoint(spec, registry, device=device) if spec.eval_only else resolve(spec, registry, device=device)
     spec = resolved.spec  # with eval_only: the checkpoint's names and seed where the spec left them out
-    device = dist.init(pick_device(spec.device))
+    device = dist.init(device)
     main = dist.is_main()
+    show = main and progress
     gen, ds = resolved.generator, resolved.dataset
     gcfg = resolved.configs["generator"]
-    amp_why = resolved.cpu_amp_auto
     if not main:
         log = lambda s: None  # noqa: E731
     elif show_config:
         show_config(resolved)
-    if amp_why is not None and device.type == "cpu":
-        log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {amp_why})")
+    if resolved.cpu_amp_auto is not None and device.type == "cpu":
+        log(f"bf16 autocast on CPU: {'on' if gcfg.cpu_amp else 'off'} (cpu_amp=auto: {resolved.cpu_amp_auto})")
 
-    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=main,
+    pieces = pipeline.build(resolved, device=device, seed=spec.seed, rebuild_ids=spec.rebuild_ids, log=log, progress=show,
                             memory_check=spec.memory_check)
-    data, split, sids, model = pieces.data, pieces.split, pieces.semantic_ids, pieces.model
-    eval_only = spec.eval_only
-    if model.trainable and not eval_only:
+    split, sids, model = pieces.split, pieces.semantic_ids, pieces.model
+    if model.trainable and not spec.eval_only:
         run_id, run_dir = dist.broadcast(run_folder(spec, resolved, log=log) if main else None)
         if main:
             lock_run_folder(run_dir)
@@ -267,64 +330,39 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     tracking = trackers.Trackers(tracker_entries if main else ())
     tracking.start(track_info(run_id, run_dir, spec, resolved), trackers.params(resolved, spec))
     training = None
+    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
     t1 = time.perf_counter()
-    if eval_only:
-        try:
-            model.load_state_dict(resolved.checkpoint["model"])  # read once by resolve; copied to the model's device
-        except RuntimeError as exc:
-            raise UsageError(
-                f"--checkpoint '{spec.checkpoint}' does not fit {gen.name} with this config (was it trained with other "
-                f"settings, e.g. n_embd or max_seq_len?): {str(exc).splitlines()[0]}"
-            ) from exc
+    if spec.eval_only:
+        load_weights(model, resolved)
     elif model.trainable:
         from .train import progress_bar, train
 
-        with progress_bar() if main else contextlib.nullcontext() as progress:
-            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=progress, on_eval=on_eval,
-                             meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking)
+        with progress_bar() if show else contextlib.nullcontext() as display:
+            training = train(model, split, gcfg, run_dir, seed=spec.seed, device=device, progress=display, on_eval=on_eval,
+                             meta=checkpoint_meta(spec, resolved), log=log, tracker=tracking, id_of=id_of)
         best = (f"best validation {gcfg.val_metric} = {training.best_valid:.4f} at epoch {training.best_epoch}"
                 if training.best_valid is not None else "no validation")
         log(f"training stopped after {training.epochs} epochs ({training.stopped}); {best}")
     else:
         model.fit(split)
     train_seconds = training.seconds if training else time.perf_counter() - t1
+    valid = training.best_validation if training is not None else None  # the trainer ranked the best weights already
+    done = Validated(spec, resolved, pieces, device, main, show, run_id, run_dir, tracking, training, train_seconds, valid, id_of)
+    if valid is None:  # eval-only, a model without training, or a best epoch validated before a resume
+        with interrupted_after(training, run_dir, gcfg):
+            done.valid = done.evaluate("valid")
+    return done
 
-    batch_size = getattr(gcfg, "eval_batch_size", 256)
-    id_of = sids.id_numbers() if sids is not None and sids.raw_codes is not None else None  # the ID-level metrics too (collisions kept)
-    with interrupted_after(training, run_dir, gcfg):
-        valid = evaluate(model, split, "valid", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-        if test:
-            test_eval = evaluate(model, split, "test", batch_size=batch_size, device=device, id_of=id_of, progress=main)
-        else:
-            test_eval = None
-    record = build_record(run_id, spec, resolved, data, split, model, device, valid, test_eval, train_seconds, sids)
-    if amp_why is not None:
-        record.train.cpu_amp_auto = amp_why  # why cpu_amp=auto chose the value in the config
-    if training:
-        record.train.epochs, record.train.best_epoch = training.epochs, training.best_epoch
-        record.train.best_valid, record.train.stopped = training.best_valid, training.stopped
-        record.checkpoints = records.Checkpoints(best=str(run_dir / "best.pt"), last=str(run_dir / "last.pt"), log=str(run_dir / "log.jsonl"))
-        record.train.history = training.history
-    if not main:
-        return record, None
-    if not test:
-        if run_dir is not None:
-            mark_finished(run_dir, None)
-            release_run_folder(run_dir)
-        return record, None
-    if tracking:  # told the record's path before it is written, so that the record holds where each tracker keeps the run
-        record.trackers = tracking.finish(record.metrics.test, str(records.record_path(record.to_dict(), results))) or None
+
+def load_weights(model, resolved: Resolved) -> None:
+    """--eval_only: the checkpoint's weights (read once by resolve_checkpoint), copied to the model's device."""
     try:
-        path = records.write(record, results)
-    except RecbenchError as exc:  # e.g. a full disk: the trained model is still there, unfinished, to be evaluated again
-        if run_dir is None:
-            raise
-        raise type(exc)(f"{exc} The trained model is kept in {run_dir}: with --resume={run_dir} the run evaluates it "
-                        "again and writes the record, without training anew.") from None
-    if run_dir is not None:
-        mark_finished(run_dir, path)
-        release_run_folder(run_dir)
-    return record, path
+        model.load_state_dict(resolved.checkpoint["model"])
+    except RuntimeError as exc:
+        raise UsageError(
+            f"--checkpoint '{resolved.spec.checkpoint}' does not fit {resolved.generator.name} with this config (was it trained "
+            f"with other settings, e.g. n_embd or max_seq_len?): {str(exc).splitlines()[0]}"
+        ) from exc
 
 
 def track_info(run_id: str, run_dir: Path | None, spec: RunSpec, resolved: Resolved):
@@ -347,21 +385,6 @@ def interrupted_after(training, run_dir: Path | None, config):
             raise
         raise Interrupted(Reached(run_dir, training.epochs, config.epochs, config.val_metric, training.best_valid,
                                    training.best_epoch, trained=True)) from None
-
-
-ID_LEVEL_DEFINITION = ("DiffGRM's evaluator's protocol: the same decoded lists scored on semantic IDs with collisions "
-                       "left unresolved; a listed ID that equals the target's ID is a hit, duplicate IDs count once (first "
-                       "occurrence); not the leaderboard's metric")
-
-
-def config_fingerprint(resolved: Resolved) -> str:
-    """The fingerprint of the run's whole resolved config (records.config_fingerprint), as its record will hold it."""
-    return records.config_fingerprint(resolved_config(resolved), resolved.tokenizer.name if resolved.tokenizer else None)
-
-
-def resolved_config(resolved: Resolved) -> dict[str, dict[str, Any]]:
-    """Section -> the resolved values, as the record holds them."""
-    return {section: cfg.to_dict(c) for section, c in resolved.configs.items()}
 
 
 def run_folder(spec: RunSpec, resolved: Resolved, log: Callable[[str], None] = lambda s: None) -> tuple[str, Path]:
@@ -413,75 +436,3 @@ def resumed_run_id(folder: Path, runs: Path, new_id: str) -> str:
     the leaderboard never reads; the record names such a folder in its checkpoints."""
     inside = Path(os.path.abspath(folder)).parent == Path(os.path.abspath(runs))
     return folder.name if inside and not folder.name.startswith(".") else new_id
-
-
-def build_record(run_id, spec, resolved, data, split, model, device, valid: Evaluation, test: Evaluation | None, train_seconds: float,
-                 sids=None) -> records.Record:
-    """The result record of a run; with `test` None (a validation-only run) it has no test metrics, ranks or times."""
-    gen, ds, tok = resolved.generator, resolved.dataset, resolved.tokenizer
-    config = resolved_config(resolved)
-    tokenizer = None if tok is None else {"name": tok.name, "package": tok.package, "version": tok.version,
-                                          "config": config.get("tokenizer")}
-    return records.Record.from_dict({
-        "schema_version": records.SCHEMA_VERSION,
-        "run_id": run_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": records.command_line(),
-        "generator": {"name": gen.name, "package": gen.package, "version": gen.version},
-        "tokenizer": tokenizer,
-        "embedding_model": sids.embedding_model if sids is not None else None,
-        "dataset": {
-            "name": ds.name,
-            "package": ds.package,
-            "version": ds.version,
-            "fingerprint": data.fingerprint,
-            "users": data.n_users,
-            "items": data.n_items,
-            "interactions": data.n_interactions,
-        },
-        "protocol": {
-            "split": "leave-one-out (valid: second-to-last item, test: last item)",
-            "ranking": "full ranking over all items" if model.has_scores() else "the generator's ranked list",
-            "ties": "pessimistic (equal scores rank above the target)",
-            "max_seq_len": split.max_seq_len,
-            "timestamps": "yes" if data.times is not None else "none (the order of the items only)",
-            "metrics_k": [5, 10, 20],
-            "selection": f"best validation {resolved.configs['generator'].val_metric}" if model.trainable and hasattr(
-                resolved.configs["generator"], "val_metric") else "none (not trained on validation)",
-            "eval_users": int(len((valid if test is None else test).users)),
-        },
-        "seed": spec.seed,
-        "setting": resolved.setting or setting_label(spec),
-        "config": config,
-        "config_origins": {section: {key: origin for (sec, key), origin in resolved.origins.items() if sec == section}
-                           for section in config},  # the layer that set each key not at its default
-        "run_control": {"resume": spec.resume or None, "eval_only": spec.eval_only, "checkpoint": spec.checkpoint,
-                        "rebuild_ids": spec.rebuild_ids, **({} if spec.memory_check else {"memory_check": False})},
-        "config_fingerprint": config_fingerprint(resolved),
-        "metrics": {"valid": valid.metrics, **({"test": test.metrics} if test is not None else {})},
-        **({"per_user": {
-            "encoding": "zlib-compressed little-endian int32, base64; rank -1 = not in the list",
-            "users": records.encode_ints(test.users),
-            "test_rank": records.encode_ints(test.ranks),
-        }} if test is not None else {}),
-        "train": {"seconds": round(train_seconds, 3)},
-        "eval": {
-            "valid_seconds": round(valid.seconds, 3),
-            **({"test_seconds": round(test.seconds, 3), "test_users_per_s": round(test.users_per_s, 1)} if test is not None else {}),
-        },
-        **({"semantic_ids": {"collision_rate": sids.collision_rate, "n_digit": sids.n_digit,
-                             "codebook_size": sids.codebook_size}} if sids is not None else {}),
-        **({"id_level": {
-            "definition": ID_LEVEL_DEFINITION,
-            "metrics": {"valid": valid.id_metrics, **({"test": test.id_metrics} if test is not None else {})},
-            **({"test_rank": records.encode_ints(test.id_ranks)} if test is not None else {}),
-        }} if valid.id_ranks is not None else {}),
-        **({"beyond": beyond.summarize(test.top, split.train_item_counts(), split.n_users, seconds=test.seconds,
-                                       vectors=beyond.cached_item_vectors(data))} if test is not None else {}),
-        **({"notes": list(model.notes)} if model.notes else {}),
-        "params": sum(p.numel() for p in model.parameters()),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "device": {"type": device.type, "name": device_name(device), "processes": dist.world()},
-        "environment": records.environment(),
-        **({"tune": spec.tune} if spec.tune is not None else {}),
-    }, checked=test is not None)

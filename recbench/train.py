@@ -33,7 +33,7 @@ from .api import Recommender, TrainConfig
 from .atomic import appending, replacing
 from .data import Split, buckets
 from .errors import RunError, UsageError
-from .evaluate import evaluate
+from .evaluate import Evaluation, evaluate
 from .interrupt import Interrupted, Reached
 from .metrics import metric_value, parse_metric
 
@@ -91,11 +91,15 @@ class TrainResult:
     best_valid: float | None
     stopped: str  # why training ended
     history: list[dict] = field(default_factory=list)
+    # the best epoch's validation where this process ranked it (None where that epoch came before a
+    # resume): the weights the trainer returns, ranked by the runner's own code, so the runner reuses
+    # it instead of ranking every validation user again
+    best_validation: Evaluation | None = None
 
 
 def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, *, seed: int, device: torch.device, progress=None,
           on_eval: Callable[[int, float], None] | None = None, meta: dict | None = None,
-          log: Callable[[str], None] = lambda s: None, tracker=None) -> TrainResult:
+          log: Callable[[str], None] = lambda s: None, tracker=None, id_of: np.ndarray | None = None) -> TrainResult:
     """Train `model` in place; on return it holds the weights of the best validation.
 
     `progress` (a display of recbench.train_progress, or None) shows the epochs, the steps within
@@ -112,6 +116,9 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
 
     `tracker` (a recbench.trackers.Trackers, or None) is told the loss and learning rate after every
     optimizer step, numbered over the whole run, and each epoch's history entry; rank 0 only.
+
+    `id_of` is passed to every validation (recbench.evaluate), so that the best epoch's validation
+    (TrainResult.best_validation) holds the ID-level metrics the record reports.
     """
     if not isinstance(config, TrainConfig):
         raise UsageError(f"{type(model).__name__} trains through loss(), but its config ({type(config).__name__}) is not a "
@@ -188,6 +195,7 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                              valid=last_validation(state, config.val_metric),
                              visible=state["epoch"] < config.epochs and not state["stopped"]) if progress else None
     saved = dict(state)  # what last.pt holds: an interrupted run continues from there
+    best_validation = None
     try:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             if state["stopped"]:
@@ -229,11 +237,13 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                      "samples_per_s": round(len(users) / seconds, 1), "lr": scheduler.get_last_lr()[0]}
             due = epoch >= config.eval_start_epoch and epoch % config.eval_every == 0
             if due or (epoch == config.epochs and state["best"] is None):  # a run too short to reach eval_start_epoch
-                valid = evaluate(model, split, "valid", batch_size=config.eval_batch_size, device=device, progress=progress or False)
+                valid = evaluate(model, split, "valid", batch_size=config.eval_batch_size, device=device, id_of=id_of,
+                                 progress=progress or False)
                 score = metric_value(valid.metrics, terms)
                 entry["valid"] = {config.val_metric: score, **valid.metrics}
                 if state["best"] is None or score > state["best"]:
                     state.update(best=score, best_epoch=epoch, bad=0)
+                    best_validation = valid
                     if main:
                         save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": score, "run": meta}, best_path)
                 else:
@@ -266,7 +276,8 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
         raise Interrupted(Reached(run_dir, saved["epoch"], config.epochs, config.val_metric, saved["best"], saved["best_epoch"],
                                    trained=bool(saved["stopped"]) or saved["epoch"] >= config.epochs)) from None
     stopped = state["stopped"] or f"reached epochs={config.epochs}"
-    return TrainResult(state["seconds"], state["epoch"], state["best_epoch"], state["best"], stopped, state["history"])
+    return TrainResult(state["seconds"], state["epoch"], state["best_epoch"], state["best"], stopped, state["history"],
+                       best_validation)
 
 
 load_checkpoint = checkpoints.load

@@ -47,3 +47,20 @@ def test_two_processes_share_every_length_bucketed_batch(cli, synthetic, home):
     # 150 samples in batches of 128: the last one (22) splits 11 + 11
     _, ddp = single_and_two_processes(cli, home, [*ARGS, "--bucket_pool=4"])
     assert ddp["device"]["processes"] == 2 and ddp["config"]["generator"]["bucket_pool"] == 4
+
+
+def test_two_processes_record_the_validation_a_fresh_ranking_of_best_pt_gives(cli, synthetic, home):
+    """The record keeps the trainer's validation of the best epoch (ranked by both processes, gathered):
+    an evaluation of best.pt by two processes gives the same metrics."""
+    def torchrun(*args):
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "recbench",
+                               *args], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    torchrun(*ARGS, "--results-dir", str(home / "trained"))
+    [trained] = (home / "trained" / "ml-100k").glob("*.json")
+    trained = json.loads(trained.read_text())
+    torchrun("run", "--eval_only=true", f"--checkpoint={trained['checkpoints']['best']}", "--results-dir", str(home / "evaluated"))
+    [evaluated] = (home / "evaluated" / "ml-100k").glob("*.json")
+    evaluated = json.loads(evaluated.read_text())
+    assert evaluated["device"]["processes"] == 2 and evaluated["metrics"] == trained["metrics"]

@@ -69,7 +69,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(synthetic, home, mon
     assert any("Its last checkpoint (last.pt) holds epoch 2 of 4; best validation ndcg@10 so far = " in s
                and s.endswith("Training continues with epoch 3.") for s in said)
     assert resumed.train.epochs == 4
-    assert resumed.metrics.test == straight.metrics.test
+    assert resumed.metrics.test == straight.metrics.test and resumed.metrics.valid == straight.metrics.valid
     assert resumed.config_fingerprint == straight.config_fingerprint
     said.clear()  # the finished run is not resumed again: there is nothing to resume, and a new run starts
     again = spec(home / "b", resume="true")
@@ -135,7 +135,7 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
     assert record.train.best_epoch in (1, 2, 3, 4)
     assert record.setting.startswith("n_embd=16, n_head=1") and record.config_origins["generator"]["n_embd"] == "command line"
     again, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.best))
-    assert again.metrics.test == record.metrics.test
+    assert again.metrics.test == record.metrics.test and again.metrics.valid == record.metrics.valid
     assert again.run_control == records.RunControl(eval_only=True, checkpoint=ckpt.best)
     # the checkpoint alone names the generator, the dataset and every config value
     alone, _ = runner.run(runner.RunSpec(None, None, device="cpu", results_dir=home / "r", eval_only=True, checkpoint=ckpt.best))
@@ -161,6 +161,37 @@ def test_checkpoints_log_and_eval_only(synthetic, home):
         runner.run(spec(home / "r", eval_only=True, checkpoint=ckpt.log))
     with pytest.raises(UsageError, match="needs --checkpoint"):
         runner.run(spec(home / "r", eval_only=True))
+
+
+def test_the_record_keeps_the_trainers_validation_of_the_best_epoch(synthetic, home, monkeypatch):
+    """The trainer ranked the validation users with the best weights already: the record keeps that
+    ranking, equal to a fresh one of best.pt, instead of ranking them again. Where the best epoch was
+    not validated in this process (eval-only, a resumed run whose training had ended), they are ranked."""
+    ranked, real = [], runner.evaluate
+
+    def counted(model, split, part, **kw):
+        ranked.append(part)
+        return real(model, split, part, **kw)
+    monkeypatch.setattr(runner, "evaluate", counted)
+    record, _ = runner.run(spec(home / "r"))
+    assert ranked == ["test"]
+    fresh, _ = runner.run(spec(home / "r", eval_only=True, checkpoint=record.checkpoints.best))
+    assert ranked == ["test", "valid", "test"] and fresh.metrics.valid == record.metrics.valid
+    ranked.clear()  # a run too short for its validation schedule is validated at its end, and that is kept too
+    short, _ = runner.run(spec(home / "s", eval_start_epoch="20", epochs="2"))
+    assert ranked == ["test"] and short.train.best_epoch == 2
+
+    def killed_in_test(model, split, part, **kw):
+        if part == "test":
+            raise KeyboardInterrupt
+        return real(model, split, part, **kw)
+    monkeypatch.setattr(runner, "evaluate", killed_in_test)
+    with pytest.raises(interrupt.Interrupted):
+        runner.run(spec(home / "t"))
+    monkeypatch.setattr(runner, "evaluate", counted)
+    ranked.clear()
+    resumed, _ = runner.run(spec(home / "t", resume="true"))
+    assert ranked == ["valid", "test"] and resumed.metrics == record.metrics
 
 
 def test_a_checkpoint_holds_tensors_and_plain_data_only(synthetic, home):
@@ -227,8 +258,8 @@ def test_an_evaluation_setting_may_differ_from_the_checkpoint_and_lands_in_a_row
     trained = runner.resolve(trained_spec)
     path = tmp_path / "best.pt"
     checkpoints.save({"model": {}, "run": runner.checkpoint_meta(trained.spec, trained)}, path)
-    evaluated = runner.resolve(runner.RunSpec(None, None, device="cpu", eval_only=True, checkpoint=str(path),
-                                              overrides={"beam_size_test": "64", "epochs": "4"}))
+    evaluated = runner.resolve_checkpoint(runner.RunSpec(None, None, device="cpu", eval_only=True, checkpoint=str(path),
+                                                         overrides={"beam_size_test": "64", "epochs": "4"}))
     assert evaluated.spec.seed == 2 and evaluated.configs["generator"].beam_size_test == 64
     assert {k: v for k, v in vars(evaluated.configs["generator"]).items() if k != "beam_size_test"} == \
         {k: v for k, v in vars(trained.configs["generator"]).items() if k != "beam_size_test"}
@@ -237,13 +268,13 @@ def test_an_evaluation_setting_may_differ_from_the_checkpoint_and_lands_in_a_row
     assert evaluated.origins[("generator", "beam_size_test")] == "command line, evaluation only"
     eval_only = dict(device="cpu", eval_only=True, checkpoint=str(path))
     with pytest.raises(UsageError, match=r"--dropout=0.3: checkpoint .* was trained with dropout=0.1.*Leave dropout out; only evaluation settings"):
-        runner.resolve(runner.RunSpec(None, None, overrides={"dropout": "0.3"}, **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, overrides={"dropout": "0.3"}, **eval_only))
     with pytest.raises(UsageError, match=r"epochs=\d+ \(from preset diff_grm:cpu\): checkpoint .* was trained with epochs=4"):
-        runner.resolve(runner.RunSpec(None, None, preset="cpu", **eval_only))  # the preset's epochs, not the run's
+        runner.resolve_checkpoint(runner.RunSpec(None, None, preset="cpu", **eval_only))  # the preset's epochs, not the run's
     with pytest.raises(UsageError, match="--seed 0: checkpoint .* was trained with seed 2"):
-        runner.resolve(runner.RunSpec(None, None, seed=0, **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, seed=0, **eval_only))
     with pytest.raises(UsageError, match="--resume=true and --eval_only=true exclude each other"):
-        runner.resolve(runner.RunSpec(None, None, resume="true", **eval_only))
+        runner.resolve_checkpoint(runner.RunSpec(None, None, resume="true", **eval_only))
 
 
 def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):

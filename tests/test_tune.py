@@ -2,6 +2,7 @@
 MovieLens-100K (record + leaderboard row, pruning, resuming, a killed worker, failures, two worker
 processes), a third-party generator, --show, and bad input."""
 
+import dataclasses
 import datetime
 import json
 import os
@@ -28,11 +29,18 @@ def sasrec_fields():
     return tune.space_fields(runner.resolve(runner.RunSpec("sasrec", "ml-100k")))
 
 
+def tune_options(generator: str, dataset: str, **kw) -> tune.TuneOptions:
+    """TuneOptions of `kw`: the RunSpec's fields go to its run, the others are the study's."""
+    run_fields = {f.name for f in dataclasses.fields(runner.RunSpec)}
+    run = runner.RunSpec(generator, dataset, **{k: v for k, v in kw.items() if k in run_fields})
+    return tune.TuneOptions(run, **{k: v for k, v in kw.items() if k not in run_fields})
+
+
 def options(tmp_path, space: str, **kw) -> tune.TuneOptions:
     path = tmp_path / "space.yaml"
     path.write_text(space)
     base = dict(space_file=str(path), overrides=dict(TINY), device="cpu", sampler="random", pruner="none")
-    return tune.TuneOptions("sasrec", "ml-100k", **{**base, **kw})
+    return tune_options("sasrec", "ml-100k", **{**base, **kw})
 
 
 # ---- search spaces -----------------------------------------------------------------------------
@@ -90,7 +98,7 @@ def test_space_file_errors_name_the_file_and_line(tmp_path):
     (tmp_path / "space.yaml").write_text("lr: {type: float, low: [\n")
     with pytest.raises(UsageError, match=r"space.yaml' could not be parsed"):
         tune.make_plan(opts)
-    opts.overrides["lr"] = "0.5"  # trial 0 runs the defaults, so they must lie in the space
+    opts.run.overrides["lr"] = "0.5"  # trial 0 runs the defaults, so they must lie in the space
     (tmp_path / "space.yaml").write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
     with pytest.raises(UsageError, match=r"'lr' \(float in \[0.0001, 0.01, log\]\) does not contain its starting value 0.5 \(from command line\)"):
         tune.make_plan(opts)
@@ -102,35 +110,35 @@ def test_every_declared_search_space_is_valid_and_contains_the_defaults():
         gen = registry.entry("generator", name).obj
         if not gen.search_space:
             continue
-        plan = tune.make_plan(tune.TuneOptions(name, "ml-100k"))
+        plan = tune.make_plan(tune_options(name, "ml-100k"))
         assert set(plan.params) == set(gen.search_space) and plan.study == f"{name}__ml-100k"
         assert all(tune.contains(plan.params[k], v) for k, v in plan.defaults.items())
 
 
 def test_trial_0_is_the_resolved_defaults_and_the_study_name_is_deterministic(tmp_path):
-    plain = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k"))
+    plain = tune.make_plan(tune_options("sasrec", "ml-100k"))
     assert plain.defaults == {"lr": 1e-3, "dropout": 0.2, "n_embd": 50, "n_layer": 2, "loss": "bce"}  # dropout: ml-100k preset
     assert plain.study == "sasrec__ml-100k" and plain.storage.endswith("/tune/studies.db")
-    fixed = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
+    fixed = tune.make_plan(tune_options("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
     assert fixed.defaults["dropout"] == 0.3 and fixed.defaults["lr"] == 1e-3
     assert fixed.study.startswith("sasrec__ml-100k__") and len(fixed.study) == len("sasrec__ml-100k__") + 8
-    assert tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"epochs": "5", "dropout": "0.3"})).study == fixed.study
-    assert tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"epochs": "6", "dropout": "0.3"})).study != fixed.study
+    assert tune.make_plan(tune_options("sasrec", "ml-100k", overrides={"epochs": "5", "dropout": "0.3"})).study == fixed.study
+    assert tune.make_plan(tune_options("sasrec", "ml-100k", overrides={"epochs": "6", "dropout": "0.3"})).study != fixed.study
 
 
 def test_a_named_preset_is_part_of_the_study_and_of_every_trials_run():
     preset = plugins.registry().entry("generator", "diff_grm").obj.named_presets["cpu"]
-    plain = tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k"))
-    opts = tune.TuneOptions("diff_grm", "ml-100k", preset="cpu")
+    plain = tune.make_plan(tune_options("diff_grm", "ml-100k"))
+    opts = tune_options("diff_grm", "ml-100k", preset="cpu")
     cpu = tune.make_plan(opts)
     assert plain.study == "diff_grm__ml-100k" and "preset" not in plain.identity  # studies without a preset keep their names
     assert cpu.identity["preset"] == "cpu" and cpu.study.startswith("diff_grm__ml-100k__") and cpu.study != plain.study
     assert cpu.defaults["lr"] == preset["lr"] and cpu.resolved.origins[("generator", "lr")] == "preset diff_grm:cpu"  # trial 0
-    assert tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k", preset="cpu")).study == cpu.study  # deterministic
+    assert tune.make_plan(tune_options("diff_grm", "ml-100k", preset="cpu")).study == cpu.study  # deterministic
     spec = tune.base_spec(opts, {"lr": 0.002})  # a trial's run, and the best trial's re-run
     gen = runner.resolve(spec).configs["generator"]
     assert spec.preset == "cpu" and (gen.n_embd, gen.epochs, gen.lr) == (preset["n_embd"], preset["epochs"], 0.002)
-    same_values = tune.make_plan(tune.TuneOptions("diff_grm", "ml-100k", overrides=dict(preset)))
+    same_values = tune.make_plan(tune_options("diff_grm", "ml-100k", overrides=dict(preset)))
     assert same_values.identity["config"] == cpu.identity["config"]  # the same resolved config ...
     assert same_values.study not in (cpu.study, plain.study)  # ... but the preset counts by name
 
@@ -178,7 +186,7 @@ def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_pl
 def test_a_trial_that_is_behind_is_pruned(synthetic, home, tmp_path):
     opts = options(tmp_path, "lr: {type: float, low: 1.0e-7, high: 1.0e-2, log: true}\n", n_trials=3, pruner="median",
                    pruner_startup_trials=1, prune_from_epoch=1)
-    opts.overrides["lr"] = "0.01"  # trial 0 learns quickly ...
+    opts.run.overrides["lr"] = "0.01"  # trial 0 learns quickly ...
     _, study, _ = tune.start(opts)
     study.enqueue_trial({"lr": 1e-7})  # ... trial 1 cannot learn at all
     result = tune.run_study(opts)
@@ -359,14 +367,14 @@ def test_bad_input_exits_2_naming_the_value_and_what_is_valid(cli, args, message
 @pytest.mark.parametrize("kw, message", [
     ({"dataset": "ml-100"}, "Unknown dataset 'ml-100'"),
     ({"pruner": "hyperband"}, "Unknown pruner 'hyperband'. Valid pruners: median, none."),
-    ({"plugin": "pop"}, "Generator 'pop' declares no search_space; pass --space FILE"),
+    ({"generator": "pop"}, "Generator 'pop' declares no search_space; pass --space FILE"),
     ({"storage": "studies.db"}, "--storage 'studies.db' is not a storage URL. Valid: sqlite:///PATH, journal:PATH"),
     ({"n_trials": 0}, "Tune option 'n-trials' must be >= 1; got 0."),
     ({"overrides": {"n_layers": "2"}}, "Unknown config key 'n_layers'"),
 ])
 def test_bad_options_are_usage_errors(kw, message):
     with pytest.raises(UsageError) as err:
-        tune.make_plan(tune.TuneOptions(**{"plugin": "sasrec", "dataset": "ml-100k", **kw}))
+        tune.make_plan(tune_options(**{"generator": "sasrec", "dataset": "ml-100k", **kw}))
     assert message in str(err.value)
 
 
@@ -376,7 +384,7 @@ def test_malformed_space_file_and_unknown_study_exit_2(cli, tmp_path, home):
     assert "could not be parsed" in cli("tune", "-p", "sasrec", "-d", "ml-100k", "--space", str(bad), check=2).stderr
     bad.write_text("[lr]\ntype = 'float'\nlow = 0.1\nhigh = 0.01\n")
     with pytest.raises(UsageError, match=r"line 1\), key 'lr': low \(0.1\) is greater than high \(0.01\)"):
-        tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", space_file=str(bad)))
+        tune.make_plan(tune_options("sasrec", "ml-100k", space_file=str(bad)))
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     optuna.create_study(storage=storage, study_name="other")
     with pytest.raises(UsageError, match="No study named 'nope' in .*studies.db. Studies there: other."):
@@ -431,14 +439,14 @@ def test_killing_the_parent_of_two_workers_ends_them_and_a_rerun_finishes_exactl
 def test_a_study_made_before_fingerprints_hashed_the_whole_config_is_continued(tmp_path):
     """A study stores its fixed config's fingerprint; one stored under the earlier scheme
     (records.fingerprint_before_full_config) is the same config, another one is not."""
-    plan = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k"))
+    plan = tune.make_plan(tune_options("sasrec", "ml-100k"))
     storage = tune.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
     old = records.fingerprint_before_full_config(runner.resolved_config(plan.resolved))
     assert old != plan.identity["config"]
     study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize")
     study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": old, "metric": plan.metric})
     assert tune.open_study(plan, storage).study_name == plan.study
-    fixed = tune.make_plan(tune.TuneOptions("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
+    fixed = tune.make_plan(tune_options("sasrec", "ml-100k", overrides={"dropout": "0.3", "epochs": "5"}))
     assert fixed.study == "sasrec__ml-100k__12c39cbe"  # the name such a study was given before: the same options continue it
     study.set_user_attr(tune.storage.STUDY_ATTR, {**plan.identity, "config": "0" * 12, "metric": plan.metric})
     with pytest.raises(UsageError, match="differs in: config"):

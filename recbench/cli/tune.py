@@ -49,6 +49,7 @@ def command(
 ) -> None:
     """Tune a generator's hyperparameters on a dataset. Extra --key=value arguments are config values fixed for every trial."""
     from .. import tune as tuning
+    from ..runner import RunSpec
 
     if show is not None:
         if ctx.args:
@@ -60,11 +61,10 @@ def command(
             raise UsageError(f"Missing option '{option}' (or --show STUDY to look at a study).")
     if results_dir is not None:  # refused now, not when the best trial's record is written
         paths.folder(results_dir, "--results-dir")
-    options = tuning.TuneOptions(
-        plugin=plugin, dataset=dataset, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
-        sampler=sampler, pruner=pruner, space_file=str(space) if space else None, tokenizer=tokenizer, preset=preset, seed=seed,
-        device=device, config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir,
-    )
+    spec = RunSpec(generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
+                   config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir)
+    options = tuning.TuneOptions(spec, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
+                                 sampler=sampler, pruner=pruner, space_file=str(space) if space else None)
     result = tuning.run_study(options, log=console.print, show_config=show_config)
     summary(result)
 

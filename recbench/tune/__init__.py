@@ -1,7 +1,7 @@
 """Hyperparameter tuning with Optuna, as plain functions under `recbench tune`.
 
 A study searches a generator's declared `search_space` (or a `--space FILE`) on one dataset. Every
-trial is an ordinary training run (recbench.runner.run) judged on validation only: the test split
+trial is an ordinary training run judged on validation only (recbench.runner.validate): the test split
 is never evaluated and no result record is written. The trainer reports the validation metric
 after each validation, so a pruner can stop a trial that is behind. Trial 0 is always the resolved
 default config, so a study never ends worse than the defaults. After the trials, the best trial's

@@ -3,7 +3,7 @@ resolved default run; the search space and trial 0; the study's identity and its
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,8 +19,8 @@ PRUNERS = ("median", "none")
 
 @dataclass
 class TuneOptions:
-    plugin: str  # the generator to tune
-    dataset: str
+    run: runner.RunSpec  # every trial's run (generator, dataset, tokenizer, preset, seed, device, config file, overrides,
+    # results folder for the best trial's record); a trial's values go over its overrides
     n_trials: int = 20  # finished (complete or pruned) trials the study should have, counting earlier runs
     timeout: float | None = None  # seconds after which no new trial starts (None: no limit)
     storage: str | None = None  # Optuna storage URL or journal:PATH (None: sqlite:///RECBENCH_HOME/tune/studies.db)
@@ -29,19 +29,20 @@ class TuneOptions:
     sampler: str = "tpe"  # tpe or random
     pruner: str = "median"  # median or none
     space_file: str | None = None  # a YAML/TOML/JSON search space replacing the generator's declared one
-    tokenizer: str | None = None  # semantic-ID generators: the tokenizer of their IDs
-    preset: str | None = None  # one of the generator's named presets, over its dataset preset (as `recbench run --preset`)
-    seed: int = 0  # the seed of every trial's run (and of the sampler)
-    device: str = "auto"
-    config_file: str | None = None  # config values fixed for every trial (as `recbench run --config`)
-    overrides: dict[str, Any] = field(default_factory=dict)  # --key=value values fixed for every trial
-    results_dir: Path | None = None  # where the best trial's record goes (None: RECBENCH_HOME/results)
     pruner_startup_trials: int = 3  # trials that must complete before the median pruner prunes any
     prune_from_epoch: int = 2  # no trial is pruned before this epoch
     max_retries: int = 1  # a failed trial is queued again with the same parameters this many times
     max_consecutive_failures: int = 5  # a worker gives up after this many failed trials in a row
     heartbeat_interval: int = 60  # seconds between a running trial's heartbeats (RDB storage)
     grace_period: int = 180  # a trial without a heartbeat for this long is stale: failed and retried (RDB storage)
+
+    def __post_init__(self):
+        if self.run.seed is None:  # the seed of every trial and of the sampler
+            self.run = replace(self.run, seed=0)
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed
 
 
 @dataclass
@@ -60,9 +61,7 @@ class Plan:
 
 def base_spec(options: TuneOptions, params: Mapping[str, Any] | None = None) -> runner.RunSpec:
     """The RunSpec of a trial with `params` (or of the defaults): fixed settings, then the trial's values."""
-    return runner.RunSpec(generator=options.plugin, dataset=options.dataset, tokenizer=options.tokenizer,
-                          preset=options.preset, seed=options.seed, device=options.device, config_file=options.config_file,
-                          overrides={**options.overrides, **(params or {})}, results_dir=options.results_dir)
+    return replace(options.run, overrides={**options.run.overrides, **(params or {})})
 
 
 def check_choice(what: str, value: str, valid: tuple[str, ...]) -> None:
@@ -107,7 +106,7 @@ def make_plan(options: TuneOptions) -> Plan:
     check_storage_url(storage)
     name = options.study_name or study_name(options, resolved, params)
     return Plan(name, storage, gen.name, resolved.dataset.name, params, defaults, metric, options.n_trials,
-                identity(resolved, params, options.seed, options.preset), resolved)
+                identity(resolved, params, options.seed, options.run.preset), resolved)
 
 
 def identity(resolved: runner.Resolved, params: Mapping[str, Param], seed: int, preset: str | None = None) -> dict[str, Any]:
@@ -126,13 +125,9 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     from the default one (no config file, overrides or named preset, the generator's declared space,
     seed 0, its default tokenizer)."""
     gen = resolved.generator
-    default_res = runner.resolve(runner.RunSpec(gen.name, resolved.dataset.name))
-    declared = {}
-    if gen.obj.search_space:
-        declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
-    mine = identity(resolved, params, options.seed, options.preset)
+    mine = identity(resolved, params, options.seed, options.run.preset)
     base = f"{gen.name}__{resolved.dataset.name}"
-    if mine == identity(default_res, declared, 0):
+    if defaults_only(options) or mine == default_identity(gen, resolved.dataset.name):
         return base
     # the hash takes the fixed config's fingerprint as studies made before fingerprints hashed the
     # whole config did (records.fingerprint_before_full_config): their names stay, so the same options
@@ -140,3 +135,21 @@ def study_name(options: TuneOptions, resolved: runner.Resolved, params: Mapping[
     tokenizer = resolved.tokenizer.name if resolved.tokenizer else None
     named = {**mine, "config": records.fingerprint_before_full_config(runner.resolved_config(resolved), tokenizer)}
     return f"{base}__{cfg.fingerprint(named)[:8]}"
+
+
+def defaults_only(options: TuneOptions) -> bool:
+    """Whether the options set nothing over the generator's defaults and its declared space: the
+    study is then the default one, known without resolving the default run a second time."""
+    run = options.run
+    return (run.tokenizer is None and run.preset is None and run.config_file is None and not run.overrides
+            and options.space_file is None and run.seed == 0 and run.device == "auto")
+
+
+def default_identity(gen, dataset: str) -> dict[str, Any]:
+    """The identity of the default study of `gen` on `dataset`: no config file, overrides or preset,
+    the declared space, seed 0, the default tokenizer."""
+    default_res = runner.resolve(runner.RunSpec(gen.name, dataset))
+    declared = {}
+    if gen.obj.search_space:
+        declared = parse_space(gen.obj.search_space, space_fields(default_res), f"generator '{gen.name}'", ranges=space_ranges(default_res))
+    return identity(default_res, declared, 0)

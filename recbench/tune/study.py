@@ -40,10 +40,11 @@ def make_pruner(options: TuneOptions) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=options.pruner_startup_trials, n_warmup_steps=options.prune_from_epoch)
 
 
-def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callable[[str], None]) -> float:
-    """One trial: a training run of the suggested config on validation only; its value is the best
-    validation metric of the run. Pruned through the trainer's on_eval hook. The run's folder is
-    kept in the trial's `run_dir` attribute and marked abandoned if the trial is pruned or fails."""
+def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callable[[str], None], progress: bool = True) -> float:
+    """One trial: a training run of the suggested config on validation only (runner.validate); its
+    value is the best validation metric of the run. Pruned through the trainer's on_eval hook. The
+    run's folder is kept in the trial's `run_dir` attribute and marked abandoned if the trial is
+    pruned or fails. `progress` False: the run shows no progress displays."""
     trial.set_user_attr("worker", worker_id())
     if not claim(trial, plan.target):
         trial.set_user_attr("surplus", True)
@@ -61,7 +62,7 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
         trial.set_user_attr("run_dir", str(folder))
 
     try:
-        record, _ = runner.run(base_spec(options, params), on_eval=on_eval, on_run_dir=on_run_dir, test=False)
+        record = runner.validate(base_spec(options, params), on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
     except optuna.TrialPruned as exc:
         abandon(trial.user_attrs.get("run_dir"), "pruned")
         log(f"trial {trial.number} {fmt_params(params)}: {exc} after {time.perf_counter() - start:.0f} s")
@@ -91,8 +92,9 @@ def fmt_params(params: Mapping[str, Any]) -> str:
 
 
 def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = print, plan: Plan | None = None,
-         study: optuna.Study | None = None) -> None:
-    """One worker: run trials of the study until it has its target of finished trials (or the timeout)."""
+         study: optuna.Study | None = None, progress: bool = True) -> None:
+    """One worker: run trials of the study until it has its target of finished trials (or the timeout);
+    `progress` False: the trials show no progress displays."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_surplus()
     plan = plan or make_plan(options)
@@ -106,7 +108,7 @@ def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = pri
     enough = optuna.study.MaxTrialsCallback(plan.target, states=(*FINISHED, TrialState.RUNNING))
     prefix = f"[worker {worker}] " if options.jobs > 1 else ""
     try:
-        study.optimize(lambda trial: objective(trial, plan, options, lambda s: log(prefix + s)), timeout=options.timeout,
+        study.optimize(lambda trial: objective(trial, plan, options, lambda s: log(prefix + s), progress), timeout=options.timeout,
                        catch=(TrialFailed,), callbacks=[after, enough], gc_after_trial=True)
     except Surplus:
         pass
@@ -155,20 +157,18 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None) -> None:
+def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None, plan: Plan | None = None) -> None:
     """Entry point of a worker process (`--jobs N`): trials only, one log line each, no progress bars.
-    It ends with its parent `recbench tune`, so a killed parent leaves no worker behind."""
-    import contextlib
+    It ends with its parent `recbench tune`, so a killed parent leaves no worker behind. `plan` is
+    the parent's, so that a worker does not resolve the run again."""
     import sys
 
-    from .. import train
     from ..errors import RecbenchError
 
     if parent is not None:
         die_with_parent(parent)
-    train.progress_bar = lambda console=None: contextlib.nullcontext()  # N processes would draw N bars over each other
-    try:
-        work(options, worker, log=lambda s: print(s, flush=True))
+    try:  # no progress displays: N processes would draw N of them over each other
+        work(options, worker, log=lambda s: print(s, flush=True), plan=plan, progress=False)
     except RecbenchError as exc:
         print(f"[worker {worker}] Error: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
@@ -176,12 +176,12 @@ def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None)
         sys.exit(130)
 
 
-def run_workers(options: TuneOptions, jobs: int) -> None:
-    """Run `jobs` worker processes (spawned) on the study and wait for them."""
+def run_workers(options: TuneOptions, jobs: int, plan: Plan | None = None) -> None:
+    """Run `jobs` worker processes (spawned) on the study of `plan` and wait for them."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=spawned_worker, args=(options, i, os.getpid()), name=f"recbench-tune-{i}") for i in range(jobs)]
+    procs = [ctx.Process(target=spawned_worker, args=(options, i, os.getpid(), plan), name=f"recbench-tune-{i}") for i in range(jobs)]
     for p in procs:
         p.start()
     try:
@@ -243,7 +243,7 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
             if options.jobs == 1:
                 work(options, 0, log, plan, study)
             else:
-                run_workers(options, min(options.jobs, left))
+                run_workers(options, min(options.jobs, left), plan)
         again = recover(study, storage, options.max_retries)  # trials of workers that died meanwhile: failed, queued again
         running = running_here(study)
         if running:  # e.g. the workers of another `recbench tune` of this study: their trials end first
@@ -252,8 +252,8 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
             while running_here(study):
                 time.sleep(WAIT_SECONDS)
             continue
-        if options.timeout is not None or not again and (finished(study) >= plan.target or finished(study) == done):
-            break  # the target is reached, the time is up, or nothing more can be run here (e.g. trials running elsewhere)
+        if search_ended(options, plan, study, done, again):
+            break
     trials = counts(study)
     if not trials.get("complete"):
         raise RunError(f"Study '{plan.study}' has no completed trial ({trials}); nothing to re-train.")
@@ -265,6 +265,16 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
 
 
 WAIT_SECONDS = 5
+
+
+def search_ended(options: TuneOptions, plan: Plan, study: optuna.Study, before: int, again: list[int]) -> bool:
+    """Whether the study loop of run_study ends, once no trial of the study runs on this machine: the
+    time is up, or no failed trial was queued again and either the target is reached or the round
+    that began with `before` finished trials finished none (nothing more can be run here, e.g. the
+    trials left are running elsewhere)."""
+    if options.timeout is not None:
+        return True
+    return not again and (finished(study) >= plan.target or finished(study) == before)
 
 
 def running_here(study: optuna.Study) -> list[tuple[int, str]]:
@@ -294,7 +304,7 @@ def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: o
                   log: Callable[[str], None], show_config=None) -> tuple[records.Record, Path, bool]:
     """Re-train the best trial's config and evaluate it once on test (a normal run with a `tune`
     field); if that was already done for this trial, return the existing record."""
-    folder = options.results_dir or paths.results_dir()
+    folder = options.run.results_dir or paths.results_dir()
     existing = find_record(folder, plan.dataset, plan.study, plan.storage, best.number)
     if existing is not None:
         log(f"trial {best.number} was already re-trained and tested: {existing}")
