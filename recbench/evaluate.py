@@ -28,7 +28,7 @@ class Evaluation:
     ranks: np.ndarray  # [U'] 0-based rank of the target, -1 where not ranked
     seconds: float
     id_ranks: np.ndarray | None = None  # [U'] ID-level ranks (metrics.id_level_ranks), for semantic-ID models given `id_of`
-    top: np.ndarray | None = None  # [U', 10] each user's first 10 item ids (0 = an empty slot), for recbench.beyond
+    top: np.ndarray | None = None  # [U', 10] each user's first 10 item ids (0 = an empty slot), for recbench.beyond; test only
 
     @property
     def id_metrics(self) -> dict[str, float] | None:
@@ -84,6 +84,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     full = model.has_scores()
     k = list_len or max(metrics.KS)
     ranks, users, id_ranks, top = [], [], [], []
+    keep_top = part == "test"  # the beyond-accuracy metrics are the test lists'; validation in training skips the work
     id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
     shard = (dist.rank(), dist.world())
@@ -93,11 +94,13 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
             if full:
                 scores = model.score(batch)
                 r = metrics.full_ranks(scores, batch.target)
-                top.append((scores[:, 1:].float().topk(min(10, scores.shape[1] - 1), dim=1).indices + 1).cpu())
+                if keep_top:
+                    top.append((scores[:, 1:].float().topk(min(10, scores.shape[1] - 1), dim=1).indices + 1).cpu())
             else:
                 ranked = model.recommend(batch, k, part=part)
                 r = metrics.list_ranks(ranked, batch.target)
-                top.append(ranked[:, :10].cpu())
+                if keep_top:
+                    top.append(ranked[:, :10].cpu())
                 if id_of is not None:
                     id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
             ranks.append(r.cpu())
@@ -108,13 +111,14 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     ranks_np = torch.cat(ranks).numpy().astype(np.int32) if ranks else np.zeros(0, np.int32)
     users_np = torch.cat(users).numpy() if users else np.zeros(0, np.int64)
     id_np = torch.cat(id_ranks).numpy().astype(np.int32) if id_ranks else (None if id_of is None else np.zeros(0, np.int32))
-    top_np = torch.cat(top).numpy().astype(np.int64) if top else np.zeros((0, 10), np.int64)
+    top_np = torch.cat(top).numpy().astype(np.int64) if top else (np.zeros((0, 10), np.int64) if keep_top else None)
     if dist.active():
         shards = dist.gather((users_np, ranks_np, id_np, top_np))
         users_np, ranks_np = np.concatenate([s[0] for s in shards]), np.concatenate([s[1] for s in shards])
         order = np.argsort(users_np, kind="stable")
         users_np, ranks_np = users_np[order], ranks_np[order]
-        top_np = np.concatenate([s[3] for s in shards])[order]
+        if top_np is not None:
+            top_np = np.concatenate([s[3] for s in shards])[order]
         if id_np is not None:
             id_np = np.concatenate([s[2] for s in shards])[order]
     seconds = time.perf_counter() - start

@@ -17,7 +17,7 @@ Nothing is prepared, trained or downloaded: the raw files are only hashed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import records
@@ -49,17 +49,13 @@ def data_fingerprint(dataset: str, config: dict, registry) -> str:
     """The fingerprint of `dataset`'s prepared data under `config` (a record's dataset config), from
     the raw files found here; a RecbenchError where they are not found."""
     from .config import from_layers
-    from .data.prepare import compute_fingerprint
+    from .data.prepare import compute_fingerprint, prepare_params
     from .data.source import Source
 
     entry = registry.entry("dataset", dataset)
     cfg = from_layers({"dataset": entry.obj.Config}, [("record", config)])["dataset"]
-    params = {"k_core": getattr(cfg, "k_core", 0), "expect_core": entry.obj.expect_core}
-    settings = {k: v for k, v in (asdict(cfg) if is_dataclass(cfg) else {}).items() if k != "k_core"}
-    if settings:
-        params["settings"] = settings
     files = entry.obj.locate(Source(entry.obj.name, download=False))
-    return compute_fingerprint(entry.obj.name, params, files)
+    return compute_fingerprint(entry.obj.name, prepare_params(entry.obj, cfg), files)
 
 
 def check(folders: list[Path], require_data: bool = False, log=lambda s: None) -> Report:

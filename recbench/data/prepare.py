@@ -251,6 +251,15 @@ def load(folder: Path, log=lambda s: None) -> Prepared | None:
     return prepared
 
 
+def prepare_params(dataset, config) -> dict[str, Any]:
+    """What, besides the raw files, the prepared data (and its fingerprint) depends on."""
+    params = {"k_core": getattr(config, "k_core", 0), "expect_core": dataset.expect_core}
+    settings = {k: v for k, v in (asdict(config) if is_dataclass(config) else {}).items() if k != "k_core"}
+    if settings:  # a plugin's own settings change what `read` returns; the built-ins have none (their fingerprints stay)
+        params["settings"] = settings
+    return params
+
+
 def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: None) -> Prepared:
     """Read, prepare and cache `dataset` (a registered Dataset) under `config`; reuse the cache (a damaged one is
     rebuilt, and `log` says so)."""
@@ -258,10 +267,7 @@ def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: 
 
     source = source or Source(dataset.name)
     files = dataset.locate(source)
-    params = {"k_core": getattr(config, "k_core", 0), "expect_core": dataset.expect_core}
-    settings = {k: v for k, v in (asdict(config) if is_dataclass(config) else {}).items() if k != "k_core"}
-    if settings:  # a plugin's own settings change what `read` returns; the built-ins have none (their fingerprints stay)
-        params["settings"] = settings
+    params = prepare_params(dataset, config)
     fp = compute_fingerprint(dataset.name, params, files)
     folder = paths.data_dir() / "prepared" / dataset.name / fp
     if folder.exists() and not folder.is_dir():
