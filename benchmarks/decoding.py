@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbench import checkpoints, metrics, pipeline, records
+from recbench import checkpoints, metrics, pipeline
 from recbench.data import Split
+from recbench.results import records
 from recbench.runner import device_name, resolve, spec_from_record
 from recbench_plugins.sid_parts import pad_ranking
 

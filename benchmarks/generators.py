@@ -119,7 +119,7 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
 
 
 def preset_names(name: str) -> set[str]:
-    from recbench import plugins
+    from recbench import registry as plugins
 
     return set(plugins.registry().entry("generator", name).obj.named_presets)
 

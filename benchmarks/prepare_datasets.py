@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from recbench import plugins
+    from recbench import registry as plugins
     from recbench.data import prepare
     from recbench.runner import device_name
 

@@ -88,7 +88,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    from recbench import embeddings, plugins, semantic_ids
+    from recbench import embeddings, semantic_ids
+    from recbench import registry as plugins
     from recbench.data import Split, prepare
 
     registry = plugins.registry()

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from recbench import pipeline, records
+from recbench import pipeline
 from recbench.data import buckets
+from recbench.results import records
 from recbench.runner import resolve, spec_from_record
 
 

@@ -83,7 +83,7 @@ def is_resumable(folder: Path, identity: dict, config: dict | None = None, token
     if "record" in meta:
         return False
     if config is not None:
-        from .records import same_config
+        from .results.records import same_config
 
         identity = {k: v for k, v in identity.items() if k != "config_fingerprint"}
         if not same_config(meta.get("config_fingerprint"), config, tokenizer):

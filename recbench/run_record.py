@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import beyond, records
+from . import beyond
 from . import config as cfg
 from . import distributed as dist
 from .errors import UsageError
 from .evaluate import Evaluation
+from .results import records
 
 if TYPE_CHECKING:
     from .runner import Resolved, RunSpec

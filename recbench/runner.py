@@ -15,12 +15,14 @@ import torch
 
 from . import config as cfg
 from . import distributed as dist
-from . import eval_only, paths, pipeline, plugins, records, trackers
+from . import eval_only, paths, pipeline, trackers
+from . import registry as plugins
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
 from .evaluate import Evaluation, evaluate
 from .interrupt import Interrupted, Reached
+from .results import records
 from .run_folders import is_resumable, lock_run_folder, mark_finished, release_run_folder
 from .run_record import build_record, config_fingerprint, device_name, peak_memory_mb, pick_device, resolved_config, setting_label, threads  # noqa: F401
 from .train import decide_cpu_amp

@@ -301,7 +301,7 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     """The unique semantic IDs of every item of `prepared`, from the cache or built now.
 
     train: the Split (its training parts) or an [N+1] mask/count of the items to fit on.
-    entry: the tokenizer's registry entry (recbench.plugins.Registry.entry("tokenizer", name)).
+    entry: the tokenizer's registry entry (recbench.registry.Registry.entry("tokenizer", name)).
     config: the tokenizer's Config; embedding: the EmbeddingConfig.
     rebuild: build the IDs anew even where cached (`--rebuild_ids`).
     device: where the item text is embedded (default: a GPU where there is one).

@@ -293,7 +293,7 @@ def check_same_run(saved: dict | None, meta: dict | None, path: Path, remedy: st
     fingerprint, as run folders are; a checkpoint written before fingerprints hashed the whole config
     holds one of the earlier scheme, which counts too (records.same_config). A checkpoint without a
     fingerprint is compared by name and seed."""
-    from .records import same_config
+    from .results.records import same_config
 
     if not isinstance(saved, dict) or not isinstance(meta, dict):
         return

@@ -58,15 +58,15 @@ def mirror(home, monkeypatch):
 
 
 def with_example_plugins():
-    """The built-in plugins and the example packages' (tests/plugins), loaded from their source
+    """The built-in plugins and the example packages' (tests/packages), loaded from their source
     folders: the conformance suites run over every plugin a user could register."""
     import importlib
 
-    from recbench import plugins
+    from recbench import registry as plugins
 
     extra = []
     for package, module in (("recbench-example", "recbench_example"), ("recbench-markov", "recbench_markov")):
-        folder = str(ROOT / "tests" / "plugins" / package)
+        folder = str(ROOT / "tests" / "packages" / package)
         if folder not in sys.path:
             sys.path.append(folder)
         extra.append((module, importlib.import_module(module), package, "0.1.0"))
@@ -128,7 +128,7 @@ class InProcessCLI(CLI):
 
         from typer.testing import CliRunner
 
-        from recbench import plugins
+        from recbench import registry as plugins
 
         environ, argv, threads = dict(os.environ), sys.argv, torch_threads()
         plugins.reset()
@@ -220,9 +220,9 @@ def cli(home, request):
 
 @pytest.fixture(scope="session")
 def example_plugins(tmp_path_factory):
-    """The example plugin packages under tests/plugins, pip-installed into a temporary folder."""
+    """The example plugin packages under tests/packages, pip-installed into a temporary folder."""
     target = tmp_path_factory.mktemp("site")
-    packages = [ROOT / "tests" / "plugins" / name for name in ("recbench-markov", "recbench-example", "recbench-broken")]
+    packages = [ROOT / "tests" / "packages" / name for name in ("recbench-markov", "recbench-example", "recbench-broken")]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), *map(str, packages)],
         check=True,

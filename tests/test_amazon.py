@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recbench import plugins
+from recbench import registry as plugins
 from recbench.data import Source, prepare
 from recbench.errors import DataError
 from recbench_plugins.amazon import DOWNLOAD_HOSTS, Beauty, item_text

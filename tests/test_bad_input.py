@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recbench import records
+from recbench.results import records
 
 PARSER_ERRORS = [
     (("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--seed", "abc"), "'--seed'"),
@@ -172,7 +172,7 @@ def test_a_bad_record_is_left_out_of_the_leaderboard_with_its_name(cli, tmp_path
 
 
 def test_old_records_are_upgraded_in_one_place():
-    from recbench import records
+    from recbench.results import records
 
     old = {"schema_version": 1, "device": {"name": "AMD EPYC (1 threads)"},
            "config": {"generator": {"eval_every": 1, "masking_strategy": "sequential", "guided_select": "most",
@@ -188,7 +188,8 @@ def test_old_records_are_upgraded_in_one_place():
 def test_leftovers_of_a_killed_write_are_cleaned_on_the_next_write_of_the_same_file(tmp_path):
     from test_records import record
 
-    from recbench import atomic, records
+    from recbench import atomic
+    from recbench.results import records
 
     rec = record("ml-100k__pop__s0__leftover")
     target = tmp_path / "ml-100k" / f"{rec['run_id']}.json"
@@ -577,7 +578,8 @@ def test_a_model_too_large_for_the_machine_is_refused_before_it_is_built(cli, sy
 def test_the_memory_estimate_counts_the_models_parameters_exactly():
     import types
 
-    from recbench import memory, plugins
+    from recbench import memory
+    from recbench import registry as plugins
 
     gen = plugins.registry().get("generator", "sasrec")
     split = types.SimpleNamespace(n_items=120, max_seq_len=50)

@@ -121,7 +121,7 @@ def semantic_ids(n_digit=3, codebook_size=4):
 
 
 def build(name):
-    from recbench import plugins
+    from recbench import registry as plugins
 
     gen = plugins.load(third_party=False).get("generator", name)
     small = {"n_embd": 16, "n_head": 2, "n_layer": 2, "dropout": 0.0, "n_digit": 3, "n_inner": 32, "encoder_n_layer": 2,

@@ -3,8 +3,8 @@
 
 import pytest
 
-from recbench import records
 from recbench.metrics import metric_names
+from recbench.results import records
 
 
 @pytest.mark.process  # as a user runs it: `python -m recbench`, end to end
@@ -136,7 +136,7 @@ def test_the_command_line_starts_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, recbench.cli, recbench.leaderboard, recbench.pages, recbench.significance; "
+    code = ("import sys, recbench.cli, recbench.results.leaderboard, recbench.results.pages, recbench.results.significance; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 

@@ -1,5 +1,5 @@
 """The example plugin package of the documentation (docs/plugin-example.md, "An example package"): the page
-shows every file of tests/plugins/recbench-example exactly, and the package, installed with pip, works as it says."""
+shows every file of tests/packages/recbench-example exactly, and the package, installed with pip, works as it says."""
 
 import json
 import re
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "tests" / "plugins" / "recbench-example"
+PACKAGE = ROOT / "tests" / "packages" / "recbench-example"
 EXAMPLE_PAGE = ROOT / "docs" / "plugin-example.md"
 BUILD_ARTEFACTS = {"build", "dist", "__pycache__"}
 

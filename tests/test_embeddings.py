@@ -188,7 +188,7 @@ def minilm():
 
 
 def synthetic_items():
-    from recbench import plugins
+    from recbench import registry as plugins
     from recbench.data import prepare
 
     dataset = plugins.load(third_party=False).get("dataset", "ml-100k")

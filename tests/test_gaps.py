@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbench import gaps, metrics, references, significance
-from recbench import leaderboard as lb
+from recbench import metrics
 from recbench.errors import UsageError
+from recbench.results import gaps, references, significance
+from recbench.results import leaderboard as lb
 
 RECORDS = Path(__file__).resolve().parents[1] / "leaderboards" / "records"
 

@@ -1,5 +1,5 @@
 """One conformance suite, parametrized over every registered generator: the built-in ones and those
-of the example plugin packages (tests/plugins)."""
+of the example plugin packages (tests/packages)."""
 
 import dataclasses
 import io

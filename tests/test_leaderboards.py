@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbench import leaderboard as lb
-from recbench import plugins, records, references, significance
+from recbench import registry as plugins
 from recbench.cli.compare import find_record
 from recbench.errors import UsageError
 from recbench.metrics import summarize
+from recbench.results import leaderboard as lb
+from recbench.results import records, references, significance
 from recbench.runner import spec_from_record
 
 ROOT = Path(__file__).resolve().parents[1]

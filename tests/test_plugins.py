@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from recbench import hookimpl, plugins
+from recbench import hookimpl
+from recbench import registry as plugins
 from recbench.api import Generator, GeneratorConfig
 from recbench.errors import UsageError
 

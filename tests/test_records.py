@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbench import records, upgrade
 from recbench.errors import UsageError
+from recbench.results import records, upgrade
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards" / "records"
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from recbench import config as cfg
-from recbench import embeddings, plugins, semantic_ids
+from recbench import embeddings, semantic_ids
+from recbench import registry as plugins
 from recbench.api import TokenizerConfig
 from recbench.errors import UsageError
 from recbench.fit_checkpoint import FitCheckpoint

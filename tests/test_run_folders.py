@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from recbench import atomic, paths, records, run_folders, runner, train
+from recbench import atomic, paths, run_folders, runner, train
 from recbench.errors import UsageError
+from recbench.results import records
 
 TINY = {"n_embd": "16", "n_layer": "1", "epochs": "2", "eval_start_epoch": "1", "batch_size": "512"}
 TINY_ARGS = ("--plugin", "sasrec", "--dataset", "ml-100k", "--device", "cpu", *(f"--{k}={v}" for k, v in TINY.items()))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from recbench import leaderboard as lb
-from recbench import site, site_data
 from recbench.errors import UsageError
+from recbench.results import leaderboard as lb
+from recbench.results import site, site_data
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "leaderboards" / "records"

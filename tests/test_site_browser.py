@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from recbench import leaderboard as lb
-from recbench import site, site_data
+from recbench.results import leaderboard as lb
+from recbench.results import site, site_data
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,11 @@ import json
 import pytest
 from conftest import with_example_plugins
 
-from recbench import hookimpl, plugins, records, runner, trackers
+from recbench import hookimpl, runner, trackers
+from recbench import registry as plugins
 from recbench.api import RunInfo, Tracker, TrackerConfig, TrackerRun
 from recbench.errors import UsageError
+from recbench.results import records
 
 REGISTRY = with_example_plugins()  # built-in and example-package plugins
 SLOW = {"mlflow"}  # creating its SQLite store takes seconds

@@ -15,10 +15,12 @@ import threading
 import pytest
 import torch
 
-from recbench import checkpoints, interrupt, leaderboard, plugins, records, run_folders, runner, train
+from recbench import checkpoints, interrupt, run_folders, runner, train
+from recbench import registry as plugins
 from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
+from recbench.results import leaderboard, records
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "4", "batch_size": "256",
         "eval_every": "1", "eval_start_epoch": "1", "patience": "20", "dropout": "0.1"}

@@ -17,8 +17,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from recbench import plugins, records, runner, tune
+from recbench import registry as plugins
+from recbench import runner, tune
 from recbench.errors import UsageError
+from recbench.results import records
 
 TINY = {"n_embd": "16", "n_head": "1", "n_layer": "1", "max_seq_len": "20", "epochs": "3", "batch_size": "256",
         "eval_every": "1", "eval_start_epoch": "1", "patience": "20", "dropout": "0.1"}

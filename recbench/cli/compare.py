@@ -10,8 +10,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .. import paths, records, significance
+from .. import paths
 from ..errors import UsageError, did_you_mean
+from ..results import records, significance
 
 
 def find_record(name: str, folders: list[Path]) -> records.Record:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import config as cfg
-from .. import plugins
+from .. import registry as plugins
 from ..errors import UsageError
 
 console = Console(soft_wrap=True)

@@ -6,7 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import paths, plugins
+from .. import paths
+from .. import registry as plugins
 from ..errors import DataError
 
 app = typer.Typer(help="List, prepare and describe datasets.", invoke_without_command=True, no_args_is_help=False)

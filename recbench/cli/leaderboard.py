@@ -6,10 +6,11 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .. import leaderboard as lb
-from .. import pages, paths, plots
+from .. import paths
 from ..atomic import write_error
 from ..errors import UsageError
+from ..results import leaderboard as lb
+from ..results import pages, plots
 
 FORMATS = ("table", "markdown", "csv", "html", "json")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -44,7 +45,7 @@ def command(
     if write_markdown is not None:
         paths.folder(write_markdown, "--write-markdown")
     if dataset:
-        from .. import plugins
+        from .. import registry as plugins
 
         dataset = plugins.registry().entry("dataset", dataset).name
     folders = results or [paths.results_dir()]

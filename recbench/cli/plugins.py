@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import config as cfg
-from .. import plugins as registry_mod
+from .. import registry as registry_mod
 
 
 def listing() -> dict:

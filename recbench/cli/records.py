@@ -1,6 +1,6 @@
 """`recbench records check DIR...`: every record in the folders loads, is consistent with its own
 per-user ranks, is named by its run id, and names the dataset fingerprint of the raw data here
-(recbench.record_check). Exit 1 lists each refused file and why."""
+(recbench.results.record_check). Exit 1 lists each refused file and why."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def check(
     require_data: bool = typer.Option(False, "--require-data", help="Fail where a dataset's raw files are not here to check its fingerprint."),
 ) -> None:
     """Check every record in FOLDERS: schema, per-user ranks, metrics recomputed from them, file name, dataset fingerprint."""
-    from ..record_check import check as check_records
+    from ..results.record_check import check as check_records
 
     report = check_records(folders, require_data=require_data)
     for dataset, why in sorted(report.unchecked_data.items()):

@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import paths, records
+from .. import paths
 from ..errors import UsageError
 from ..metrics import metric_names
+from ..results import records
 
 TOLERANCE = 1e-3
 

@@ -14,10 +14,10 @@ from rich.table import Table
 
 from .. import config as cfg
 from ..errors import UsageError
-from ..plugins import missing_option
+from ..registry import missing_option
 
 if TYPE_CHECKING:
-    from ..records import Record
+    from ..results.records import Record
 
 console = Console(soft_wrap=True)  # long paths stay whole when the output goes to a file
 err = Console(stderr=True, soft_wrap=True)
@@ -126,7 +126,7 @@ NAMED = ("--plugin", "--dataset", "--tokenizer")  # the options an alias may giv
 
 def aliases(registry=None) -> dict:
     """Flag -> api.OptionAlias: the other code bases' flags the installed generators accept."""
-    from ..plugins import registry as default
+    from ..registry import registry as default
 
     return (registry or default()).option_aliases()
 

@@ -1,4 +1,4 @@
-"""`recbench site`: the leaderboard as a static site (recbench.site), from result records."""
+"""`recbench site`: the leaderboard as a static site (recbench.results.site), from result records."""
 
 from pathlib import Path
 from typing import List, Optional
@@ -6,10 +6,11 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .. import leaderboard as lb
-from .. import paths, records
-from .. import site as web
+from .. import paths
 from ..errors import UsageError
+from ..results import leaderboard as lb
+from ..results import records
+from ..results import site as web
 
 
 def command(

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import config as cfg
-from .. import plugins
+from .. import registry as plugins
 from ..errors import UsageError
 
 if TYPE_CHECKING:  # imported when a command runs (numpy, faiss): `recbench --help` starts without them

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import config as cfg
-from .. import records, runner
+from .. import runner
 from ..errors import UsageError
+from ..results import records
 from .space import Param, contains, default_values, describe, load_space, parse_space, space_fields, space_ranges
 from .storage import check_storage_url, default_storage
 

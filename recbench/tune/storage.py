@@ -100,7 +100,7 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
 
 def same_fixed_config(stored, plan: Plan) -> bool:
     """Whether fingerprint `stored` is that of the plan's fixed config under either fingerprint scheme (records.same_config)."""
-    from ..records import same_config
+    from ..results.records import same_config
     from ..runner import resolved_config
 
     resolved = plan.resolved

@@ -17,8 +17,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from .. import paths, records, runner
+from .. import paths, runner
 from ..errors import RunError, UsageError
+from ..results import records
 from ..train import metric_value, parse_metric
 from .plan import Plan, TuneOptions, base_spec, make_plan
 from .space import describe, suggest

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from . import metrics, references, significance
-from .errors import UsageError
+from .. import metrics
+from ..errors import UsageError
+from . import references, significance
 from .leaderboard import Row
 from .records import decode_ints
 

@@ -5,11 +5,11 @@ seeds of the same row are averaged (mean ± std, with the seed count). A row cou
 files: records of one seed (a re-run, a `reproduce`) stand for that seed once, by the latest of
 them, and the row says how many records stand behind it and whether they agree. Rows are ordered by test
 NDCG@10; the best value of each metric column is highlighted, and every row is tested against the
-best one with a paired test on per-user NDCG@10 (recbench.significance). Published numbers
-(recbench.references) are shown beside the measured rows in their own block, never ranked.
+best one with a paired test on per-user NDCG@10 (recbench.results.significance). Published numbers
+(recbench.results.references) are shown beside the measured rows in their own block, never ranked.
 
-Renderers: a rich table, markdown, csv, html and json; the picture is in recbench.plots and the committed
-markdown pages (one per dataset plus a README) in recbench.pages. Every
+Renderers: a rich table, markdown, csv, html and json; the picture is in recbench.results.plots and the committed
+markdown pages (one per dataset plus a README) in recbench.results.pages. Every
 rendering is deterministic: the same records give the same text.
 """
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
+from ..metrics import metric_names
 from . import records, references, significance
-from .errors import UsageError
-from .metrics import metric_names
 from .references import Reference
 from .significance import Verdict
 

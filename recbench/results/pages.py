@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomic import write_text
 from . import gaps, references
-from .atomic import write_text
 from .leaderboard import RANKED_BY, SIGNIFICANCE_NOTE, Board, device_label, fmt_metric, fmt_seconds, md_board, md_table, row_labels
 from .records import Record
 
@@ -222,7 +222,7 @@ def readme_page(boards_: list[Board], folders: list[Path], out: Path, with_refer
 
 def write_markdown(boards_: list[Board], folders: list[Path], out: Path, with_references: bool = True) -> list[Path]:
     """Write OUT/<dataset>.md for every board, OUT/README.md and, where the records folder has a
-    gaps.toml, OUT/gaps.md and OUT/gaps.png (recbench.gaps); return the paths written."""
+    gaps.toml, OUT/gaps.md and OUT/gaps.png (recbench.results.gaps); return the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []

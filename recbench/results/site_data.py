@@ -1,7 +1,7 @@
 """What the leaderboard site shows, as plain data: built from the same boards and rows
-(recbench.leaderboard) as the committed markdown pages, so the two never disagree.
+(recbench.results.leaderboard) as the committed markdown pages, so the two never disagree.
 
-Everything here is JSON-ready (strings, numbers, lists, dicts); recbench.site only renders it.
+Everything here is JSON-ready (strings, numbers, lists, dicts); recbench.results.site only renders it.
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def dataset_charts(board: Board) -> dict[str, Any]:
 def plugin_defaults(rec: Record) -> dict[str, dict[str, Any]]:
     """section -> key -> default of the plugins that made `rec`, where they are installed (a section
     whose plugin is not is absent: its keys are then shown without a default)."""
-    from . import config as cfg
-    from . import plugins
-    from .embeddings import EmbeddingConfig
+    from .. import config as cfg
+    from .. import registry as plugins
+    from ..embeddings import EmbeddingConfig
 
     registry = plugins.registry()
     classes = {"embedding": EmbeddingConfig}
@@ -209,7 +209,7 @@ def rank_histogram(row: Row) -> dict[str, Any]:
 
 
 def paired_test(board: Board, index: int) -> dict[str, Any]:
-    """The row's paired test against the best row (recbench.significance, as in the ≈ best column)."""
+    """The row's paired test against the best row (recbench.results.significance, as in the ≈ best column)."""
     verdict = board.verdicts[index]
     out = {"status": verdict.status, "verdict": fmt_verdict(verdict), "reason": verdict.reason,
            "best": row_labels(board.rows)[0], "best_href": row_file(board.rows[0])}

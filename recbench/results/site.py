@@ -1,5 +1,5 @@
 """The leaderboard as a static site: an index, a page per dataset and a page per row, written from
-the boards the markdown pages are written from (recbench.site_data, recbench.pages), so they agree.
+the boards the markdown pages are written from (recbench.results.site_data, recbench.results.pages), so they agree.
 
 The site reads offline from the file system and from any static host: every link is relative and
 names its file (index.html included), the page data sits in each page as JSON, and the one library,
@@ -14,9 +14,10 @@ import json
 import shutil
 from pathlib import Path
 
-from . import __version__, paths, references, site_data
-from .atomic import write_error, write_text
-from .errors import UsageError
+from .. import __version__, paths
+from ..atomic import write_error, write_text
+from ..errors import UsageError
+from . import references, site_data
 from .leaderboard import COLUMNS_NOTE, RANKED_BY, SIGNIFICANCE_NOTE, Board, header, id_level_note
 from .pages import protocol_lines
 

@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from .atomic import replacing
-from .errors import UsageError
+from ..atomic import replacing
+from ..errors import UsageError
 from .upgrade import (  # noqa: F401  (the fingerprint and the upgrade are the record's, defined with the compatibility rules)
     RUN_CONTROL,
     SCHEMA_VERSION,
@@ -66,7 +66,7 @@ def git_commit() -> str | None:
 def environment() -> dict[str, Any]:
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "recbench": __version__,
@@ -133,7 +133,7 @@ REQUIRED = (("run_id", str), ("seed", int), ("dataset.name", str), ("dataset.fin
 
 def check(record: dict[str, Any]) -> None:
     """Raise ValueError naming the first missing or malformed part of an (upgraded) record."""
-    from .metrics import metric_names
+    from ..metrics import metric_names
 
     for dotted, kind in REQUIRED:
         value: Any = record
@@ -165,7 +165,7 @@ def check(record: dict[str, Any]) -> None:
 def check_metrics(metrics: dict[str, Any], ranks: np.ndarray, level: str) -> None:
     """Every metric a finite number in [0, 1] (recall, NDCG and MRR all are), and the test metrics those
     the stored per-user ranks give: a record whose numbers were edited, or came out NaN, is refused."""
-    from .metrics import summarize
+    from ..metrics import summarize
 
     for part in ("test", "valid"):
         for name, value in (metrics.get(part) or {}).items():

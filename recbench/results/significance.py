@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
-from .errors import UsageError
+from .. import metrics
+from ..errors import UsageError
 from .records import Record
 
 ALPHA = 0.05

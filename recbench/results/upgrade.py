@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 SCHEMA_VERSION = 3
 # how a run is carried out, not what it computes: options of the run (runner.RunSpec), never config keys;
@@ -154,7 +154,7 @@ def generator_settings(name: str) -> frozenset[str]:
     if name not in _SETTINGS:
         from dataclasses import fields as config_fields
 
-        from .plugins import registry
+        from ..registry import registry
 
         try:
             _SETTINGS[name] = frozenset(f.name for f in config_fields(registry().get("generator", name).Config))
@@ -170,7 +170,7 @@ def config_fingerprint(config: dict[str, Any], tokenizer: str | None = None) -> 
     """12 hex digits of a hash of the whole resolved config (section -> values) and the tokenizer's
     name (pq and opq share a config: the name is part of what the run computes). One leaderboard
     row per fingerprint: equal fingerprints, equal configs."""
-    from .config import fingerprint
+    from ..config import fingerprint
 
     return fingerprint({**config, **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
 
@@ -181,7 +181,7 @@ def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None
     hashed as "most" where masking is not guided (it has no effect there), and the embedding's
     force_regenerate_opq (now run control) as False. Compared by `same_config` only, so that such a
     run can still be resumed; records are fingerprinted anew when they are read."""
-    from .config import fingerprint
+    from ..config import fingerprint
 
     hashed = {section: {k: v for k, v in values.items() if not (k in WHEN_ABSENT and v == WHEN_ABSENT[k])}
               for section, values in config.items()}

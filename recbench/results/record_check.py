@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import RecbenchError, UsageError
 from . import records
-from .errors import RecbenchError, UsageError
 
 
 @dataclass
@@ -48,9 +48,9 @@ def record_files(folders: list[Path]) -> list[Path]:
 def data_fingerprint(dataset: str, config: dict, registry) -> str:
     """The fingerprint of `dataset`'s prepared data under `config` (a record's dataset config), from
     the raw files found here; a RecbenchError where they are not found."""
-    from .config import from_layers
-    from .data.prepare import compute_fingerprint, prepare_params
-    from .data.source import Source
+    from ..config import from_layers
+    from ..data.prepare import compute_fingerprint, prepare_params
+    from ..data.source import Source
 
     entry = registry.entry("dataset", dataset)
     cfg = from_layers({"dataset": entry.obj.Config}, [("record", config)])["dataset"]
@@ -59,7 +59,7 @@ def data_fingerprint(dataset: str, config: dict, registry) -> str:
 
 
 def check(folders: list[Path], require_data: bool = False, log=lambda s: None) -> Report:
-    from .plugins import registry
+    from ..registry import registry
 
     report, fingerprints = Report(), {}
     for path in record_files(folders):
