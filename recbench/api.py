@@ -149,6 +149,14 @@ class Recommender(nn.Module):
         return type(self).score is not Recommender.score
 
     @torch.no_grad()
+    def invalid_ids(self, batch: Batch, k: int = 10) -> torch.Tensor | None:
+        """[B] per user, how many of the first `k` IDs of *unconstrained* decoding at the test beam are
+        no item; None (the default) for a model that only ever proposes items. The evaluator reports
+        the rate over a sample of test users (recbench.beyond's invalid_id@10): how much a semantic-ID
+        model relies on the item-table constraint it is evaluated with."""
+        return None
+
+    @torch.no_grad()
     def recommend(self, batch: Batch, k: int, *, part: str = "valid") -> torch.Tensor:
         """[B, k] the k best item ids per user, best first; never 0 (padding).
 

@@ -282,6 +282,11 @@ class DiffGRM(Recommender):
         items, _ = self.search(*self.encode(batch.history), self.beam(part))
         return pad_ranking(items, k, self.n_items)
 
+    @torch.no_grad()
+    def invalid_ids(self, batch, k: int = 10) -> torch.Tensor:
+        items, score = self.search(*self.encode(batch.history), self.beam("test"), constrained=False)
+        return ((items[:, :k] == 0) & torch.isfinite(score[:, :k])).sum(1)
+
 
 class DiffGRMGenerator(Generator):
     name = "diff_grm"

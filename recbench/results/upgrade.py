@@ -2,7 +2,7 @@
 
 `upgrade` brings a record of any known schema version to the current one: run control that
 schema 1 and 2 kept in the generator's config moves out, a record without a setting label gets
-the one its command implies, the config gains the settings added since the run (`fill_absent`),
+the one its command implies, a record without a provenance was produced by `recbench run`, the config gains the settings added since the run (`fill_absent`),
 and the config fingerprint is computed anew from the upgraded config. The fingerprint functions
 live here because the upgrade defines them: equal fingerprints, equal configs, one leaderboard
 row. `fingerprint_before_full_config` is the earlier scheme, kept only so that run folders,
@@ -41,6 +41,8 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
         record = upgrade_2_to_3(record)
     if not isinstance(record.get("setting"), str) and isinstance(record.get("command"), str):  # before schema 3
         record = {**record, "setting": setting_of_command(record["command"])}
+    if "provenance" not in record:  # before provenance was recorded, every record was made by `recbench run`
+        record = {**record, "provenance": {"kind": "produced"}}
     return refingerprint(fill_absent(record))
 
 
