@@ -324,6 +324,8 @@ class RunInfo:
     seed: int
     setting: str  # what the command set over the defaults, as the leaderboard names the row
     folder: str | None  # the run folder (checkpoints, log.jsonl); None for a run that does not train
+    group: str | None = None  # runs that belong together: a tuning study's name for its trials and its best trial's re-run
+    trial: int | None = None  # a tuning trial's number in that study (None: not a trial)
 
 
 class TrackerRun:
@@ -342,7 +344,8 @@ class TrackerRun:
 
     def finish(self, metrics: dict[str, float] | None, record_path: str | None) -> dict[str, str] | None:
         """End the run: `metrics` are the final test metrics and `record_path` the result record's
-        file (both None for a run that ended without a record). Returns where the tracker keeps the
+        file (both None for a run that ended without a record; `metrics` {} and no record for a tuning
+        trial that finished: it is validated only). Returns where the tracker keeps the
         run, {"uri": ..., "run_id": ...} (either may be left out), which the record keeps under
         `trackers`, so that a row of the leaderboard leads back to its curves."""
         return None

@@ -44,6 +44,8 @@ def command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values fixed for every trial."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where the best trial's record goes (default: RECBENCH_HOME/results)."),
+    tracker: Optional[str] = typer.Option(None, "--tracker", help="Experiment trackers for every trial, each trial a run grouped under "
+                                          "the study (tensorboard, mlflow, wandb; default: RECBENCH_TRACKERS)."),
     show: Optional[str] = typer.Option(None, "--show", help="Print this study's trials and write its plots instead of tuning."),
     plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="With --show: where the PNGs go (default: RECBENCH_HOME/tune/plots)."),
 ) -> None:
@@ -62,7 +64,12 @@ def command(
     if results_dir is not None:  # refused now, not when the best trial's record is written
         paths.folder(results_dir, "--results-dir")
     spec = RunSpec(generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
-                   config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir)
+                   config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir,
+                   trackers=tracker)
+    from .. import trackers
+    from ..registry import registry
+
+    trackers.entries(trackers.names(tracker), registry())  # an unknown tracker: exit 2 before any trial
     options = tuning.TuneOptions(spec, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
                                  sampler=sampler, pruner=pruner, space_file=str(space) if space else None)
     result = tuning.run_study(options, log=console.print, show_config=show_config)

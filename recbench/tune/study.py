@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -63,7 +63,8 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
         trial.set_user_attr("run_dir", str(folder))
 
     try:
-        record = runner.validate(base_spec(options, params), on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
+        spec = replace(base_spec(options, params), group=plan.study, trial=trial.number)  # a tracker groups trials by study
+        record = runner.validate(spec, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
     except optuna.TrialPruned as exc:
         abandon(trial.user_attrs.get("run_dir"), "pruned")
         log(f"trial {trial.number} {fmt_params(params)}: {exc} after {time.perf_counter() - start:.0f} s")
@@ -310,7 +311,7 @@ def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: o
     if existing is not None:
         log(f"trial {best.number} was already re-trained and tested: {existing}")
         return records.load(existing), existing, False
-    spec = base_spec(options, best.params)
+    spec = replace(base_spec(options, best.params), group=plan.study)
     spec.tune = records.tune_field(plan.study, plan.storage, best.number, plan.metric, best.value, best.params, trials)
     log(f"re-training trial {best.number}'s config and evaluating it on test")
     record, path = runner.run(spec, log=log, show_config=show_config)
