@@ -43,6 +43,12 @@ def test_a_submitted_record_is_checked_marked_and_kept_in_a_row_of_its_own(cli, 
     cli("leaderboard", "--results", str(board_dir), "--results", str(home / "home" / "results"), "--write-markdown", str(home / "pages"))
     page = (home / "pages" / "ml-100k.md").read_text()
     assert "submitted by alice" in page and "run here" in page
+    cli("site", "--output", str(home / "site"), "--results", str(board_dir), "--results", str(home / "home" / "results"))
+    dataset_page = (home / "site" / "ml-100k" / "index.html").read_text()
+    assert '<option>submitted by alice</option>' in dataset_page and '<option>run here</option>' in dataset_page  # the source filter
+    row_pages = [p.read_text() for p in (home / "site" / "ml-100k").glob("pop*.html")]
+    assert sum('Source: <span class="provenance">submitted by alice</span>' in text for text in row_pages) == 1
+    assert any("submitted by alice (https://example.org/pull/7)" in text for text in row_pages)
 
     again = cli("records", "submit", str(path), "--by", "alice", "--into", str(board_dir), check=2)
     assert f"'{target}' exists: run {submitted.run_id} is already in {board_dir}" in again.stderr

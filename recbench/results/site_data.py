@@ -43,7 +43,8 @@ def slug(text: str) -> str:
 
 def row_file(row: Row) -> str:
     """The row page's file name, stable while the row's key is: its rank moves as records arrive, its key does not."""
-    return slug(f"{row.name()}-{row.embedding_model or 'none'}-{row.config_fingerprint[:12]}") + ".html"
+    submitted = f"-submitted-{row.submitted_by}" if row.submitted_by else ""  # a submitted row beside the same config run here
+    return slug(f"{row.name()}-{row.embedding_model or 'none'}-{row.config_fingerprint[:12]}{submitted}") + ".html"
 
 
 def sort_key(cell: str, column: str) -> str | float:
