@@ -6,11 +6,13 @@ the one its command implies, a record without a provenance was produced by `recb
 and the config fingerprint is computed anew from the upgraded config. The fingerprint functions
 live here because the upgrade defines them: equal fingerprints, equal configs, one leaderboard
 row. `fingerprint_before_full_config` is the earlier scheme, kept only so that run folders,
-checkpoints and tuning studies started under it can still be continued (`same_config`).
+checkpoints and tuning studies started under it can still be continued (`same_config`), and
+`checkpoint_setting` finds the setting label of a checkpoint from before checkpoints carried one.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,17 @@ def refingerprint(record: dict[str, Any]) -> dict[str, Any]:
     tokenizer = record.get("tokenizer")
     name = tokenizer.get("name") if isinstance(tokenizer, dict) else None
     return {**record, "config_fingerprint": config_fingerprint(config, name)}
+
+
+def checkpoint_setting(path: Path) -> str | None:
+    """The setting label of the record that the run folder holding checkpoint `path` wrote, for a
+    checkpoint from before checkpoints carried their label (its run.json names the record); None
+    where there is no such folder, record or label, or the record is of another config."""
+    try:
+        meta = json.loads((path.parent / "run.json").read_text())
+        record = json.loads(Path(meta["record"]).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(record, dict) or record.get("config_fingerprint") != meta.get("config_fingerprint"):
+        return None
+    return record["setting"] if isinstance(record.get("setting"), str) else None
