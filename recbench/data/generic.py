@@ -33,6 +33,9 @@ from .tables import Table, json_lines, kind_of, read_table
 INTERACTION_KINDS = ("csv", "tsv", "parquet", "recbole")
 ITEM_KINDS = ("jsonl", "csv", "tsv", "parquet", "recbole")
 TEXT_TYPES = ("token", "token_seq")  # the RecBole field types read as item text by default
+# RecBole's names for fields recbench's item text has its own names for (embeddings.FIELDS labels them);
+# any other field keeps its name (its type suffix dropped)
+RECBOLE_NAMES = {"movie_title": "title", "release_year": "year", "class": "genres"}
 MAX_TIMESTAMP = 2**53  # unix seconds: exact in a float and far in the future; larger is a damaged field
 SHOWN = 3  # lines named in a message about many
 
@@ -240,11 +243,12 @@ def read_items(path: Path, layout: Layout) -> tuple[dict[str, dict[str, Any]], d
         default = [c for c in table.columns if c != key and (kind != "recbole" or table.types[c] in TEXT_TYPES)]
         fields = chosen_fields(path, default, layout.text_fields, table.columns)
         columns = {f: table.frame[f].astype(str).str.strip().where(table.frame[f].notna(), "") for f in fields}
+        names = {f: RECBOLE_NAMES.get(f, f) if kind == "recbole" and RECBOLE_NAMES.get(f) not in fields else f for f in fields}
         for row, item in enumerate(item_ids):
             if item in lines:
                 raise DataError(f"{table.where(row)}: item '{item}' already had a line (line {lines[item]}).")
             lines[item] = table.line(row)
-            text[item] = {f: columns[f].iat[row] for f in fields if columns[f].iat[row]}
+            text[item] = {names[f]: columns[f].iat[row] for f in fields if columns[f].iat[row]}
     missing = [item for item, fields in text.items() if not fields]
     if missing and not layout.allow_missing_text:
         raise DataError(f"{where_lines(path, [lines[i] for i in missing])}: item '{missing[0]}' has no text "
