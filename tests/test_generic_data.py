@@ -78,8 +78,8 @@ def test_every_file_form_reads_to_the_same_data(home, tmp_path, inter_suffix, it
     if items_suffix == ".jsonl":  # lists flattened, repeats once; numbers kept; null fields absent
         assert text["i1"] == {"title": "Title 1", "brand": "B", "tags": ["x", "y"], "price": 1.5}
         assert text["i0"] == {"title": "Title 0", "tags": ["x", "y"], "price": 0.0}
-    else:  # every column is text: empty cells absent
-        assert text["i1"] == {"title": "Title 1", "brand": "B", "tags": "x y", "price": "1.5"}
+    else:  # every column is text, empty cells absent (Parquet's numbers stay numbers)
+        assert text["i1"] == {"title": "Title 1", "brand": "B", "tags": "x y", "price": 1.5 if items_suffix == ".parquet" else "1.5"}
         assert "brand" not in text["i0"]
 
 
@@ -100,6 +100,13 @@ def test_timestamps_may_be_dates_or_decimal_seconds_and_ties_keep_file_order(hom
     inter.write_text("user_id,item_id,timestamp\nu0,i1,20.9\nu0,i0,20.1\nu0,i2,10.5\n", encoding="utf-8")
     data = local(inter, write_items(tmp_path / "items.jsonl"))
     assert sequences(data)["u0"] == ["i2", "i1", "i0"] and list(data.times) == [10, 20, 20]  # cut to the second
+    parquet = tmp_path / "inter.parquet"  # Parquet's own timestamps; ids that are integers there
+    pd.DataFrame({"user_id": [7, 7], "item_id": [1, 0], "timestamp": pd.to_datetime(["2024-01-02", "2024-01-01"], utc=True)}).to_parquet(parquet)
+    items = tmp_path / "items.parquet"  # a list column stays a list; a missing number is absent
+    pd.DataFrame({"item_id": [0, 1], "tags": [["a", "b"], ["c"]], "price": [1.5, None]}).to_parquet(items)
+    data = local(parquet, items)
+    assert sequences(data) == {"7": ["0", "1"]} and list(data.times) == [1704067200, 1704153600]
+    assert data.item_text[1:] == [{"tags": ["a", "b"], "price": 1.5}, {"tags": ["c"]}]
 
 
 def test_text_fields_are_chosen_and_the_choice_is_in_the_fingerprint(home, tmp_path):

@@ -185,7 +185,7 @@ def read_interactions(path: Path, layout: Layout) -> tuple[pd.DataFrame, Table, 
     if repeated:
         first = int(np.flatnonzero(df.duplicated(["user", "item"]).to_numpy())[0])
         notes.append(f"{repeated:,} interactions repeat a user-item pair (first at {table.where(first)}); "
-                     "each pair is kept once, at its earliest time")
+                     "each pair is kept once, where it comes first (by time, then by line)")
     return df, table, {"repeated_interactions": repeated}, notes
 
 
@@ -242,19 +242,35 @@ def read_items(path: Path, layout: Layout) -> tuple[dict[str, dict[str, Any]], d
         item_ids = ids(table, key, "item id", "--item-column")
         default = [c for c in table.columns if c != key and (kind != "recbole" or table.types[c] in TEXT_TYPES)]
         fields = chosen_fields(path, default, layout.text_fields, table.columns)
-        columns = {f: table.frame[f].astype(str).str.strip().where(table.frame[f].notna(), "") for f in fields}
+        columns = {f: cell_texts(table, f) for f in fields}
         names = {f: RECBOLE_NAMES.get(f, f) if kind == "recbole" and RECBOLE_NAMES.get(f) not in fields else f for f in fields}
         for row, item in enumerate(item_ids):
             if item in lines:
                 raise DataError(f"{table.where(row)}: item '{item}' already had a line (line {lines[item]}).")
             lines[item] = table.line(row)
-            text[item] = {names[f]: columns[f].iat[row] for f in fields if columns[f].iat[row]}
+            text[item] = {names[f]: columns[f][row] for f in fields if columns[f][row] not in (None, "")}
     missing = [item for item, fields in text.items() if not fields]
     if missing and not layout.allow_missing_text:
         raise DataError(f"{where_lines(path, [lines[i] for i in missing])}: item '{missing[0]}' has no text "
                         f"({len(missing):,} items in all have none of the text fields). Give them text, or pass "
                         "--allow-missing-text to keep them without (a semantic-ID generator then embeds 'Item ID').")
     return text, lines, missing
+
+
+def cell_texts(table: Table, name: str) -> list[Any]:
+    """A column's cells as item text: a delimited file's as stripped strings ("" where empty); a Parquet
+    file's as JSON lines' are read (numbers stay numbers, lists stay lists; see `text_value`)."""
+    values = table.frame[name]
+    if table.kind != "parquet":
+        return values.astype(str).str.strip().where(values.notna(), "").tolist()
+    out = []
+    for row, value in enumerate(values.tolist()):
+        if hasattr(value, "tolist"):  # a list column arrives as numpy arrays
+            value = value.tolist()
+        if isinstance(value, float) and value != value:  # NaN: a missing number
+            value = None
+        out.append(text_value(value, table.where(row), name))
+    return out
 
 
 def chosen_fields(path: Path, available: list[str], wanted: tuple[str, ...] | None, columns: list[str] | None = None) -> list[str]:
