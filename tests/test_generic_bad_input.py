@@ -68,6 +68,8 @@ CASES = {
                          "items.jsonl", "line 4: item 'i0' already had a line (line 1)"),
     "unknown text field": (("inter.csv", GOOD_INTER), ("items.jsonl", GOOD_ITEMS), ("--text-fields", "title,brand"),
                            "items.jsonl", "no field 'brand' for --text-fields; the file has title"),
+    "quote not closed": (("inter.csv", lines_replaced(GOOD_INTER, 3, 'u0,"i1,101')), ("items.jsonl", GOOD_ITEMS), (),
+                         "inter.csv", "line 3: the row starting here does not parse as CSV"),
     "empty interactions file": (("inter.csv", ""), ("items.jsonl", GOOD_ITEMS), (), "inter.csv", "is empty"),
     "header only": (("inter.csv", "user_id,item_id\n"), ("items.jsonl", GOOD_ITEMS), (), "inter.csv", "no interactions found in"),
     "unknown file type": (("inter.xlsx", GOOD_INTER), ("items.jsonl", GOOD_ITEMS), (), "inter.xlsx", "unknown file type '.xlsx'"),

@@ -45,7 +45,7 @@ class Table:
         if self.data is None:
             return row + 1
         if self._lines is None:
-            self._lines = row_lines(self.data, self.kind)
+            self._lines = row_lines(self.path, self.data, self.kind)
         return int(self._lines[row])
 
     def where(self, row: int) -> str:
@@ -108,7 +108,7 @@ def dialect(kind: str) -> dict[str, Any]:
     return {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
 
 
-def records(text: str, kind: str):
+def records(path: Path, text: str, kind: str):
     """(first line, fields) of every non-blank record, as the csv module splits them."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True, **dialect(kind))
     end = 0
@@ -118,21 +118,19 @@ def records(text: str, kind: str):
             if fields:
                 yield start, fields
     except csv.Error as exc:
-        raise DataError(f"line {reader.line_num}: {exc}") from None
+        raise DataError(f"{path}, line {end + 1}: the row starting here does not parse as {kind.upper()} ({exc}, at line "
+                        f"{reader.line_num}); a quote opened here and not closed?") from None
 
 
-def row_lines(data: bytes, kind: str) -> np.ndarray:
+def row_lines(path: Path, data: bytes, kind: str) -> np.ndarray:
     """The line each data row (the header excluded) starts on."""
-    starts = [start for start, _ in records(data.removeprefix(BOM).decode("utf-8"), kind)]
+    starts = [start for start, _ in records(path, data.removeprefix(BOM).decode("utf-8"), kind)]
     return np.asarray(starts[1:], dtype=np.int64)
 
 
 def header_of(path: Path, text: str, kind: str) -> list[str]:
     """The header's column names; a DataError where one is empty or given twice."""
-    try:
-        first = next(records(text, kind), None)
-    except DataError as exc:
-        raise DataError(f"{path}, {exc}") from None
+    first = next(records(path, text, kind), None)
     if first is None:
         raise DataError(f"{path} is empty.")
     line, names = first
@@ -189,7 +187,7 @@ def read_delimited(path: Path, kind: str) -> Table:
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
         raise DataError(f"{path}: cannot be parsed as {kind.upper()} ({exc}).") from None
     if bad:
-        for line, fields in records(text, kind):
+        for line, fields in records(path, text, kind):
             if line > 1 and len(fields) != len(columns):
                 more = f" ({len(bad) - 1:,} more such lines)" if len(bad) > 1 else ""
                 raise DataError(f"{path}, line {line}: expected {len(columns)} fields separated by "
