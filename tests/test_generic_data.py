@@ -236,3 +236,13 @@ def test_tune_resolves_a_local_dataset(cli, home, tmp_path):
     (path,) = (home / "home" / "results" / "shop").glob("*.json")
     record = records.load(path)
     assert record.tune is not None and record.dataset.name == "shop" and len(record.dataset.files) == 2
+
+
+def test_a_local_datasets_config_has_its_k_core_as_default_and_pickles(cli, home, tmp_path):
+    import pickle
+
+    inter, items = write_interactions(tmp_path / "inter.csv", interactions()), write_items(tmp_path / "items.jsonl")
+    cli("datasets", "add", "shop", "--interactions", str(inter), "--items", str(items), "--k-core", "2")
+    config = plugins.load(third_party=False).get("dataset", "shop").Config()
+    assert config.k_core == 2 and pickle.loads(pickle.dumps(config)) == config
+    assert "k_core: int = 2" in cli("config", "shop").stdout  # `recbench config` shows it

@@ -62,8 +62,14 @@ class Layout:
 
 
 def config_class(k_core: int) -> type:
-    """The dataset's Config: DatasetConfig with the k-core it was registered with as the default."""
-    return make_dataclass("LocalDatasetConfig", [("k_core", int, ranged(k_core, ge=0))], bases=(DatasetConfig,))
+    """The dataset's Config: DatasetConfig with the k-core it was registered with as the default. One
+    class per k-core, kept in this module under its name, so that a config pickles as any other does."""
+    name = f"LocalDatasetConfig{k_core}"
+    if name not in globals():
+        cls = make_dataclass(name, [("k_core", int, ranged(k_core, ge=0))], bases=(DatasetConfig,))
+        cls.__module__ = __name__
+        globals()[name] = cls
+    return globals()[name]
 
 
 class LocalDataset(Dataset):
