@@ -70,6 +70,8 @@ CASES = {
                            "items.jsonl", "no field 'brand' for --text-fields; the file has title"),
     "quote not closed": (("inter.csv", lines_replaced(GOOD_INTER, 3, 'u0,"i1,101')), ("items.jsonl", GOOD_ITEMS), (),
                          "inter.csv", "line 3: the row starting here does not parse as CSV"),
+    "named time column missing": (("inter.csv", GOOD_INTER), ("items.jsonl", GOOD_ITEMS), ("--time-column", "ts"),
+                                  "inter.csv", "line 1: no column 'ts' (the time); the file has user_id, item_id, timestamp"),
     "empty interactions file": (("inter.csv", ""), ("items.jsonl", GOOD_ITEMS), (), "inter.csv", "is empty"),
     "header only": (("inter.csv", "user_id,item_id\n"), ("items.jsonl", GOOD_ITEMS), (), "inter.csv", "no interactions found in"),
     "unknown file type": (("inter.xlsx", GOOD_INTER), ("items.jsonl", GOOD_ITEMS), (), "inter.xlsx", "unknown file type '.xlsx'"),

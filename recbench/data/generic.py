@@ -186,6 +186,8 @@ def read_interactions(path: Path, layout: Layout) -> tuple[pd.DataFrame, Table, 
                        "item": ids(table, layout.item_column, "item id", "--item-column")})
     if layout.time_column in table.columns:
         df["timestamp"] = timestamps(table, layout.time_column)
+    elif layout.time_column != Layout.time_column:  # named on purpose, so its absence is no choice to take the file order
+        column(table, layout.time_column, "time", "another --time-column")
     repeated = int(df.duplicated(["user", "item"]).sum())
     notes = []
     if repeated:
