@@ -229,7 +229,7 @@ def test_local_datasets_are_listed_with_their_state_and_resolve_everywhere(cli, 
 
 @pytest.mark.slow
 def test_tune_resolves_a_local_dataset(cli, home, tmp_path):
-    """One one-epoch SASRec trial and its re-run (about 25 s on 2 CPU cores)."""
+    """One one-epoch SASRec trial and its re-run (a few seconds)."""
     inter, items = write_interactions(tmp_path / "inter.csv", interactions()), write_items(tmp_path / "items.jsonl")
     cli("datasets", "add", "shop", "--interactions", str(inter), "--items", str(items))
     cli("tune", "--plugin", "sasrec", "--dataset", "shop", "--n-trials", "1", "--epochs=1", "--cpu_amp=false")

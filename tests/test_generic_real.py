@@ -99,7 +99,7 @@ def test_beauty_written_as_generic_files_is_the_builtin_beauty(mirror, cli, home
 
 
 def test_a_trained_generators_record_differs_only_in_the_dataset(mirror, cli, home, tmp_path):
-    """SASRec, one epoch of a small model (about 20 s per run on 2 CPU cores)."""
+    """SASRec, one epoch of a small model (30-45 s per run on 2 shared CPU cores)."""
     inter, items = write_generic(prepared("beauty"), tmp_path / "beauty-files")
     cli("datasets", "add", "my-beauty", "--interactions", str(inter), "--items", str(items))
     small = ("--epochs=1", "--n_embd=16", "--n_layer=1", "--batch_size=512", "--eval_batch_size=1024", "--cpu_amp=false")
