@@ -24,7 +24,6 @@ from .errors import UsageError, did_you_mean
 BUILTIN_PLUGINS = (
     "recbench_plugins.amazon",
     "recbench_plugins.movielens",
-    "recbench_plugins.local",
     "recbench_plugins.pop",
     "recbench_plugins.sasrec",
     "recbench_plugins.llama_rec",
@@ -36,6 +35,7 @@ BUILTIN_PLUGINS = (
     "recbench_plugins.tokenizers",
     "recbench_plugins.rqvae",
     "recbench_plugins.trackers",
+    "recbench_plugins.local",  # the user's own datasets (recbench datasets add)
 )
 
 KINDS = ("dataset", "tokenizer", "generator", "tracker")
