@@ -247,3 +247,15 @@ def test_a_local_datasets_config_has_its_k_core_as_default_and_pickles(cli, home
     assert config.k_core == 2 and pickle.loads(pickle.dumps(config)) == config
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in cli("config", "shop").stdout.splitlines() if "│" in line]
     assert rows[0][:3] == ["k_core", "int", "2"]  # `recbench config` shows it
+
+
+def test_a_folder_registered_under_its_own_name_is_that_dataset(cli, home, tmp_path):
+    folder = tmp_path / "myshop"
+    inter, items = write_interactions(folder / "interactions.csv", interactions()), write_items(folder / "items.jsonl")
+    cli("datasets", "add", "myshop", "--interactions", str(inter), "--items", str(items), "--k-core", "2")
+    stats = json.loads(cli("datasets", "stats", f"path:{folder}", "--json").stdout)
+    assert stats["dataset"] == "myshop" and stats["fingerprint"] == json.loads(cli("datasets", "stats", "myshop", "--json").stdout)["fingerprint"]
+    other = tmp_path / "elsewhere" / "myshop"  # another folder of that name: refused, not mixed up with it
+    write_interactions(other / "interactions.csv", interactions()), write_items(other / "items.jsonl")
+    proc = cli("datasets", "stats", f"path:{other}", check=2)
+    assert "the folder's name 'myshop' is already a local dataset of other files" in " ".join(proc.stderr.split())
