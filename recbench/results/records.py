@@ -245,10 +245,16 @@ class Tokenizer(Plugin):
 class Dataset(Plugin):
     """The dataset plugin and the prepared data the run saw."""
 
+    OMIT_NONE = ("files", "report")
+
     fingerprint: str  # of the prepared data: equal fingerprints, equal splits
     users: int | None = None  # counts of the prepared data
     items: int | None = None
     interactions: int | None = None
+    # a local dataset's (recbench.data.generic): the files read ({path, bytes, sha256}) and what preparing
+    # them counted (repeated pairs, items without text, what the k-core dropped); absent for plugins' datasets
+    files: list[dict[str, Any]] | None = None
+    report: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)

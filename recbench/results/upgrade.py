@@ -8,6 +8,10 @@ live here because the upgrade defines them: equal fingerprints, equal configs, o
 row. `fingerprint_before_full_config` is the earlier scheme, kept only so that run folders,
 checkpoints and tuning studies started under it can still be continued (`same_config`), and
 `checkpoint_setting` finds the setting label of a checkpoint from before checkpoints carried one.
+
+Fields added without a new schema version, absent from earlier records and read as None:
+`dataset.files` and `dataset.report` (a local dataset's files with their checksums, and its
+preparation counts; recbench.data.generic).
 """
 
 from __future__ import annotations
