@@ -139,6 +139,18 @@ WHEN_ABSENT = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_
                "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
 
 
+# Settings of how a run computes rather than what, added after fingerprints hashed the whole config:
+# hashed only when set away from this value, so that adding one leaves every earlier fingerprint (of
+# records, run folders, checkpoints and studies) as it was, and a run with it set gets a row of its own.
+HASHED_WHEN_SET = {"compile": False}
+
+
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (section -> values) without the HASHED_WHEN_SET settings that are at their value."""
+    return {section: {k: v for k, v in values.items() if not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
+            if isinstance(values, dict) else values for section, values in config.items()}
+
+
 def fill_absent(record: dict[str, Any]) -> dict[str, Any]:
     """`record` whose generator config holds every WHEN_ABSENT setting its generator has (a generator
     that is not installed here is left as it is: which settings it has is unknown)."""
@@ -176,7 +188,7 @@ def config_fingerprint(config: dict[str, Any], tokenizer: str | None = None) -> 
     row per fingerprint: equal fingerprints, equal configs."""
     from ..config import fingerprint
 
-    return fingerprint({**config, **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
+    return fingerprint({**hashed_config(config), **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
 
 
 def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None = None) -> str:
@@ -188,7 +200,7 @@ def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None
     from ..config import fingerprint
 
     hashed = {section: {k: v for k, v in values.items() if not (k in WHEN_ABSENT and v == WHEN_ABSENT[k])}
-              for section, values in config.items()}
+              for section, values in hashed_config(config).items()}
     generator = hashed.get("generator")
     if generator is not None and "guided_select" in generator and generator.get("masking_strategy", "guided") != "guided":
         generator["guided_select"] = "most"
