@@ -217,13 +217,13 @@ def run_full(check: Check, device: str) -> None:
     check.step("full_runs", status, time.monotonic() - start, reason=reasons or None)
 
 
-def dry_run(check: Check, device: str, steps: int, tiny: bool) -> None:
+def dry_run(check: Check, steps: int, tiny: bool) -> None:
     """The plan with estimates: FLOPs per sample counted on the CPU (one batch of 64), over the assumed throughput."""
     from benchmarks.train_flops import flops_per_sample
     from recbench.runner import resolve
 
     rate = ASSUMED_TFLOPS * 1e12
-    print(f"plan on {device} ({'CPU mode, tiny sizes' if tiny else 'published sizes'}); estimates assume {ASSUMED_TFLOPS:.0f} TFLOP/s "
+    print(f"plan for {'cpu (CPU mode, tiny sizes)' if tiny else 'cuda (published sizes)'}; estimates assume {ASSUMED_TFLOPS:.0f} TFLOP/s "
           "sustained (training FLOPs counted on this CPU; elementwise work and data loading not counted)", flush=True)
     check.step("env", "planned", estimate_s=5)
     check.step("tests", "planned", estimate_s=TESTS_ALLOWANCE_S, reason="pytest -m gpu tests/test_gpu.py (a fixed allowance)")
@@ -231,7 +231,7 @@ def dry_run(check: Check, device: str, steps: int, tiny: bool) -> None:
     for name in GENERATORS:
         resolved = resolve(run_spec(name, "cpu", tiny, batch_size=64))
         per_sample, samples, _ = flops_per_sample(resolved, 0, 1)
-        config = resolve(run_spec(name, device, tiny)).configs["generator"]
+        config = resolve(run_spec(name, "cpu", tiny)).configs["generator"]  # the published sizes do not depend on the device
         seconds = BUILD_ALLOWANCE_S + (steps + 2) * config.batch_size * per_sample / rate
         total += seconds
         row = {"generator": name, "flops_per_sample": round(per_sample), "batch_size": config.batch_size, "samples_per_epoch": samples,
@@ -242,6 +242,7 @@ def dry_run(check: Check, device: str, steps: int, tiny: bool) -> None:
             train_s = samples * config.epochs * per_sample / rate
             full.append({"generator": name, "status": "planned", "estimate_s": round(train_s, 1),
                          "reason": f"training only: {config.epochs} epochs x {samples:,} samples; validations and the test decode on top"})
+            print(f"  full run of {name}: {config.epochs} epochs x {samples:,} samples: {train_s / 60:.1f} min of training", flush=True)
     check.step("speed", "planned", estimate_s=total)
     check.summary["full_runs"] = full
     check.step("full_runs", "planned", estimate_s=sum(r["estimate_s"] for r in full),
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GPU check: {'dry run, ' if args.dry_run else ''}{check.summary['mode']} on {device}, budget {args.budget_s:.0f} s, "
           f"data {os.environ.get('RECBENCH_DATA', 'RECBENCH_DATA default')}", flush=True)
     if args.dry_run:
-        dry_run(check, device, steps, tiny)
+        dry_run(check, steps, tiny)
     else:
         run_env(check)
         run_tests(check)

@@ -136,7 +136,7 @@ def setting_of_command(command: str) -> str:
 # when it is added to a generator's config, with the value that keeps earlier runs' behaviour.
 WHEN_ABSENT = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
                "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled", "time_bias": True,
-               "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
+               "fp32_logits": False, "train_windows": False, "optimizer": "adamw", "compile": False}
 
 
 # Settings of how a run computes rather than what, added after fingerprints hashed the whole config:
