@@ -217,8 +217,25 @@ def run_full(check: Check, device: str) -> None:
     check.step("full_runs", status, time.monotonic() - start, reason=reasons or None)
 
 
+def decode_flops_per_user(resolved, users: int = 32) -> tuple[float, int]:
+    """FLOPs of ranking one validation user as evaluation does (recommend, top max(KS)), counted on
+    the CPU, and the number of validation users."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from recbench import metrics, pipeline
+
+    pieces = pipeline.build(resolved, device="cpu", seed=0, progress=False)
+    batch = next(pieces.split.eval_batches("valid", users))
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        pieces.model.eval().recommend(batch, max(metrics.KS), part="valid")
+    return counter.get_total_flops() / len(batch), len(pieces.split.eval_users)
+
+
 def dry_run(check: Check, steps: int, tiny: bool) -> None:
     """The plan with estimates: FLOPs per sample counted on the CPU (one batch of 64), over the assumed throughput."""
+    from benchmarks.gpu_plan import validations
     from benchmarks.train_flops import flops_per_sample
     from recbench.runner import resolve
 
@@ -240,9 +257,13 @@ def dry_run(check: Check, steps: int, tiny: bool) -> None:
         print(f"  {name}: {per_sample / 1e6:,.1f} MFLOP/sample, batch {config.batch_size}, {steps} steps: {seconds:.0f} s", flush=True)
         if name in FULL_RUNS:
             train_s = samples * config.epochs * per_sample / rate
-            full.append({"generator": name, "status": "planned", "estimate_s": round(train_s, 1),
-                         "reason": f"training only: {config.epochs} epochs x {samples:,} samples; validations and the test decode on top"})
-            print(f"  full run of {name}: {config.epochs} epochs x {samples:,} samples: {train_s / 60:.1f} min of training", flush=True)
+            per_user, users = decode_flops_per_user(resolve(run_spec(name, "cpu", tiny)))
+            decode_s = users * (validations(config) + 1) * per_user / rate
+            full.append({"generator": name, "status": "planned", "estimate_s": round(train_s + decode_s, 1),
+                         "reason": f"{config.epochs} epochs x {samples:,} samples ({train_s / 60:.1f} min) and at most "
+                                   f"{validations(config)} validations and the test of {users:,} users ({decode_s / 60:.1f} min), "
+                                   "the test at the validation's beam"})
+            print(f"  full run of {name}: {full[-1]['reason']}", flush=True)
     check.step("speed", "planned", estimate_s=total)
     check.summary["full_runs"] = full
     check.step("full_runs", "planned", estimate_s=sum(r["estimate_s"] for r in full),
