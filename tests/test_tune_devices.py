@@ -48,9 +48,12 @@ def test_two_workers_on_a_list_of_cpu_devices_record_their_device(cli, synthetic
     out = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "3", "--devices", "cpu,cpu", "--space", str(space),
               "--storage", storage, "--study-name", "on-cpus", "--sampler", "random", "--pruner", "none", *TINY_ARGS).stdout
     assert "[worker 0 on cpu]" in out and "[worker 1 on cpu]" in out  # --devices with two entries: two workers
-    trials = tune.load_study("on-cpus", storage).get_trials(states=(TrialState.COMPLETE,))
+    study = tune.load_study("on-cpus", storage)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 3 and len({t.user_attrs["worker"] for t in trials}) == 2
     assert all(t.user_attrs["device"] == "cpu" and t.user_attrs["device_name"] for t in trials)
+    notes = {row["number"]: row["notes"] for row in tune.trial_rows(study)}  # what --show prints
+    assert all(f"on cpu ({t.user_attrs['device_name']})" in notes[t.number] for t in trials)
 
 
 @pytest.mark.slow  # worker processes train
