@@ -11,6 +11,7 @@ import sys
 import pytest
 from conftest import ROOT, SHARED_DATA
 
+from benchmarks import gpu_table
 from benchmarks.gpu_plan import GENERATORS
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def check(args, carried, tmp_path, timeout):
     return summary, out.stdout
 
 
-def test_the_cpu_mode_runs_every_step_at_tiny_sizes_and_writes_the_summary(carried, tmp_path):
+def test_the_cpu_mode_runs_every_step_at_tiny_sizes_and_writes_the_summary(carried, tmp_path, capsys):
     summary, stdout = check(["--steps", "2"], carried, tmp_path, timeout=300)
     assert summary["mode"] == "cpu-tiny" and not summary["dry_run"] and summary["env"]["cuda_available"] is False
     assert [(s["name"], s["status"]) for s in summary["steps"]] == [("env", "ok"), ("tests", "skipped"), ("speed", "ok"), ("full_runs", "skipped")]
@@ -56,6 +57,9 @@ def test_the_cpu_mode_runs_every_step_at_tiny_sizes_and_writes_the_summary(carri
         assert row["dataset"] == "beauty" and row["device_type"] == "cpu"
     assert all(r["status"] == "skipped" and "no CUDA device" in r["reason"] for r in summary["full_runs"])
     assert json.loads((tmp_path / "out" / "env.json").read_text()) == summary["env"]
+    gpu_table.main([str(tmp_path / "out" / "summary.json")])  # the speed table and the full runs a later session reads
+    table = capsys.readouterr().out
+    assert all(f"| {name} | tiny (CPU mode)" in table for name in GENERATORS) and table.count("| skipped |") == 2
 
 
 def test_the_dry_run_plans_the_published_sizes_with_estimates_and_runs_nothing(carried, tmp_path):
