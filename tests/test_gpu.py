@@ -145,6 +145,18 @@ def test_decoding_on_cuda_matches_the_cpu(name, split, semantic_ids, tmp_path):
     assert overlap(ref, bf16) >= 0.6, (name, overlap(ref, bf16))
 
 
+def test_diff_grm_random_masking_on_cuda_masks_a_digit_of_every_sample(split, semantic_ids):
+    """The `random` strategy's CUDA path (a digit for the samples that drew none, without a read back to the host)."""
+    gen = REGISTRY.get("generator", "diff_grm")
+    fields = {f.name for f in dataclasses.fields(gen.Config)}
+    config = gen.Config(**{k: v for k, v in SMALL.items() if k in fields}, masking_strategy="random")
+    model = gen.build(config, split, semantic_ids=semantic_ids(gen.default_tokenizer)).to("cuda")
+    target = torch.randint(0, SMALL_IDS["codebook_size"], (4096, SMALL_IDS["n_digit"]), device="cuda")
+    revealed, weight = model.views(target, None, None)
+    masked = ~revealed[0]
+    assert masked.any(1).all() and not masked.all(1).all() and weight.shape == (1, *target.shape)
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP over NCCL needs two GPUs; torch sees fewer")
 def test_two_processes_train_over_nccl_and_write_one_record(tmp_path):
     from synthetic import write_ml100k
