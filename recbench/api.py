@@ -108,6 +108,9 @@ class TrainConfig(GeneratorConfig):
     # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
     # slower where it has neither; "auto" decides from the CPU (the run prints and records the choice)
     cpu_amp: bool | Literal["auto"] = "auto"
+    # torch.compile the model the trainer steps (kernels fused for the GPU; the first batches of each
+    # shape pay the compilation). Hashed into the config fingerprint only when on (results/upgrade.py)
+    compile: bool = False
 
     def validate(self) -> None:
         from .metrics import parse_metric

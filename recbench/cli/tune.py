@@ -33,7 +33,9 @@ def command(
                                                                  "journal:PATH (default: sqlite:///RECBENCH_HOME/tune/studies.db)."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: GENERATOR__DATASET, plus a short hash when the "
                                                                        "fixed config, space, seed, tokenizer or preset are not the defaults."),
-    jobs: int = typer.Option(1, "--jobs", help="Worker processes sharing the study."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Worker processes sharing the study (default: 1, or one per device of --devices)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Devices of the workers, round robin: cuda:0,cuda:1,... or auto "
+                                                               "(every visible GPU, one worker each; cpu without CUDA)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
     space: Optional[Path] = typer.Option(None, "--space", help="Search space file (YAML, TOML or JSON) instead of the generator's own."),
@@ -70,7 +72,10 @@ def command(
     from ..registry import registry
 
     trackers.entries(trackers.names(tracker), registry())  # an unknown tracker: exit 2 before any trial
+    worker_devices = tuning.parse_devices(devices, tuning.visible_devices()) if devices is not None else None
+    jobs = jobs if jobs is not None else len(worker_devices) if worker_devices else 1
     options = tuning.TuneOptions(spec, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
+                                 devices=worker_devices,
                                  sampler=sampler, pruner=pruner, space_file=str(space) if space else None)
     result = tuning.run_study(options, log=console.print, show_config=show_config)
     summary(result)

@@ -140,7 +140,19 @@ def setting_of_command(command: str) -> str:
 # when it is added to a generator's config, with the value that keeps earlier runs' behaviour.
 WHEN_ABSENT = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
                "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled", "time_bias": True,
-               "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
+               "fp32_logits": False, "train_windows": False, "optimizer": "adamw", "compile": False}
+
+
+# Settings of how a run computes rather than what, added after fingerprints hashed the whole config:
+# hashed only when set away from this value, so that adding one leaves every earlier fingerprint (of
+# records, run folders, checkpoints and studies) as it was, and a run with it set gets a row of its own.
+HASHED_WHEN_SET = {"compile": False}
+
+
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (section -> values) without the HASHED_WHEN_SET settings that are at their value."""
+    return {section: {k: v for k, v in values.items() if not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
+            if isinstance(values, dict) else values for section, values in config.items()}
 
 
 def fill_absent(record: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +192,7 @@ def config_fingerprint(config: dict[str, Any], tokenizer: str | None = None) -> 
     row per fingerprint: equal fingerprints, equal configs."""
     from ..config import fingerprint
 
-    return fingerprint({**config, **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
+    return fingerprint({**hashed_config(config), **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
 
 
 def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None = None) -> str:
@@ -192,7 +204,7 @@ def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None
     from ..config import fingerprint
 
     hashed = {section: {k: v for k, v in values.items() if not (k in WHEN_ABSENT and v == WHEN_ABSENT[k])}
-              for section, values in config.items()}
+              for section, values in hashed_config(config).items()}
     generator = hashed.get("generator")
     if generator is not None and "guided_select" in generator and generator.get("masking_strategy", "guided") != "guided":
         generator["guided_select"] = "most"
