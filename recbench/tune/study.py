@@ -10,6 +10,7 @@ import re
 import socket
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -30,8 +31,11 @@ from .trials import FINISHED, AfterTrial, Surplus, TrialFailed, abandon, alive, 
 
 
 def make_sampler(options: TuneOptions, worker: int, n_existing: int) -> optuna.samplers.BaseSampler:
-    """A sampler seeded by (seed, worker, trials so far): workers and resumed runs draw different values."""
-    seed = int(np.random.SeedSequence([options.seed, worker, n_existing]).generate_state(1)[0])
+    """A sampler seeded by (seed, worker, trials so far, machine): workers, resumed runs and the workers of
+    other machines on the same database draw different values (two machines' first workers would
+    otherwise draw the same ones)."""
+    machine = zlib.crc32(socket.gethostname().encode())
+    seed = int(np.random.SeedSequence([options.seed, worker, n_existing, machine]).generate_state(1)[0])
     if options.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)  # with workers in parallel, running trials count as provisional (constant liar)
