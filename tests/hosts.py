@@ -6,14 +6,16 @@ A host is a network namespace (`ip netns`) with one interface, `eth0`, the far e
 whose near end is a port of a bridge in the root namespace; hosts reach each other, and the bridge's
 own address, over it, and nothing else. Commands run in the namespace under `unshare --uts` with the
 host's name as hostname, so recbench sees another machine (socket.gethostname() names a tuning
-worker; a trial of another host is not this machine's to recover). Every command starts a process
-group of its own, so killing a host (`kill -9`) kills everything it started.
+worker; a trial of another host is not this machine's to recover), and with an /etc/hosts of its own
+(/etc/netns/NS/hosts, which `ip netns exec` mounts) that resolves every host's name, as a network's
+name service would (torchrun's rendezvous looks its own name up). Every command starts a process
+group of its own; killing a host (`kill -9`) kills every process it started, their descendants, and
+everything left in its namespace.
 
 Creating namespaces needs root. Elsewhere `network(...)` falls back to process groups on loopback
 (address 127.0.0.1, interface lo, the real hostname) and says why in `Network.fallback`.
 
-The teardown (the `network` context manager's exit, on failure too) kills every process group that
-was started, deletes the namespaces (which deletes their veth pairs) and the bridge if it made it.
+The teardown (the `network` context manager's exit, on failure too) kills every host so, deletes the namespaces (which deletes their veth pairs) and the bridge if it made it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 
@@ -51,12 +54,32 @@ class Host:
         return proc
 
     def kill(self) -> None:
-        """kill -9 every process this host started (each one's whole group): the machine is gone."""
-        for proc in self.procs:
+        """kill -9 every process this host started, with every process they started (torchrun's workers
+        start sessions of their own) and, for a namespace, every process in it: the machine is gone."""
+        pids = {pid for proc in self.procs for pid in tree(proc.pid)}
+        if self.netns is not None:
+            pids |= {int(p) for p in ip("netns", "pids", self.netns, check=False).stdout.split()}
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             proc.wait()
+
+
+def tree(root: int) -> set[int]:
+    """`root` and all its descendants (from /proc: each process's parent)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            ppid = int(text[text.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        out.add(pid)
+        todo.extend(children.get(pid, ()))
+    return out
 
 
 @dataclass
@@ -115,12 +138,18 @@ def network(n: int, bridge: str | None = None, loopback_because: str | None = No
             ip("-n", ns, "link", "set", "lo", "up")
             ip("link", "set", veth, "master", bridge)
             ip("link", "set", veth, "up")
+        names = "".join(f"{h.address} {h.name}\n" for h in hosts)
+        for host in hosts:  # `ip netns exec` mounts /etc/netns/NS/hosts over /etc/hosts: the hosts know each other by name
+            folder = Path("/etc/netns") / host.netns
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "hosts").write_text(f"127.0.0.1 localhost\n{names}")
         yield Network(hosts, str(subnet.ip), None)
     finally:
         for host in hosts:
             host.kill()
             if host.netns is not None:
                 ip("netns", "del", host.netns, check=False)  # deletes its veth pair
+                shutil.rmtree(Path("/etc/netns") / host.netns, ignore_errors=True)
                 ip("link", "del", f"rbv{tag}-{hosts.index(host)}", check=False)  # a pair made but never moved into it
         if made_bridge is not None:
             ip("link", "del", made_bridge, check=False)
