@@ -15,7 +15,8 @@ everything left in its namespace.
 Creating namespaces needs root. Elsewhere `network(...)` falls back to process groups on loopback
 (address 127.0.0.1, interface lo, the real hostname) and says why in `Network.fallback`.
 
-The teardown (the `network` context manager's exit, on failure too) kills every host so, deletes the namespaces (which deletes their veth pairs) and the bridge if it made it.
+The teardown (the `network` context manager's exit, on failure too) kills every host so, deletes the
+namespaces (which deletes their veth pairs) and their /etc/netns folders, and the bridge if it made it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,11 @@ class Host:
     interface: str  # its network interface (GLOO_SOCKET_IFNAME)
     netns: str | None  # its namespace; None: a process group on this machine's loopback
     procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def hostname(self) -> str:
+        """The name its commands see (socket.gethostname()): its own, or, on loopback, this machine's."""
+        return self.name if self.netns is not None else socket.gethostname()
 
     def popen(self, args: Sequence[str], **kw) -> subprocess.Popen:
         """Start `args` on this host, in a process group of its own."""

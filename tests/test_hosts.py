@@ -10,7 +10,6 @@ RECBENCH_TEST_BRIDGE); without it these tests skip, saying so.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ def host_env(home: Path, host: str) -> dict[str, str]:
 def worker(host: hosts.Host, proc: subprocess.Popen) -> str:
     """The worker id (recbench.tune.trials.worker_id) of `recbench tune` in `proc` on `host`: the host's
     name and the process id (ip netns exec, unshare and sh exec it, so it keeps the pid Popen gave)."""
-    return f"{host.name if host.netns else socket.gethostname()}:{proc.pid}"
+    return f"{host.hostname}:{proc.pid}"
 
 
 def running(study: optuna.Study, worker_id: str) -> list[optuna.trial.FrozenTrial]:
