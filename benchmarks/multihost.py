@@ -70,17 +70,18 @@ def single_node_seconds(env: dict[str, str], folder: Path) -> float:
 def two_node_seconds(env: dict[str, str], folder: Path) -> tuple[float, str | None]:
     with hosts.network(2) as net:
         endpoint = f"{net.hosts[0].address}:29500" if not net.fallback else "127.0.0.1:29511"
+        run_id = uuid.uuid4().hex[:8]  # the rendezvous's name, the same on both nodes
         start = time.perf_counter()
         procs = [host.popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend",
-                             "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", uuid.uuid4().hex[:8], "-m", "recbench", *RUN_ARGS,
+                             "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", run_id, "--rdzv_conf", "join_timeout=120", "-m", "recbench", *RUN_ARGS,
                              "--results-dir", str(folder / host.name)],
                             env={**env, "RECBENCH_HOME": str(folder / host.name), "GLOO_SOCKET_IFNAME": host.interface},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=(folder / f"{host.name}.out").open("w"), stderr=subprocess.STDOUT)
                  for host in net.hosts]
         codes = [p.wait() for p in procs]
         took = time.perf_counter() - start
         if codes != [0, 0]:
-            raise SystemExit(f"the two-node run failed: exit codes {codes}")
+            raise SystemExit(f"the two-node run failed: exit codes {codes}\n" + (folder / f"{net.hosts[0].name}.out").read_text()[-3000:])
         return took, net.fallback
 
 

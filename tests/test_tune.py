@@ -372,6 +372,7 @@ def test_bad_input_exits_2_naming_the_value_and_what_is_valid(cli, args, message
     ({"generator": "pop"}, "Generator 'pop' declares no search_space; pass --space FILE"),
     ({"storage": "studies.db"}, "--storage 'studies.db' is not a storage URL. Valid: sqlite:///PATH, journal:PATH"),
     ({"n_trials": 0}, "Tune option 'n-trials' must be >= 1; got 0."),
+    ({"heartbeat_interval": 10, "grace_period": 10}, "--grace-period (10 s) must be longer than --heartbeat-interval (10 s)"),
     ({"overrides": {"n_layers": "2"}}, "Unknown config key 'n_layers'"),
 ])
 def test_bad_options_are_usage_errors(kw, message):
