@@ -39,9 +39,12 @@ from test_tune import SPACE, TINY  # noqa: E402
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
-    return f"{model}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    """The CPU model, its cores, whether it has bf16 instructions, and how busy the machine was."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    bf16 = "with" if "avx512_bf16" in flags else "without"
+    return f"{model}, {os.cpu_count()} cores, {bf16} AVX512-BF16, load average {os.getloadavg()[0]:.1f} (the last minute)"
 
 
 def tune_seconds(storage: str, study: str, trials: int, env: dict[str, str], folder: Path) -> tuple[float, float]:
