@@ -24,6 +24,8 @@ import pytest
 from optuna.trial import TrialState
 from test_tune import SPACE, TINY
 
+from recbench import runner, tune
+
 POSTGRES = os.environ.get("RECBENCH_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: RECBENCH_TEST_POSTGRES is unset (.ci/run starts one)")
 pytestmark = [needs_postgres]
@@ -105,8 +107,6 @@ def test_two_hosts_share_a_study_and_a_killed_hosts_trial_is_run_again_by_the_ot
         assert "queued again with the same parameters" not in out_b, out_b
 
 
-@pytest.mark.slow
-@pytest.mark.process
 def test_a_refused_connection_and_a_reused_study_name_exit_2(cli, synthetic, home, tmp_path):
     url = urlsplit(POSTGRES)
     refused = POSTGRES.replace(f"{url.hostname}:{url.port}", f"{url.hostname}:1")  # nothing listens on port 1
@@ -116,10 +116,12 @@ def test_a_refused_connection_and_a_reused_study_name_exit_2(cli, synthetic, hom
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     name = f"reused-{uuid.uuid4().hex[:8]}"
-    args = ["tune", "-p", "sasrec", "-d", "ml-100k", "--storage", POSTGRES, "--study-name", name, "--n-trials", "1", "--space", str(space),
-            "--device", "cpu", *[a for a in TRIAL_ARGS if not a.startswith("--epochs")], "--epochs=1"]
-    cli(*args)
+    options = tune.TuneOptions(runner.RunSpec("sasrec", "ml-100k", device="cpu", overrides=dict(TINY)), storage=POSTGRES, study_name=name,
+                               space_file=str(space))
+    plan = tune.make_plan(options)
+    tune.open_study(plan, tune.open_storage(POSTGRES))  # the study exists, made for this search space
     space.write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n")  # another search space, the same name
-    out = cli(*args, check=2)
+    out = cli("tune", "-p", "sasrec", "-d", "ml-100k", "--storage", POSTGRES, "--study-name", name, "--space", str(space), "--device", "cpu",
+              *[f"--{k}={v}" for k, v in TINY.items()], check=2)
     assert f"Study '{name}' in {POSTGRES} was made for another run (differs in: space)" in out.stderr.replace("\n", "")
     assert "Traceback" not in out.stderr
