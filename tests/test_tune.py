@@ -170,7 +170,7 @@ def test_tune_writes_the_best_trials_record_the_leaderboard_lists_it_and_show_pl
     assert sum(m["record"] is None for m in metas) == 3 and sum(m["record"] == str(path) for m in metas) == 1
 
     board = cli("leaderboard", "--format", "csv").stdout
-    assert record.config_fingerprint in board and f"{record.metrics.test['ndcg@10']:.4f}" in board
+    assert record.config_fingerprint in board and f"{record.metrics.test['ndcg@10']:.6f}" in board  # the CSV's six decimals
 
     shown = cli("tune", "--show", info.study, "--plot-dir", str(tmp_path / "plots")).stdout
     assert re.findall(r"^│\s+(\d+)(?: \*)?\s+│", shown, re.M) == ["0", "1", "2"]
@@ -372,6 +372,7 @@ def test_bad_input_exits_2_naming_the_value_and_what_is_valid(cli, args, message
     ({"generator": "pop"}, "Generator 'pop' declares no search_space; pass --space FILE"),
     ({"storage": "studies.db"}, "--storage 'studies.db' is not a storage URL. Valid: sqlite:///PATH, journal:PATH"),
     ({"n_trials": 0}, "Tune option 'n-trials' must be >= 1; got 0."),
+    ({"heartbeat_interval": 10, "grace_period": 10}, "--grace-period (10 s) must be longer than --heartbeat-interval (10 s)"),
     ({"overrides": {"n_layers": "2"}}, "Unknown config key 'n_layers'"),
 ])
 def test_bad_options_are_usage_errors(kw, message):

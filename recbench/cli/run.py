@@ -84,6 +84,10 @@ def command(
         if dist.is_main():
             interrupted(exc, folder[0] if folder else None, dist.world())
         raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - a peer process or machine that went away: say which, not a traceback
+        if dist.active() and dist.is_comm_error(exc):
+            raise dist.lost(exc) from None
+        raise
     finally:
         dist.shutdown()
     if path is not None:  # rank 0 only

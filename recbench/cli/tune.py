@@ -38,6 +38,10 @@ def command(
                                                                "(every visible GPU, one worker each; cpu without CUDA)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
+    heartbeat_interval: int = typer.Option(60, "--heartbeat-interval", min=1, help="Seconds between a running trial's heartbeats "
+                                           "(database storage: sqlite, postgresql, ...)."),
+    grace_period: int = typer.Option(180, "--grace-period", min=1, help="A trial without a heartbeat for this many seconds (its "
+                                     "worker or machine died) is failed and run again by another worker."),
     space: Optional[Path] = typer.Option(None, "--space", help="Search space file (YAML, TOML or JSON) instead of the generator's own."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Semantic-ID tokenizer (semantic-ID generators)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="A named setting of the generator, e.g. a reduced 'cpu' (see "
@@ -75,8 +79,8 @@ def command(
     worker_devices = tuning.parse_devices(devices, tuning.visible_devices()) if devices is not None else None
     jobs = jobs if jobs is not None else len(worker_devices) if worker_devices else 1
     options = tuning.TuneOptions(spec, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
-                                 devices=worker_devices,
-                                 sampler=sampler, pruner=pruner, space_file=str(space) if space else None)
+                                 devices=worker_devices, sampler=sampler, pruner=pruner, space_file=str(space) if space else None,
+                                 heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     result = tuning.run_study(options, log=console.print, show_config=show_config)
     summary(result)
 

@@ -71,7 +71,8 @@ def check_choice(what: str, value: str, valid: tuple[str, ...]) -> None:
         raise UsageError(f"Unknown {what} '{value}'. Valid {what}s: {', '.join(valid)}.")
 
 
-MINIMUM = {"n_trials": 1, "jobs": 1, "max_consecutive_failures": 1, "max_retries": 0, "pruner_startup_trials": 0, "prune_from_epoch": 0}
+MINIMUM = {"n_trials": 1, "jobs": 1, "heartbeat_interval": 1, "grace_period": 1, "max_consecutive_failures": 1, "max_retries": 0,
+           "pruner_startup_trials": 0, "prune_from_epoch": 0}
 
 
 def check_options(options: TuneOptions) -> None:
@@ -80,6 +81,9 @@ def check_options(options: TuneOptions) -> None:
     for name, least in MINIMUM.items():
         if getattr(options, name) < least:
             raise UsageError(f"Tune option '{name.replace('_', '-')}' must be >= {least}; got {getattr(options, name)}.")
+    if options.grace_period <= options.heartbeat_interval:
+        raise UsageError(f"--grace-period ({options.grace_period} s) must be longer than --heartbeat-interval "
+                         f"({options.heartbeat_interval} s): a live trial would be failed between two heartbeats.")
     if options.timeout is not None and options.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds; got {options.timeout}.")
 

@@ -65,11 +65,35 @@ def open_storage(url: str, options: TuneOptions | None = None, create: bool = Tr
             warnings.simplefilter("ignore", ExperimentalWarning)
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
     except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, an unreachable server
-        raise UsageError(f"--storage '{url}' cannot be opened: {exc}. Valid: sqlite:///PATH, journal:PATH, or another "
-                         "SQLAlchemy database URL (postgresql://..., mysql://...).") from exc
+        raise UsageError(open_error(url, exc)) from exc
     if sqlite:
         lock_sqlite_transactions(storage.engine)
     return storage
+
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def open_error(url: str, exc: Exception) -> str:
+    """What went wrong opening database storage `url`, in one message: a server that cannot be reached is
+    named by host and port (the driver's own first line says why: refused, unknown host, timed out, a
+    password), anything else (a bad URL, a missing driver) with the storage URLs that are valid. The
+    URL is shown without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    try:
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+    except ArgumentError:
+        parsed, shown = None, url
+    if isinstance(exc, OperationalError) and parsed is not None and parsed.host:
+        port = parsed.port or DEFAULT_PORTS.get(parsed.get_backend_name(), "default port")
+        why = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+        return (f"--storage '{shown}': cannot connect to the database server at {parsed.host}:{port} ({why}). "
+                "Is the server running and does it accept connections from this machine at that address?")
+    return (f"--storage '{shown}' cannot be opened: {str(exc).splitlines()[0]}. Valid: sqlite:///PATH, journal:PATH, or another "
+            "SQLAlchemy database URL (postgresql://..., mysql://...; postgresql needs the psycopg driver: pip install 'psycopg[binary]').")
 
 
 def lock_sqlite_transactions(engine) -> None:

@@ -9,6 +9,8 @@ import os
 import re
 import socket
 import time
+import warnings
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,8 +31,11 @@ from .trials import FINISHED, AfterTrial, Surplus, TrialFailed, abandon, alive, 
 
 
 def make_sampler(options: TuneOptions, worker: int, n_existing: int) -> optuna.samplers.BaseSampler:
-    """A sampler seeded by (seed, worker, trials so far): workers and resumed runs draw different values."""
-    seed = int(np.random.SeedSequence([options.seed, worker, n_existing]).generate_state(1)[0])
+    """A sampler seeded by (seed, worker, trials so far, machine): workers, resumed runs and the workers of
+    other machines on the same database draw different values (two machines' first workers would
+    otherwise draw the same ones)."""
+    machine = zlib.crc32(socket.gethostname().encode())
+    seed = int(np.random.SeedSequence([options.seed, worker, n_existing, machine]).generate_state(1)[0])
     if options.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)  # with workers in parallel, running trials count as provisional (constant liar)
@@ -263,6 +268,12 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
             while running_here(study):
                 time.sleep(WAIT_SECONDS)
             continue
+        elsewhere = running_elsewhere(study)
+        if elsewhere and finished(study) < plan.target and options.timeout is None:
+            log(f"waiting for trial(s) {', '.join(f'{t} ({w})' for t, w in elsewhere)} running on other machines; a trial "
+                f"without a heartbeat for {options.grace_period} s is failed and run again here")
+            wait_elsewhere(study, min(WAIT_SECONDS, options.heartbeat_interval))
+            continue
         if search_ended(options, plan, study, done, again):
             break
     trials = counts(study)
@@ -297,6 +308,31 @@ def running_here(study: optuna.Study) -> list[tuple[int, str]]:
         if worker_host == host and pid.isdigit() and alive(int(pid)):
             out.append((t.number, pid))
     return out
+
+
+def running_elsewhere(study: optuna.Study) -> list[tuple[int, str]]:
+    """(number, worker) of this study's trials running on other machines (workers of the same database
+    storage started there)."""
+    host = socket.gethostname()
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(t.user_attrs.get("worker", ""))
+        if worker.rpartition(":")[0] != host:
+            out.append((t.number, worker or "unknown worker"))
+    return out
+
+
+def wait_elsewhere(study: optuna.Study, every: float) -> None:
+    """Wait until no trial of the study runs on another machine. Each finishes, or, where its machine
+    or worker died, stops beating: Optuna's heartbeat check fails it once its grace period has passed,
+    and the storage's stale-trial callback (storage.open_storage) queues it again, to be run here.
+    Storage without heartbeats (a journal file) can only wait for the trial's own end."""
+    while running_elsewhere(study):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        if running_elsewhere(study):
+            time.sleep(every)
 
 
 def find_record(folder: Path, dataset: str, study: str, storage: str, trial: int) -> Path | None:
