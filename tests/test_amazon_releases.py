@@ -233,3 +233,17 @@ def test_datasets_lists_the_releases_with_their_state(cli, mirror):
     for name in ("amazon2018:Musical_Instruments", "amazon2023:Beauty_and_Personal_Care"):
         row = next(line for line in out.splitlines() if name in line)
         assert "missing" in row  # the shared data holds neither release
+
+
+def test_stats_of_a_2018_category_by_its_paper_alias(cli, tmp_path, monkeypatch):
+    """Through the CLI, as a user prepares a category: found in the mirror, 5-core, the repeats counted."""
+    raw = tmp_path / "mirror"
+    write(raw / "amazon2018/Musical_Instruments/Musical_Instruments_5.json.gz", complete(5, review18))
+    write(raw / "amazon2018/Musical_Instruments/meta_Musical_Instruments.json.gz",
+          [meta18(f"I{i}") for i in range(5)] + [meta18("I1")], "python")
+    monkeypatch.setenv("RECBENCH_DATA_MIRROR", str(raw))
+    stats = json.loads(cli("datasets", "stats", "amazon2018:Instruments", "--json").stdout)
+    assert (stats["dataset"], stats["users"], stats["items"], stats["interactions"]) == ("amazon2018:Musical_Instruments", 5, 5, 25)
+    assert stats["items_with_text"] == 1.0 and stats["metadata_lines_repeating_a_product"] == 1
+    row = next(line for line in cli("datasets").stdout.splitlines() if "amazon2018:Musical_Instruments" in line)
+    assert "mirror" in row and "yes" in row  # raw files found in the mirror, prepared

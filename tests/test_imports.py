@@ -21,9 +21,27 @@ from recbench.embedding_files import aligned
 from recbench.errors import DataError
 
 SMALL_IDS = ("--tokenizer", "opq", "--sent_emb_pca=32", "--n_digit=4", "--codebook_size=16")
-SMALL_RUN = ("--plugin", "diff_grm", "--dataset", "ml-100k", *SMALL_IDS, "--epochs=2", "--eval_start_epoch=1", "--n_embd=16",
-             "--n_head=2", "--encoder_n_layer=1", "--decoder_n_layer=1", "--n_inner=32", "--batch_size=64", "--warmup_steps=0",
-             "--beam_size_val=16", "--beam_size_test=16", "--eval_batch_size=64")
+# small settings, so that a semantic-ID generator trains and decodes in seconds; only keys its config has are given
+SMALL = {"epochs": 2, "eval_start_epoch": 1, "n_embd": 16, "n_head": 2, "head_dim": 8, "n_layer": 1, "encoder_n_layer": 1,
+         "decoder_n_layer": 1, "n_inner": 32, "batch_size": 64, "warmup_steps": 0, "beam_size_val": 16, "beam_size_test": 16,
+         "eval_batch_size": 64, "user_buckets": 10, "n_digit": 4}
+SMALL_TOKENIZER = {"sent_emb_pca": 32, "n_digit": 4, "codebook_size": 16, "vae_epochs": 3, "latent_dim": 8, "hidden": "32"}
+
+
+def small(generator: str) -> tuple[list[str], list[str]]:
+    """(tokenize arguments, run arguments) of `generator` on ml-100k, its default tokenizer at small settings."""
+    from dataclasses import fields
+
+    from recbench.embeddings import EmbeddingConfig
+
+    registry = plugins.registry()
+    gen = registry.get("generator", generator)
+    tokenizer = registry.get("tokenizer", gen.default_tokenizer)
+    keys = {f.name for f in fields(tokenizer.Config)} | {f.name for f in fields(EmbeddingConfig)}
+    ids = ["--tokenizer", gen.default_tokenizer, *(f"--{k}={v}" for k, v in SMALL_TOKENIZER.items() if k in keys)]
+    run = ["--plugin", generator, "--dataset", "ml-100k", *ids,
+           *(f"--{k}={v}" for k, v in SMALL.items() if k in {f.name for f in fields(gen.Config)} and k not in SMALL_TOKENIZER)]
+    return ids, run
 
 
 def tiny(items: list[str]) -> Prepared:
@@ -84,13 +102,15 @@ def test_imported_ids_with_collisions_are_resolved_and_reported(tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_ids_give_the_fitted_runs_metrics_and_ranks(cli, synthetic, tmp_path):
+@pytest.mark.parametrize("generator", ["diff_grm", "ar_grm", "tiger", "rpg"])
+def test_exported_ids_give_the_fitted_runs_metrics_and_ranks(cli, synthetic, tmp_path, generator):
     """Exported after a tokenize, read back by `run --semantic_ids`: the same IDs, so the same
     model, metrics, per-user ranks and ID-level ranks as the run that used the cached fit."""
+    ids, run = small(generator)
     exported = tmp_path / "ids.json"
-    cli("tokenize", "--dataset", "ml-100k", *SMALL_IDS, "--export", str(exported))
-    cli("run", *SMALL_RUN, "--results-dir", str(tmp_path / "fitted"))
-    cli("run", *SMALL_RUN, "--semantic_ids", str(exported), "--results-dir", str(tmp_path / "imported"))
+    cli("tokenize", "--dataset", "ml-100k", *ids, "--export", str(exported))
+    cli("run", *run, "--results-dir", str(tmp_path / "fitted"))
+    cli("run", *run, "--semantic_ids", str(exported), "--results-dir", str(tmp_path / "imported"))
     fitted, imported = record_of(tmp_path / "fitted"), record_of(tmp_path / "imported")
     assert imported["metrics"] == fitted["metrics"]
     assert imported["per_user"] == fitted["per_user"] and imported["id_level"] == fitted["id_level"]
