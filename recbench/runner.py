@@ -91,6 +91,9 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: 
         raise UsageError(f"Generator '{gen.name}' ranks item ids and takes no tokenizer (--tokenizer {spec.tokenizer}).")
     origins: dict[tuple[str, str], str] = {}
     run_layers = layers(spec, gen, ds, tok, saved)
+    if tok is None and imports.wanted(run_layers):
+        raise UsageError(f"Generator '{gen.name}' ranks item ids: --embeddings and --semantic_ids are for the semantic-ID "
+                         f"generators ({', '.join(n for n in registry.names('generator') if registry.get('generator', n).inputs == 'semantic_ids')}).")
     configs = cfg.from_layers(sections(gen, ds, tok, imports.wanted(run_layers)), run_layers, origins)
     if imports.SECTION in configs:  # the files' checksums, which the fingerprint hashes (a given one must match)
         configs[imports.SECTION] = imports.with_checksums(configs[imports.SECTION])

@@ -132,3 +132,10 @@ def test_unreadable_semantic_ids(cli, tmp):
 def test_a_missing_file(cli, tmp):
     path = tmp / "nowhere.json"
     refused(run(cli, path), path, "no such file")
+
+
+def test_an_item_id_generator_takes_no_imports(cli, tmp):
+    path = tmp / "ids.json"
+    path.write_text(json.dumps(ids()))
+    proc = cli("run", "--plugin", "sasrec", "--dataset", "ml-100k", "--semantic_ids", str(path), check=2)
+    assert "Traceback" not in proc.stderr and "'sasrec' ranks item ids" in proc.stderr and "diff_grm" in proc.stderr
