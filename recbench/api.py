@@ -108,6 +108,9 @@ class TrainConfig(GeneratorConfig):
     # bf16 autocast on CPU too: about 1.8x faster where the CPU has AVX512-BF16 or AMX, several times
     # slower where it has neither; "auto" decides from the CPU (the run prints and records the choice)
     cpu_amp: bool | Literal["auto"] = "auto"
+    # torch.compile the model the trainer steps (kernels fused for the GPU; the first batches of each
+    # shape pay the compilation). Hashed into the config fingerprint only when on (results/upgrade.py)
+    compile: bool = False
 
     def validate(self) -> None:
         from .metrics import parse_metric
@@ -147,6 +150,14 @@ class Recommender(nn.Module):
 
     def has_scores(self) -> bool:
         return type(self).score is not Recommender.score
+
+    @torch.no_grad()
+    def invalid_ids(self, batch: Batch, k: int = 10) -> torch.Tensor | None:
+        """[B] per user, how many of the first `k` IDs of *unconstrained* decoding at the test beam are
+        no item; None (the default) for a model that only ever proposes items. The evaluator reports
+        the rate over a sample of test users (recbench.beyond's invalid_id@10): how much a semantic-ID
+        model relies on the item-table constraint it is evaluated with."""
+        return None
 
     @torch.no_grad()
     def recommend(self, batch: Batch, k: int, *, part: str = "valid") -> torch.Tensor:
@@ -316,6 +327,8 @@ class RunInfo:
     seed: int
     setting: str  # what the command set over the defaults, as the leaderboard names the row
     folder: str | None  # the run folder (checkpoints, log.jsonl); None for a run that does not train
+    group: str | None = None  # runs that belong together: a tuning study's name for its trials and its best trial's re-run
+    trial: int | None = None  # a tuning trial's number in that study (None: not a trial)
 
 
 class TrackerRun:
@@ -334,7 +347,8 @@ class TrackerRun:
 
     def finish(self, metrics: dict[str, float] | None, record_path: str | None) -> dict[str, str] | None:
         """End the run: `metrics` are the final test metrics and `record_path` the result record's
-        file (both None for a run that ended without a record). Returns where the tracker keeps the
+        file (both None for a run that ended without a record; `metrics` {} and no record for a tuning
+        trial that finished: it is validated only). Returns where the tracker keeps the
         run, {"uri": ..., "run_id": ...} (either may be left out), which the record keeps under
         `trackers`, so that a row of the leaderboard leads back to its curves."""
         return None

@@ -16,6 +16,10 @@ metrics come from (evaluate.top_lists), once per run, over the evaluated test us
                   semantic-ID model with the default embedding config, or `recbench tokenize`, writes
                   them), because embedding a catalogue takes minutes on a CPU
     ms_per_user   test decoding (or scoring) time per user, in milliseconds, at the evaluated beam
+    invalid_id@10 semantic-ID generators only: the share of the first 10 IDs of *unconstrained*
+                  decoding at the test beam that are no item (api.Recommender.invalid_ids), on the
+                  first 1,024 test users (evaluate.INVALID_SAMPLE), timed apart from ms_per_user:
+                  how much the model leans on the item-table constraint it is evaluated with
 
 A list slot that holds no item (0) is left out of every metric.
 """
@@ -52,7 +56,7 @@ def intra_list_distance(lists: np.ndarray, vectors: np.ndarray) -> float:
 
 
 def summarize(lists: np.ndarray, train_counts: np.ndarray, n_users: int, *, seconds: float,
-              vectors: np.ndarray | None = None) -> dict[str, float]:
+              vectors: np.ndarray | None = None, invalid_rate: float | None = None) -> dict[str, float]:
     """The metrics of the module docstring for `lists` [U, >=K] item ids (0 = empty slot);
     `train_counts` [N+1] training interactions per item id; `vectors` [N+1, d] or None (no ild@10)."""
     top = np.asarray(lists)[:, :K]
@@ -66,6 +70,8 @@ def summarize(lists: np.ndarray, train_counts: np.ndarray, n_users: int, *, seco
     }
     if vectors is not None:
         out["ild@10"] = intra_list_distance(top, vectors)
+    if invalid_rate is not None:
+        out["invalid_id@10"] = invalid_rate
     return out
 
 

@@ -82,6 +82,7 @@ def any_nonfinite(value: torch.Tensor) -> bool:
     """Whether `value` is NaN/inf on any rank (every rank gets the same answer, so none hangs)."""
     flag = (~torch.isfinite(value.detach())).float().reshape(1)
     if active():
-        flag = flag.cpu()
+        if dist.get_backend() == "gloo":  # NCCL reduces GPU tensors only, gloo CPU ones
+            flag = flag.cpu()
         dist.all_reduce(flag)
     return bool(flag.item() > 0)

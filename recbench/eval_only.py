@@ -17,13 +17,13 @@ its own.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import config as cfg
 from .errors import UsageError
+from .results.upgrade import checkpoint_setting
 
 
 def saved_run(ckpt: dict, path: str) -> dict | None:
@@ -38,22 +38,8 @@ def saved_run(ckpt: dict, path: str) -> dict | None:
     except (ValueError, AttributeError) as exc:
         raise UsageError(f"Checkpoint '{path}': {exc}.") from None
     if not isinstance(run.get("setting"), str):
-        run = {**run, **({"setting": found} if (found := run_folder_setting(Path(path))) else {})}
+        run = {**run, **({"setting": found} if (found := checkpoint_setting(Path(path))) else {})}
     return {**run, "flat_config": flat}
-
-
-def run_folder_setting(path: Path) -> str | None:
-    """The setting label of the record that the run folder holding checkpoint `path` wrote, for a
-    checkpoint from before checkpoints carried their label (its run.json names the record); None
-    where there is no such folder, record or label, or the record is of another config."""
-    try:
-        meta = json.loads((path.parent / "run.json").read_text())
-        record = json.loads(Path(meta["record"]).read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(record, dict) or record.get("config_fingerprint") != meta.get("config_fingerprint"):
-        return None
-    return record["setting"] if isinstance(record.get("setting"), str) else None
 
 
 def fill_spec(spec, run: dict, registry):

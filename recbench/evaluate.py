@@ -29,6 +29,7 @@ class Evaluation:
     seconds: float
     id_ranks: np.ndarray | None = None  # [U'] ID-level ranks (metrics.id_level_ranks), for semantic-ID models given `id_of`
     top: np.ndarray | None = None  # [U', 10] each user's first 10 item ids (0 = an empty slot), for recbench.beyond; test only
+    invalid_rate: float | None = None  # share of unconstrained top-10 IDs that are no item (Recommender.invalid_ids); test only
 
     @property
     def id_metrics(self) -> dict[str, float] | None:
@@ -66,6 +67,9 @@ def users_ranked(label: str, total: int, progress):
         progress.remove_task(task)
 
 
+INVALID_SAMPLE = 1024  # test users whose unconstrained decoding is checked for IDs that are no item (Recommender.invalid_ids)
+
+
 @torch.no_grad()
 def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 256, device="cpu", list_len: int | None = None,
              id_of: np.ndarray | None = None, progress=False) -> Evaluation:
@@ -85,6 +89,9 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     k = list_len or max(metrics.KS)
     ranks, users, id_ranks, top = [], [], [], []
     keep_top = part == "test"  # the beyond-accuracy metrics are the test lists'; validation in training skips the work
+    # invalid IDs of unconstrained decoding: on the first INVALID_SAMPLE test users (this shard's share of them), timed apart
+    invalid_left = -(-max(INVALID_SAMPLE - dist.rank(), 0) // dist.world()) if keep_top and not full else 0
+    invalid, invalid_users, invalid_seconds = 0, 0, 0.0
     id_of = None if full or id_of is None else torch.as_tensor(id_of, dtype=torch.int64, device=device)
     start = time.perf_counter()
     shard = (dist.rank(), dist.world())
@@ -103,6 +110,16 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
                     top.append(ranked[:, :10].cpu())
                 if id_of is not None:
                     id_ranks.append(metrics.id_level_ranks(ranked, batch.target, id_of).cpu())
+                if invalid_left > 0:
+                    clock = time.perf_counter()
+                    found = model.invalid_ids(batch)
+                    if found is None:
+                        invalid_left = 0
+                    else:
+                        invalid += int(found[:invalid_left].sum())
+                        invalid_users += min(invalid_left, len(found))
+                        invalid_left -= len(found)
+                    invalid_seconds += time.perf_counter() - clock
             ranks.append(r.cpu())
             users.append(batch.users.cpu())
             advance(len(batch))
@@ -113,7 +130,8 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
     id_np = torch.cat(id_ranks).numpy().astype(np.int32) if id_ranks else (None if id_of is None else np.zeros(0, np.int32))
     top_np = torch.cat(top).numpy().astype(np.int64) if top else (np.zeros((0, 10), np.int64) if keep_top else None)
     if dist.active():
-        shards = dist.gather((users_np, ranks_np, id_np, top_np))
+        shards = dist.gather((users_np, ranks_np, id_np, top_np, invalid, invalid_users))
+        invalid, invalid_users = sum(s[4] for s in shards), sum(s[5] for s in shards)
         users_np, ranks_np = np.concatenate([s[0] for s in shards]), np.concatenate([s[1] for s in shards])
         order = np.argsort(users_np, kind="stable")
         users_np, ranks_np = users_np[order], ranks_np[order]
@@ -121,6 +139,7 @@ def evaluate(model: Recommender, split: Split, part: str, *, batch_size: int = 2
             top_np = np.concatenate([s[3] for s in shards])[order]
         if id_np is not None:
             id_np = np.concatenate([s[2] for s in shards])[order]
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - invalid_seconds
     model.train(was_training)
-    return Evaluation(part, metrics.summarize(ranks_np), users_np, ranks_np, seconds, id_np, top_np)
+    invalid_rate = invalid / (10 * invalid_users) if invalid_users else None
+    return Evaluation(part, metrics.summarize(ranks_np), users_np, ranks_np, seconds, id_np, top_np, invalid_rate)

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS = (
     "recbench_plugins.tokenizers",
     "recbench_plugins.rqvae",
     "recbench_plugins.trackers",
+    "recbench_plugins.local",  # the user's own datasets (recbench datasets add)
 )
 
 KINDS = ("dataset", "tokenizer", "generator", "tracker")
@@ -83,12 +84,24 @@ class Registry:
         return self.aliases[kind].get(name.lower(), name) in self.entries[kind]
 
     def entry(self, kind: str, name: str) -> Entry:
+        if kind == "dataset" and name.startswith("path:") and not self.has(kind, name):
+            self.add_folder(name)
         if self.has(kind, name):
             return self.entries[kind][self.aliases[kind].get(name.lower(), name)]
         valid = self.names(kind)
         raise UsageError(
             f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid) or '(none)'}.{self.failure_note()}"
         )
+
+    def add_folder(self, name: str) -> None:
+        """Register the dataset `path:DIR` names (recbench.data.local.folder_dataset), under `name` as its alias."""
+        from .data.local import folder_dataset
+
+        dataset = folder_dataset(name, self)
+        if self.has("dataset", dataset.name):  # the same files, registered under the folder's name
+            self.aliases["dataset"][name.lower()] = self.aliases["dataset"][dataset.name.lower()]
+        else:
+            self.add("dataset", dataset, "recbench", __version__, "path:")
 
     def failure_note(self) -> str:
         """A sentence naming the plugin packages that failed to load ('' if none did)."""

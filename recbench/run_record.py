@@ -98,7 +98,9 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
                                                              config=config.get("tokenizer")),
         embedding_model=sids.embedding_model if sids is not None else None,
         dataset=records.Dataset(name=ds.name, package=ds.package, version=ds.version, fingerprint=data.fingerprint,
-                                users=data.n_users, items=data.n_items, interactions=data.n_interactions),
+                                users=data.n_users, items=data.n_items, interactions=data.n_interactions,
+                                files=list(data.files) if getattr(ds.obj, "local", False) else None,
+                                report=dict(data.report) if getattr(ds.obj, "local", False) else None),
         protocol=protocol(resolved, data, split, model, valid if test is None else test),
         seed=spec.seed,
         setting=resolved.setting or setting_label(spec),
@@ -122,13 +124,14 @@ def build_record(run_id, spec, resolved, data, split, model, device, valid: Eval
             metrics=records.Metrics(valid=valid.id_metrics, test=None if test is None else test.id_metrics),
             test_rank=None if test is None else records.encode_ints(test.id_ranks)),
         beyond=None if test is None else beyond.summarize(test.top, split.train_item_counts(), split.n_users, seconds=test.seconds,
-                                                          vectors=beyond.cached_item_vectors(data)),
+                                                          vectors=beyond.cached_item_vectors(data), invalid_rate=test.invalid_rate),
         notes=list(model.notes) if model.notes else None,
         params=sum(p.numel() for p in model.parameters()),
         peak_memory_mb=round(peak_memory_mb(device), 1),
         device=records.Device(type=device.type, name=device_name(device), processes=dist.world()),
         environment=records.environment(),
         tune=None if spec.tune is None else records.Tune.from_dict(spec.tune, "tune"),
+        provenance=records.Provenance(kind="produced"),
     )
     if test is not None:
         records.check(record.to_dict())

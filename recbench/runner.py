@@ -47,6 +47,8 @@ class RunSpec:
     rebuild_ids: bool = False  # build the semantic IDs anew even where cached
     memory_check: bool = True  # refuse a model that cannot fit the device, before it is built (recbench.memory)
     trackers: str | None = None  # experiment trackers, comma-separated (recbench.trackers); None: RECBENCH_TRACKERS
+    group: str | None = None  # the trackers' group of this run: a tuning study's name (its trials and best re-run are its runs)
+    trial: int | None = None  # a tuning trial's number in that study
 
 
 @dataclass
@@ -255,9 +257,14 @@ def validate(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, on_e
              on_run_dir: Callable[[Path], None] | None = None, progress: bool = True) -> records.Record:
     """A tuning trial: `spec` trained and validated, as `run` does, and no more: the test split is
     never evaluated and no record is written. The record returned has validation metrics only."""
-    done = fit_and_validate(spec, plugins.registry(), log=log, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
+    registry = plugins.registry()
+    tracker_entries = trackers.entries(trackers.names(spec.trackers), registry)
+    done = fit_and_validate(spec, registry, log=log, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress,
+                            tracker_entries=tracker_entries)
     record = done.record(None)
     if done.main:
+        if done.tracking:  # the trial's curves and validation, without a record
+            done.tracking.finish({}, None)
         done.finish(None)
     return record
 
@@ -384,7 +391,8 @@ def track_info(run_id: str, run_dir: Path | None, spec: RunSpec, resolved: Resol
 
     return RunInfo(run_id=run_id, generator=resolved.generator.name, dataset=resolved.dataset.name,
                    tokenizer=None if resolved.tokenizer is None else resolved.tokenizer.name, seed=spec.seed,
-                   setting=resolved.setting or setting_label(spec), folder=None if run_dir is None else str(run_dir))
+                   setting=resolved.setting or setting_label(spec), folder=None if run_dir is None else str(run_dir),
+                   group=spec.group, trial=spec.trial)
 
 
 @contextlib.contextmanager

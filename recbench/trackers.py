@@ -10,7 +10,9 @@ What is logged: 'train/loss' and 'train/lr' every RECBENCH_TRACKER_EVERY-th opti
 10: the loss value is one the trainer already has, so logging adds no synchronisation), the epoch's
 mean loss, lr, seconds and samples/s as 'epoch/...' and its validation metrics as 'valid/...' at
 each epoch, the test metrics as 'test/...' at the last epoch, the resolved config as parameters,
-and the record's path when the run finishes.
+and the record's path when the run finishes. `recbench tune --tracker ...` makes each trial a run of
+its own, grouped under the study (RunInfo.group: a TensorBoard folder per study, MLflow tags
+`recbench.study` and `recbench.trial`, a W&B group), and so is the best trial's re-run.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ bf16 autocast on GPU, validation every `eval_every` epochs from `eval_start_epoc
 stopping on the validation metric with `patience`, the best and the last checkpoint in the run
 folder, and a JSON-lines log of every epoch.
 
+On a GPU the step does not wait for the device: batches reach it through pinned memory without
+blocking (Batch.to), AdamW runs its fused kernel, and the losses are read back once per interval
+(recbench.step_losses); `compile` runs the step through torch.compile. On the CPU the loop is
+step for step what it always was, so runs stay bit-identical.
+
 Resuming gives the same result as an uninterrupted run: the last checkpoint holds the model,
 optimizer, scheduler, early-stopping state and every random state, and each epoch's shuffle is
 drawn from a generator seeded by (seed, epoch), not from a stream that depends on the past.
@@ -36,6 +41,7 @@ from .errors import RunError, UsageError
 from .evaluate import Evaluation, evaluate
 from .interrupt import Interrupted, Reached
 from .metrics import metric_value, parse_metric
+from .step_losses import StepLosses, read_every
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -156,11 +162,15 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
     if config.optimizer == "adafactor":
         optimizer = torch.optim.Adafactor(groups, lr=config.lr)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+        # the fused CUDA kernel: one launch for every parameter's update (CUDA parameters only)
+        fused = all(p.is_cuda for group in groups for p in group["params"]) and device.type == "cuda"
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused or None)
     warmup = warmup_steps(config, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup, config.scheduler))
     autocast = config.amp and (device.type == "cuda" or config.cpu_amp is True)
     step_model = DistributedDataParallel(model) if dist.active() else model  # calling it computes the loss
+    if config.compile:  # compiled on its first batch; the weights stay `model`'s, so checkpoints are unchanged
+        step_model = torch.compile(step_model)
     main = dist.is_main()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +205,23 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                              valid=last_validation(state, config.val_metric),
                              visible=state["epoch"] < config.epochs and not state["stopped"]) if progress else None
     saved = dict(state)  # what last.pt holds: an interrupted run continues from there
+
+    def diverged(loss: float, epoch: int, batch: int) -> RunError:
+        kept = f"The last good checkpoint (epoch {state['epoch']}) is {last_path}." if last_path.exists() else "No checkpoint was written yet."
+        where = f"batch {batch}" if batch else "a batch of another process"
+        return RunError(f"Training diverged: the loss is {loss} at epoch {epoch}, {where}. {kept} Try a lower --lr, --grad_clip=1.0 or warmup.")
+
+    def read_losses(losses: StepLosses, epoch: int, samples: int) -> None:
+        """The pending steps' losses into the epoch's running loss, the trackers and the display: one wait for the device."""
+        steps, bad = losses.read()
+        if bad is not None:
+            raise diverged(next((value for batch, value, _ in steps if batch == bad), float("nan")), epoch, bad)
+        if tracker is not None:
+            for batch, value, lr in steps:
+                tracker.step((epoch - 1) * steps_per_epoch + batch, value, lr)
+        if progress and steps:
+            progress.update(task, step=steps[-1][0], loss=losses.total / steps[-1][0], samples=samples)
+
     best_validation = None
     try:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
@@ -202,38 +229,33 @@ def train(model: Recommender, split: Split, config: TrainConfig, run_dir: Path, 
                 break
             model.train()
             start = time.perf_counter()
-            total_loss, n_batches, samples = 0.0, 0, 0
+            n_batches, samples = 0, 0
             if progress:
                 progress.update(task, epoch=epoch, step=0, loss=None, samples=0, started=time.monotonic(), ended=None)
+            losses = StepLosses(read_every(device))
             for idx in epoch_batches(epoch):
                 batch = split.gather(users[idx], positions[idx], trim=config.bucket_pool > 0,
                                      predict=None if predict is None else predict[idx]).to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                     loss = step_model(batch)
-                if dist.any_nonfinite(loss):
-                    kept = f"The last good checkpoint (epoch {state['epoch']}) is {last_path}." if last_path.exists() else "No checkpoint was written yet."
-                    raise RunError(
-                        f"Training diverged: the loss is {loss.item()} at epoch {epoch}, batch {n_batches + 1}. {kept} "
-                        "Try a lower --lr, --grad_clip=1.0 or warmup."
-                    )
+                if losses.checks_each_step and dist.any_nonfinite(loss):
+                    raise diverged(loss.item(), epoch, n_batches + 1)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                value = loss.item()
-                total_loss += value
                 n_batches += 1
-                if tracker is not None:
-                    tracker.step((epoch - 1) * steps_per_epoch + n_batches, value, scheduler.get_last_lr()[0])
                 samples += len(idx) * dist.world()
-                if progress:
-                    progress.update(task, step=n_batches, loss=total_loss / n_batches, samples=samples)
+                losses.add(n_batches, loss, scheduler.get_last_lr()[0])
+                if losses.due():
+                    read_losses(losses, epoch, samples)
+            read_losses(losses, epoch, samples)
             seconds = time.perf_counter() - start
             if progress:
                 progress.update(task, ended=time.monotonic())
-            entry = {"epoch": epoch, "loss": total_loss / n_batches, "seconds": round(seconds, 3),
+            entry = {"epoch": epoch, "loss": losses.total / n_batches, "seconds": round(seconds, 3),
                      "samples_per_s": round(len(users) / seconds, 1), "lr": scheduler.get_last_lr()[0]}
             due = epoch >= config.eval_start_epoch and epoch % config.eval_every == 0
             if due or (epoch == config.epochs and state["best"] is None):  # a run too short to reach eval_start_epoch

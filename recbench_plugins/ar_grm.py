@@ -137,6 +137,11 @@ class ARGRM(Recommender):
         items, _ = self.search(memory_kv, memory_mask, self.beam(part))
         return pad_ranking(items, k, self.n_items)
 
+    @torch.no_grad()
+    def invalid_ids(self, batch, k: int = 10) -> torch.Tensor:
+        items, score = self.search(*self.encode(batch.history, batch.users), self.beam("test"), constrained=False)
+        return ((items[:, :k] == 0) & torch.isfinite(score[:, :k])).sum(1)
+
 
 class ARGRMGenerator(Generator):
     name = "ar_grm"

@@ -203,8 +203,11 @@ class DiffGRM(Recommender):
         if self.strategy == "random":
             t = torch.rand(B, 1, device=dev).clamp(min=1e-3)
             masked = torch.rand(B, D, device=dev) < t
-            none = ~masked.any(1)
-            masked[none, torch.randint(0, D, (int(none.sum()),), device=dev)] = True
+            none = ~masked.any(1)  # rows that drew no masked digit get one, uniformly at random
+            if dev.type == "cuda":  # without reading the count of such rows back to the host
+                masked |= none[:, None] & (torch.arange(D, device=dev)[None, :] == torch.randint(0, D, (B, 1), device=dev))
+            else:  # as runs always drew it: the CPU's random stream, and every CPU run, unchanged
+                masked[none, torch.randint(0, D, (int(none.sum()),), device=dev)] = True
             return ~masked[None], (1.0 / t).expand(B, D)[None]
         if self.strategy == "guided":  # view t masks the first t digits of the order (1..guided_steps)
             rank = self.guided_order(target, memory_kv, memory_mask).argsort(dim=1)  # rank[b, d]: place of digit d
@@ -281,6 +284,11 @@ class DiffGRM(Recommender):
     def recommend(self, batch, k: int, *, part: str = "valid") -> torch.Tensor:
         items, _ = self.search(*self.encode(batch.history), self.beam(part))
         return pad_ranking(items, k, self.n_items)
+
+    @torch.no_grad()
+    def invalid_ids(self, batch, k: int = 10) -> torch.Tensor:
+        items, score = self.search(*self.encode(batch.history), self.beam("test"), constrained=False)
+        return ((items[:, :k] == 0) & torch.isfinite(score[:, :k])).sum(1)
 
 
 class DiffGRMGenerator(Generator):

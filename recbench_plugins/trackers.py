@@ -53,7 +53,7 @@ class TensorBoard(Tracker):
         from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
         root = Path(config.logdir) if config.logdir else paths.home() / "trackers" / "tensorboard"
-        logdir = (root / run.run_id).absolute()
+        logdir = (root / run.group / run.run_id if run.group else root / run.run_id).absolute()  # a study's trials: one folder
         return TensorBoardRun(SummaryWriter(log_dir=str(logdir)), logdir)
 
 
@@ -122,7 +122,9 @@ class MLflow(Tracker):
             except Exception:  # another run created it meanwhile
                 experiment_id = client.get_experiment_by_name(config.experiment).experiment_id
         tags = {"recbench.generator": run.generator, "recbench.dataset": run.dataset, "recbench.seed": str(run.seed),
-                "recbench.setting": run.setting, **({"recbench.folder": run.folder} if run.folder else {})}
+                "recbench.setting": run.setting, **({"recbench.folder": run.folder} if run.folder else {}),
+                **({"recbench.study": run.group} if run.group else {}),  # a study's trials: filter by this tag
+                **({"recbench.trial": str(run.trial)} if run.trial is not None else {})}
         created = client.create_run(experiment_id, run_name=run.run_id, tags=tags)
         return MLflowRun(client, created.info.run_id, uri)
 
@@ -172,7 +174,8 @@ class Wandb(Tracker):
         settings = wandb.Settings(silent=True, console="off")  # the run's output stays recbench's
         handle = wandb.init(mode=os.environ.get("WANDB_MODE") or config.mode, project=config.project, dir=str(folder),
                             name=run.run_id, config=params, reinit="create_new", settings=settings,
-                            tags=[run.generator, run.dataset])
+                            tags=[run.generator, run.dataset], group=run.group,  # W&B groups a study's trials
+                            job_type=None if run.group is None else ("trial" if run.trial is not None else "best trial"))
         return WandbRun(handle)
 
 

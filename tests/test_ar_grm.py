@@ -77,3 +77,22 @@ def test_any_tokenizer_resolves(tokenizer):
     r = resolve(RunSpec("ar_grm", "Beauty", tokenizer=tokenizer, overrides={"n_digit": "4"}))
     assert r.tokenizer.name == (tokenizer or "opq")  # DIFF_GRM's default: both on the same IDs
     assert r.configs["generator"].n_head == 8 and r.configs["tokenizer"].n_digit == 4
+
+
+def test_invalid_ids_are_the_unconstrained_top_10_ids_that_no_item_has():
+    """Brute force over every one of the C**D IDs: rank them all by their chain-rule log-probability
+    and count, per user, the first 10 that are not in the item table."""
+    codes = table()  # 20 of the 64 possible IDs
+    m = model(codes, beam_size_test=C**D)  # a beam that holds every ID: unconstrained decoding is then exact
+    b = batch()
+    memory, mask = m.encode(b.history)
+    every = torch.as_tensor(np.array(np.meshgrid(*[range(C)] * D, indexing="ij")).reshape(D, -1).T)
+    with torch.no_grad():
+        scores = []
+        for ids in every:
+            lp = m.decode(memory, mask, ids[:-1].expand(len(b.history), 1, D - 1))[:, 0].float().log_softmax(-1)
+            scores.append(sum(lp[:, t, ids[t]] for t in range(D)))
+    top = every[torch.stack(scores, 1).argsort(dim=1, descending=True)[:, :10]]  # [B, 10, D]
+    known = {tuple(c) for c in codes[1:].tolist()}
+    expected = torch.tensor([sum(tuple(i) not in known for i in row.tolist()) for row in top])
+    assert torch.equal(m.invalid_ids(b), expected) and expected.sum() > 0

@@ -220,3 +220,22 @@ def test_hstu_logits_are_fp32_under_bf16_autocast(split, loss):
                 logits[:, 0] = float("-inf")
                 expected = F.cross_entropy(logits, target[target != 0])
             torch.testing.assert_close(model.loss(train_batch), expected)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_the_evaluators_invalid_id_rate_is_the_models_own_count_over_the_sample(name, split, semantic_ids):
+    """evaluate's invalid_rate is Recommender.invalid_ids summed over the first INVALID_SAMPLE test users,
+    per listed ID; None for models that only propose items (or rank every item)."""
+    from recbench.evaluate import INVALID_SAMPLE, evaluate
+
+    model, _ = build(name, split, semantic_ids)
+    model.eval()
+    rate = evaluate(model, split, "test").invalid_rate
+    batches = list(split.eval_batches("test", 256))
+    counts = [model.invalid_ids(b) for b in batches] if not model.has_scores() else [None]
+    if counts[0] is None:
+        assert rate is None
+        return
+    n = min(INVALID_SAMPLE, sum(len(b.users) for b in batches))
+    assert rate == pytest.approx(float(torch.cat(counts)[:n].sum()) / (10 * n))
+    assert 0 <= rate <= 1

@@ -379,7 +379,7 @@ def test_a_run_records_its_setting_label_however_it_was_typed():
     tuned = RunSpec("sasrec", "beauty", overrides={"lr": "0.01", "epochs": "12"}, tune={"params": {"lr": "0.01"}})
     assert setting_label(tuned) == "tuned, epochs=12" and setting_label(RunSpec("pop", "beauty")) == "defaults"
     run = dataclasses.replace(records.load(ML100K_POP), setting="preset cpu", command="recbench run --lr=1")
-    assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, [run]).setting() == "preset cpu"
+    assert lb.Row("beauty", "diff_grm", "opq", None, "f" * 12, runs=[run]).setting() == "preset cpu"
     before = {k: v for k, v in json.loads(ML100K_POP.read_text()).items() if k != "setting"}
     assert records.upgrade({**before, "schema_version": 2, "command": "recbench run --lr=1"})["setting"] == "lr=1"
 

@@ -126,9 +126,11 @@ def test_every_committed_record_loads_and_writes_back_the_same_json():
         assert isinstance(rec, records.Record) and rec.schema_version == records.SCHEMA_VERSION, path.name
         assert rec.to_dict() == records.upgrade(json.loads(path.read_text())), path.name
         if data["schema_version"] == records.SCHEMA_VERSION:  # the file exactly, key order included, but for
-            # the settings added since the run (upgrade.fill_absent) and the fingerprint computed anew
+            # the settings added since the run (upgrade.fill_absent), the fingerprint computed anew and the
+            # provenance of a record from before it was recorded
             upgraded = records.upgrade(data)
-            data = {**data, "config": upgraded["config"], "config_fingerprint": upgraded["config_fingerprint"]}
+            data = {**data, "config": upgraded["config"], "config_fingerprint": upgraded["config_fingerprint"],
+                    "provenance": upgraded["provenance"]}
             assert json.dumps(rec.to_dict(), indent=1) == json.dumps(data, indent=1), path.name
         assert records.Record.from_dict(rec.to_dict()) == rec, path.name
 

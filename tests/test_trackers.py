@@ -245,3 +245,24 @@ def test_curves_and_trackers_are_optional_fields_of_the_record():
     data = {**records.upgrade(data), "train": {**data["train"], "history": history}, "trackers": where}
     again = records.Record.from_dict(data)
     assert again.train.history == history and again.trackers == where and again.to_dict() == data
+
+
+@pytest.mark.slow  # a tuning study of two trials and the best trial's re-run
+def test_a_tuning_study_logs_each_trial_as_a_run_grouped_under_the_study(cli, synthetic, home, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    cli("tune", "-p", "sasrec", "-d", "ml-100k", "--n-trials", "2", "--space", str(space), "--sampler", "random", "--device", "cpu",
+        "--tracker", "tensorboard,mlflow", *(f"--{k}={v}" for k, v in TINY.items()))
+    [path] = (home / "home" / "results" / "ml-100k").glob("*.json")
+    record = records.load(path)
+    study = record.tune.study
+    assert sorted(p.parent.name for p in (home / "home" / "trackers" / "tensorboard").glob("*/*")) == [study] * 3  # one folder per study
+    client = MlflowClient(tracking_uri=record.trackers["mlflow"]["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("recbench").experiment_id], f"tags.`recbench.study` = '{study}'")
+    assert sorted(r.data.tags.get("recbench.trial", "best") for r in runs) == ["0", "1", "best"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    best = next(r for r in runs if "recbench.trial" not in r.data.tags)
+    assert best.info.run_id == record.trackers["mlflow"]["run_id"]
+    assert "Unknown tracker 'nope'" in cli("tune", "-p", "sasrec", "-d", "ml-100k", "--tracker", "nope", check=2).stderr

@@ -1,6 +1,8 @@
-"""`recbench datasets`: the registered datasets; `prepare` and `stats` for one of them."""
+"""`recbench datasets`: the registered datasets; `prepare` and `stats` for one of them; `add` and
+`remove` for the user's own (recbench.data.local)."""
 
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -23,13 +25,16 @@ def is_prepared(name: str) -> bool:
 
 
 def raw_files_at(dataset) -> str:
-    """Where the raw files are: 'mirror', 'cache' (downloaded), or 'missing'. Never downloads."""
+    """Where the raw files are: 'mirror', 'cache' (downloaded), 'local' (a local dataset's own
+    files), or 'missing'. Never downloads."""
     try:
         from ..data import Source
 
         files = dataset.locate(Source(dataset.name, download=False))
     except DataError:
         return "missing"
+    if getattr(dataset, "local", False):
+        return "local"
     mirror = paths.mirror_dir()
     return "mirror" if mirror is not None and mirror.resolve() in files[0].resolve().parents else "cache"
 
@@ -45,8 +50,12 @@ def listing(ctx: typer.Context) -> None:
     for entry in sorted(plugins.registry().entries["dataset"].values(), key=lambda e: e.name):
         aliases = ", ".join(getattr(entry.obj, "aliases", ()))
         prepared = "yes" if is_prepared(entry.name) else "no"
-        table.add_row(entry.name, aliases, entry.description, entry.package, raw_files_at(entry.obj), prepared)
+        package = "(local)" if getattr(entry.obj, "local", False) else entry.package
+        table.add_row(entry.name, aliases, entry.description, package, raw_files_at(entry.obj), prepared)
     console.print(table)
+    for failure in plugins.registry().failures:  # e.g. a datasets.json that cannot be read
+        if failure.plugin == "recbench_plugins.local":
+            console.print(f"[yellow]Local datasets not listed:[/] {failure.error}", highlight=False)
 
 
 def load(name: str):
@@ -61,6 +70,42 @@ def prepare_command(name: str = typer.Argument(..., help="Dataset name or alias.
     """Read the raw files (mirror, cache or download) and cache the prepared dataset."""
     data = load(name)
     console.print(f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions (fingerprint {data.fingerprint})")
+
+
+@app.command("add")
+def add_command(
+    name: str = typer.Argument(..., help="The name to use in every command (letters, digits, . _ + -)."),
+    interactions: Path = typer.Option(..., "--interactions", help="CSV, TSV or Parquet with user_id, item_id (and timestamp); or a RecBole .inter file."),
+    items: Path = typer.Option(..., "--items", help="JSON lines, CSV, TSV or Parquet with item_id and text fields; or a RecBole .item file."),
+    k_core: int = typer.Option(0, "--k-core", min=0, help="Keep users and items with at least this many interactions (0: all)."),
+    text_fields: str = typer.Option(None, "--text-fields", help="Comma-separated item fields that form the item text "
+                                    "(default: every field but the item id, in file order; RecBole: its token and token_seq fields)."),
+    fmt: str = typer.Option("auto", "--format", help="auto (from the suffix and header), generic, or recbole."),
+    user_column: str = typer.Option("user_id", "--user-column", help="The interactions' user id column."),
+    item_column: str = typer.Option("item_id", "--item-column", help="The item id column (both files)."),
+    time_column: str = typer.Option("timestamp", "--time-column", help="The interactions' time column (optional in the file)."),
+    allow_missing_text: bool = typer.Option(False, "--allow-missing-text", help="Keep items without text (counted) instead of refusing them."),
+    replace: bool = typer.Option(False, "--replace", help="Register other files under a local dataset's existing name."),
+) -> None:
+    """Register your own dataset (no plugin needed): it is read, checked and prepared now, then
+    usable by name in every command. The format: docs/own-data.md."""
+    from ..data import local
+
+    fields = None if text_fields is None else tuple(f.strip() for f in text_fields.split(",") if f.strip())
+    layout = local.layout_for(interactions, items, format=fmt, text_fields=fields or None, user_column=user_column,
+                              item_column=item_column, time_column=time_column, allow_missing_text=allow_missing_text)
+    data = local.add(name, layout, k_core=k_core, replace=replace, log=console.print)
+    console.print(f"Added local dataset '{name}': {data.n_users:,} users, {data.n_items:,} items, "
+                  f"{data.n_interactions:,} interactions (fingerprint {data.fingerprint}); kept in {local.registry_file()}.")
+
+
+@app.command("remove")
+def remove_command(name: str = typer.Argument(..., help="A local dataset's name.")) -> None:
+    """Forget a local dataset (its files and prepared cache stay where they are)."""
+    from ..data import local
+
+    local.remove(name)
+    console.print(f"Removed local dataset '{name}' from {local.registry_file()}.")
 
 
 @app.command("stats")

@@ -5,7 +5,8 @@ as overrides) and goes through recbench.runner.run like any run, so it writes a 
 A reproduction matches *exactly* when every metric and every user's test rank is identical, and
 *within tolerance* when no metric differs by more than TOLERANCE (absolute): nondeterministic GPU
 kernels or another thread count may move a few users' ranks, which shifts a metric by about one
-user's share (1/users) and stays far below the spread between seeds.
+user's share (1/users) and stays far below the spread between seeds. A matching reproduction's
+record carries provenance "reproduced" (the run id it matched), which the pages and the site show.
 """
 
 from pathlib import Path
@@ -98,8 +99,13 @@ def command(
     console.print(table)
     for note in caveats(recorded, reproduced):
         console.print(f"Note: {note}")
-    console.print(f"Reproduced record written to {path}")
     outcome, sentence = verdict(recorded, reproduced)
+    if outcome != "differs":  # the new record says what it reproduced; a run that differs stays a plain run
+        largest = max(abs(new - old) for _, _, old, new in differences(recorded, reproduced))
+        reproduced.provenance = records.Provenance(kind="reproduced", reproduces=recorded.run_id, max_difference=largest,
+                                                   tolerance=TOLERANCE)
+        path = records.write(reproduced, path.parent.parent)
+    console.print(f"Reproduced record written to {path}")
     console.print(sentence, markup=False)
     if outcome == "differs":
         raise typer.Exit(1)

@@ -33,7 +33,9 @@ def command(
                                                                  "journal:PATH (default: sqlite:///RECBENCH_HOME/tune/studies.db)."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: GENERATOR__DATASET, plus a short hash when the "
                                                                        "fixed config, space, seed, tokenizer or preset are not the defaults."),
-    jobs: int = typer.Option(1, "--jobs", help="Worker processes sharing the study."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Worker processes sharing the study (default: 1, or one per device of --devices)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Devices of the workers, round robin: cuda:0,cuda:1,... or auto "
+                                                               "(every visible GPU, one worker each; cpu without CUDA)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe or random."),
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
     space: Optional[Path] = typer.Option(None, "--space", help="Search space file (YAML, TOML or JSON) instead of the generator's own."),
@@ -44,6 +46,8 @@ def command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML or TOML file of config values fixed for every trial."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where the best trial's record goes (default: RECBENCH_HOME/results)."),
+    tracker: Optional[str] = typer.Option(None, "--tracker", help="Experiment trackers for every trial, each trial a run grouped under "
+                                          "the study (tensorboard, mlflow, wandb; default: RECBENCH_TRACKERS)."),
     show: Optional[str] = typer.Option(None, "--show", help="Print this study's trials and write its plots instead of tuning."),
     plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="With --show: where the PNGs go (default: RECBENCH_HOME/tune/plots)."),
 ) -> None:
@@ -62,8 +66,16 @@ def command(
     if results_dir is not None:  # refused now, not when the best trial's record is written
         paths.folder(results_dir, "--results-dir")
     spec = RunSpec(generator=plugin, dataset=dataset, tokenizer=tokenizer, preset=preset, seed=seed, device=device,
-                   config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir)
+                   config_file=str(config) if config else None, overrides=cfg.parse_overrides(ctx.args), results_dir=results_dir,
+                   trackers=tracker)
+    from .. import trackers
+    from ..registry import registry
+
+    trackers.entries(trackers.names(tracker), registry())  # an unknown tracker: exit 2 before any trial
+    worker_devices = tuning.parse_devices(devices, tuning.visible_devices()) if devices is not None else None
+    jobs = jobs if jobs is not None else len(worker_devices) if worker_devices else 1
     options = tuning.TuneOptions(spec, n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name, jobs=jobs,
+                                 devices=worker_devices,
                                  sampler=sampler, pruner=pruner, space_file=str(space) if space else None)
     result = tuning.run_study(options, log=console.print, show_config=show_config)
     summary(result)

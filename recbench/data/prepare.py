@@ -46,6 +46,7 @@ class RawData:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # raw item id -> text fields
     files: list[Path] = field(default_factory=list)  # the raw files read (for the fingerprint)
     report: dict[str, Any] = field(default_factory=dict)  # counts worth telling the user, e.g. items without text
+    notes: list[str] = field(default_factory=list)  # what the reader kept or dropped by rule, in words: said when prepared
 
 
 @dataclass
@@ -58,7 +59,9 @@ class Prepared:
     items: np.ndarray  # [nnz] int32 in 1..N
     times: np.ndarray | None  # [nnz] int64 unix seconds, or None
     item_text: list[dict[str, Any]]  # [N+1] text fields per item; item_text[0] == {}
-    report: dict[str, Any] = field(default_factory=dict)  # the reader's counts (see RawData.report)
+    report: dict[str, Any] = field(default_factory=dict)  # the reader's counts (see RawData.report), and the k-core's
+    # the raw files read ({path, bytes, sha256}), found anew by every `prepare` (a cache keeps none)
+    files: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -121,10 +124,16 @@ def from_raw(raw: RawData, name: str, *, k: int = 0, expect_core: int = 0, finge
         order = np.lexsort((np.arange(len(df)), user_code))
     df = df.iloc[order]
     df = df.drop_duplicates(["user", "item"], keep="first")
+    report = dict(raw.report)
     if k > 0:
+        before = df
         df = k_core(df, k)
         if df.empty:
-            raise DataError(f"Dataset '{name}': nothing is left after {k}-core filtering.")
+            raise DataError(f"Dataset '{name}': nothing is left after {k}-core filtering "
+                            f"({before['user'].nunique():,} users, {before['item'].nunique():,} items before).")
+        report.update(k_core_dropped_users=before["user"].nunique() - df["user"].nunique(),
+                      k_core_dropped_items=before["item"].nunique() - df["item"].nunique(),
+                      k_core_dropped_interactions=len(before) - len(df))
     elif expect_core > 0:
         low_users = int((df["user"].value_counts() < expect_core).sum())
         low_items = int((df["item"].value_counts() < expect_core).sum())
@@ -151,7 +160,7 @@ def from_raw(raw: RawData, name: str, *, k: int = 0, expect_core: int = 0, finge
         items=(items + 1).astype(np.int32),
         times=df["timestamp"].to_numpy(dtype=np.int64) if has_time else None,
         item_text=text,
-        report=dict(raw.report),
+        report=report,
     )
 
 
@@ -163,12 +172,18 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def compute_fingerprint(name: str, params: dict[str, Any], files: list[Path]) -> str:
+def file_facts(files: list[Path]) -> list[dict[str, Any]]:
+    """Each raw file's path, size and sha256: what the fingerprint and a local dataset's record hold."""
+    return [{"path": str(p), "bytes": p.stat().st_size, "sha256": file_digest(p)} for p in files]
+
+
+def compute_fingerprint(name: str, params: dict[str, Any], files: list[Path], facts: list[dict[str, Any]] | None = None) -> str:
+    facts = facts if facts is not None else file_facts(files)
     desc = {
         "version": PREPARE_VERSION,
         "dataset": name,
         "params": params,
-        "files": sorted((p.name, p.stat().st_size, file_digest(p)) for p in files),
+        "files": sorted((Path(f["path"]).name, f["bytes"], f["sha256"]) for f in facts),
     }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -257,6 +272,9 @@ def prepare_params(dataset, config) -> dict[str, Any]:
     settings = {k: v for k, v in (asdict(config) if is_dataclass(config) else {}).items() if k != "k_core"}
     if settings:  # a plugin's own settings change what `read` returns; the built-ins have none (their fingerprints stay)
         params["settings"] = settings
+    read_settings = getattr(dataset, "read_settings", None)
+    if read_settings is not None:  # how a local dataset's files are read (recbench.data.generic.Layout)
+        params["read"] = read_settings()
     return params
 
 
@@ -268,7 +286,8 @@ def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: 
     source = source or Source(dataset.name)
     files = dataset.locate(source)
     params = prepare_params(dataset, config)
-    fp = compute_fingerprint(dataset.name, params, files)
+    facts = file_facts(files)
+    fp = compute_fingerprint(dataset.name, params, files, facts)
     folder = paths.data_dir() / "prepared" / dataset.name / fp
     if folder.exists() and not folder.is_dir():
         raise DataError(f"Prepared-data cache '{folder}' is a file, not a folder; recbench keeps a prepared dataset there. "
@@ -276,8 +295,20 @@ def prepare(dataset, config, source=None, *, force: bool = False, log=lambda s: 
     if not force:
         cached = load(folder, log)
         if cached is not None:
+            cached.files = facts
             return cached
     raw = dataset.read(files, config)
     prepared = from_raw(raw, dataset.name, k=params["k_core"], expect_core=dataset.expect_core, fingerprint=fp)
+    for note in [*raw.notes, *k_core_notes(prepared.report, params["k_core"])]:
+        log(f"{dataset.name}: {note}")
     save(prepared, folder)
+    prepared.files = facts
     return prepared
+
+
+def k_core_notes(report: dict[str, Any], k: int) -> list[str]:
+    """What the k-core filter removed, in words ([] where it removed nothing or did not run)."""
+    counts = [report.get(f"k_core_dropped_{what}", 0) for what in ("users", "items", "interactions")]
+    if not any(counts):
+        return []
+    return [f"the {k}-core filter dropped {counts[0]:,} users, {counts[1]:,} items and {counts[2]:,} interactions"]

@@ -55,7 +55,9 @@ COLUMNS_NOTE = (
     "fingerprint; the full config of each row is under \"How to reproduce each row\". "
     "params: trainable parameters; train: training time (mean over seeds); "
     "users/s: test inference throughput; device: where the runs ran, and in what arithmetic (bf16: "
-    "bf16 autocast, cpu_amp or amp on; fp32: off)."
+    "bf16 autocast, cpu_amp or amp on; fp32: off); source: run here (`recbench run`), reproduced here "
+    "(`recbench reproduce` matched an earlier record within its tolerance) or submitted by a third party "
+    "(`recbench records submit`: the record is checked for consistency, not re-run)."
 )
 
 
@@ -86,6 +88,7 @@ class Row:
     tokenizer: str | None
     embedding_model: str | None
     config_fingerprint: str
+    submitted_by: str | None = None  # a submitted row: who submitted its records (records.Provenance); None: run here
     runs: list[records.Record] = field(default_factory=list)  # one per seed: the latest record of it
     repeats: list[records.Record] = field(default_factory=list)  # earlier records of a seed in `runs`
 
@@ -141,6 +144,15 @@ class Row:
     def name(self) -> str:
         return self.generator + (f"/{self.tokenizer}" if self.tokenizer else "")
 
+    def provenance(self) -> str:
+        """Where the row's numbers come from: "submitted by NAME" (not re-run here), "reproduced here"
+        (a seed's record is a `recbench reproduce` that matched), or "run here"."""
+        if self.submitted_by:
+            return f"submitted by {self.submitted_by}"
+        if any(r.provenance is not None and r.provenance.kind == "reproduced" for r in self.runs):
+            return "reproduced here"
+        return "run here"
+
     def setting(self) -> str:
         """What the first run set over the generator's defaults (the full config is on each page), as
         its record says (records.upgrade gives a record from before the label one)."""
@@ -177,6 +189,7 @@ def collect(folders: list[Path], dataset: str | None = None, skipped: list[str] 
             rec.tokenizer.name if rec.tokenizer else None,
             rec.embedding_model,
             rec.config_fingerprint,
+            rec.provenance.submitted_by if rec.provenance is not None and rec.provenance.kind == "submitted" else None,
         )
         rows.setdefault(key, Row(*key)).runs.append(rec)
     out: dict[str, list[Row]] = {}
@@ -239,14 +252,14 @@ METRIC_COLUMNS = range(5, 5 + len(METRICS))
 def table_rows(board: Board) -> tuple[list[str], list[list[str]], list[set[int]]]:
     """Header, cells and, per row, the column indices holding that column's best value."""
     head = ["generator", "tokenizer", "emb. model", "setting [config]", "seeds", *(header(m) for m in METRICS),
-            "≈ best", "params", "train", "users/s", "device"]
+            "≈ best", "params", "train", "users/s", "device", "source"]
     best = {m: max(r.mean(m) for r in board.rows) for m in METRICS}
     cells, marks = [], []
     for r, verdict in zip(board.rows, board.verdicts):
         cells.append([
             r.generator, r.tokenizer or "-", r.embedding_model or "-", f"{r.setting()} [{r.config_fingerprint[:8]}]", r.seeds_label(),
             *(fmt_metric(r, m) for m in METRICS), fmt_verdict(verdict),
-            f"{r.params():,}", fmt_seconds(r.train_seconds()), f"{r.users_per_s():,.0f}", r.device(),
+            f"{r.params():,}", fmt_seconds(r.train_seconds()), f"{r.users_per_s():,.0f}", r.device(), r.provenance(),
         ])
         marks.append({METRIC_COLUMNS[i] for i, m in enumerate(METRICS) if np.isclose(r.mean(m), best[m])})
     return head, cells, marks
@@ -356,17 +369,17 @@ def to_csv(boards_: list[Board]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["dataset", "generator", "tokenizer", "embedding_model", "config_fingerprint", "seeds",
                      *METRICS, *(f"{m}_std" for m in METRICS), "params", "train_seconds", "users_per_s", "device",
-                     "vs_best", "p_vs_best", "kind", "source"])
+                     "vs_best", "p_vs_best", "kind", "source", "provenance"])
     for board in boards_:
         for r, v in zip(board.rows, board.verdicts):
             writer.writerow([board.dataset, r.generator, r.tokenizer or "", r.embedding_model or "", r.config_fingerprint, r.seeds,
                              *(f"{r.mean(m):.6f}" for m in METRICS), *(f"{r.std(m):.6f}" for m in METRICS),
                              r.params(), f"{r.train_seconds():.3f}", f"{r.users_per_s():.1f}", r.device(),
-                             v.status, "" if v.p is None else f"{v.p:.6g}", "measured", ""])
+                             v.status, "" if v.p is None else f"{v.p:.6g}", "measured", "", r.provenance()])
         for ref in board.references:
             writer.writerow([board.dataset, ref.model, "", "", "", "",
                              *(f"{ref.metrics[m]:.4f}" if m in ref.metrics else "" for m in METRICS), *([""] * len(METRICS)),
-                             "", "", "", "", "", "", "published", ref.source])
+                             "", "", "", "", "", "", "published", ref.source, ""])
     return buf.getvalue()
 
 
@@ -393,7 +406,7 @@ def to_json(boards_: list[Board]) -> str:
                        if r.has_id_level() else {}),
                     "vs_best": verdict_json(v),
                     "params": r.params(), "train_seconds": r.train_seconds(), "users_per_s": r.users_per_s(),
-                    "device": r.device(), "runs": [rec.run_id for rec in r.runs],
+                    "device": r.device(), "provenance": r.provenance(), "runs": [rec.run_id for rec in r.runs],
                 }
                 for r, v in zip(board.rows, board.verdicts)
             ],
@@ -494,5 +507,5 @@ def row_labels(rows: list[Row]) -> list[str]:
     """Generator (and tokenizer) with its setting where it is not the defaults; the config fingerprint
     too where two rows would still read the same."""
     settings = [r.setting() for r in rows]
-    names = [r.name() + (f" ({s})" if s != "defaults" else "") for r, s in zip(rows, settings)]
+    names = [r.name() + (f" ({s})" if s != "defaults" else "") + (" [submitted]" if r.submitted_by else "") for r, s in zip(rows, settings)]
     return [f"{n} [{r.config_fingerprint[:6]}]" if names.count(n) > 1 else n for n, r in zip(names, rows)]

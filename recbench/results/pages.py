@@ -80,28 +80,36 @@ def protocol_lines(board: Board) -> list[str]:
 
 
 BEYOND = (("coverage@10", "coverage@10", "{:.2%}"), ("novelty@10", "novelty@10", "{:.2f}"),
-          ("pop_rank@10", "popularity rank@10", "{:,.1f}"), ("ild@10", "ILD@10", "{:.3f}"), ("ms_per_user", "ms/user", "{:.2f}"))
+          ("pop_rank@10", "popularity rank@10", "{:,.1f}"), ("ild@10", "ILD@10", "{:.3f}"),
+          ("invalid_id@10", "invalid IDs@10", "{:.1%}"), ("ms_per_user", "ms/user", "{:.2f}"))
+BEYOND_NOTE = ("What the test top-10 lists hold (recbench/beyond.py): the share of the catalogue recommended to anyone, the mean "
+               "self-information of the recommended items, their mean popularity rank (1 = most interacted-with), intra-list "
+               "diversity on the default sentence model's item-text embeddings (– where they were not cached), for semantic-ID "
+               "generators the share of the first 10 IDs of unconstrained decoding at the test beam that are no item (on the "
+               "first 1,024 test users; – for models that only propose items), and test time per user; mean over seeds.")
+
+
+def beyond_rows(board: Board) -> tuple[list[str], list[list[str]]]:
+    """(head, cells) of the beyond-accuracy table (recbench.beyond): the rows whose records carry it,
+    seeds averaged; no cells where none does (records made before it was computed)."""
+    cells = []
+    for row, label in zip(board.rows, row_labels(board.rows)):
+        if not any(r.beyond for r in row.runs):
+            continue
+        cell = [label]
+        for key, _, fmt in BEYOND:
+            values = [r.beyond[key] for r in row.runs if r.beyond and r.beyond.get(key) is not None]
+            cell.append(fmt.format(sum(values) / len(values)) if values else "–")
+        cells.append(cell)
+    return ["row", *(name for _, name, _ in BEYOND)], cells
 
 
 def beyond_lines(board: Board) -> list[str]:
-    """The beyond-accuracy table (recbench.beyond) of the rows whose records carry it, seeds averaged;
-    nothing where none does (records made before it was computed)."""
-    rows = [(row, label) for row, label in zip(board.rows, row_labels(board.rows)) if any(r.beyond for r in row.runs)]
-    if not rows:
+    """The beyond-accuracy section of a dataset page; nothing where no row carries the metrics."""
+    head, cells = beyond_rows(board)
+    if not cells:
         return []
-    cells = []
-    for row, label in rows:
-        cell = [label]
-        for key, _, fmt in BEYOND:
-            values = [r.beyond[key] for r in row.runs if r.beyond and key in r.beyond]
-            cell.append(fmt.format(sum(values) / len(values)) if values else "–")
-        cells.append(cell)
-    return ["", "## Beyond accuracy", "",
-            "What the test top-10 lists hold (recbench/beyond.py): the share of the catalogue recommended to anyone, the mean "
-            "self-information of the recommended items, their mean popularity rank (1 = most interacted-with), intra-list "
-            "diversity on the default sentence model's item-text embeddings (– where they were not cached), and test time "
-            "per user; mean over seeds.", "",
-            *md_table(["row", *(name for _, name, _ in BEYOND)], cells)]
+    return ["", "## Beyond accuracy", "", BEYOND_NOTE, "", *md_table(head, cells)]
 
 
 def dataset_page(board: Board, folders: list[Path], out: Path, with_references: bool) -> str:

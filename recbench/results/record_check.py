@@ -58,33 +58,43 @@ def data_fingerprint(dataset: str, config: dict, registry) -> str:
     return compute_fingerprint(entry.obj.name, prepare_params(entry.obj, cfg), files)
 
 
+def check_file(path: Path, fingerprints: dict, registry, require_data: bool = False) -> tuple[list[str], dict[str, str]]:
+    """(what is wrong with the record file `path`, dataset -> why its fingerprint could not be checked).
+    `fingerprints` caches the data fingerprints computed so far, across files."""
+    try:
+        record = records.load(path)
+    except RecbenchError as exc:
+        return [str(exc)], {}
+    problems, unchecked = [], {}
+    if path.stem != record.run_id:
+        problems.append(f"its file name should be its run id, '{record.run_id}.json'")
+    ds = record.dataset.name
+    key = (ds, repr(sorted((record.config.get("dataset") or {}).items())))
+    if key not in fingerprints:
+        try:
+            fingerprints[key] = data_fingerprint(ds, record.config.get("dataset") or {}, registry)
+        except RecbenchError as exc:
+            fingerprints[key] = None
+            unchecked[ds] = str(exc).splitlines()[0]
+    expected = fingerprints[key]
+    if expected is None:
+        if require_data:
+            problems.append(f"the raw files of {ds} are not here to check its dataset fingerprint")
+    elif record.dataset.fingerprint != expected:
+        problems.append(f"its dataset fingerprint {record.dataset.fingerprint} is not that of {ds}'s data here "
+                        f"({expected}): the record was made on other or edited data")
+    return problems, unchecked
+
+
 def check(folders: list[Path], require_data: bool = False, log=lambda s: None) -> Report:
     from ..registry import registry
 
-    report, fingerprints = Report(), {}
+    report, fingerprints, reg = Report(), {}, registry()
     for path in record_files(folders):
         report.checked += 1
-        try:
-            record = records.load(path)
-        except RecbenchError as exc:
-            report.failures.append((path, str(exc)))
-            continue
-        if path.stem != record.run_id:
-            report.failures.append((path, f"its file name should be its run id, '{record.run_id}.json'"))
-        ds = record.dataset.name
-        key = (ds, repr(sorted((record.config.get("dataset") or {}).items())))
-        if key not in fingerprints:
-            try:
-                fingerprints[key] = data_fingerprint(ds, record.config.get("dataset") or {}, registry())
-            except RecbenchError as exc:
-                fingerprints[key] = None
-                report.unchecked_data.setdefault(ds, str(exc).splitlines()[0])
-        expected = fingerprints[key]
-        if expected is None:
-            if require_data:
-                report.failures.append((path, f"the raw files of {ds} are not here to check its dataset fingerprint"))
-        elif record.dataset.fingerprint != expected:
-            report.failures.append((path, f"its dataset fingerprint {record.dataset.fingerprint} is not that of {ds}'s data here "
-                                          f"({expected}): the record was made on other or edited data"))
+        problems, unchecked = check_file(path, fingerprints, reg, require_data)
+        report.failures += [(path, why) for why in problems]
+        for ds, why in unchecked.items():
+            report.unchecked_data.setdefault(ds, why)
     log(f"{report.checked} records checked, {len(report.failures)} refused")
     return report

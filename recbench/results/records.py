@@ -153,6 +153,7 @@ def check(record: dict[str, Any]) -> None:
     if len(users) != len(ranks):
         raise ValueError(f"its per-user blobs disagree ({len(users)} users, {len(ranks)} ranks)")
     check_metrics(record["metrics"], ranks, "")
+    check_provenance(record.get("provenance"))
     id_level = record.get("id_level")
     if isinstance(id_level, dict) and isinstance(id_level.get("metrics"), dict) and isinstance(id_level.get("test_rank"), str):
         try:
@@ -160,6 +161,18 @@ def check(record: dict[str, Any]) -> None:
         except Exception as exc:  # noqa: BLE001 - as above
             raise ValueError(f"its ID-level per-user ranks are corrupt ({type(exc).__name__}: {exc})") from None
         check_metrics(id_level["metrics"], id_ranks, "ID-level ")
+
+
+def check_provenance(provenance: Any) -> None:
+    """A known kind, and what that kind must say: whom a reproduction matched, who submitted a record."""
+    if provenance is None:
+        return
+    if not isinstance(provenance, dict) or provenance.get("kind") not in PROVENANCE:
+        kind = provenance.get("kind") if isinstance(provenance, dict) else provenance
+        raise ValueError(f"its provenance kind is {kind!r}; expected one of {', '.join(PROVENANCE)}")
+    needs = {"reproduced": "reproduces", "submitted": "submitted_by"}.get(provenance["kind"])
+    if needs and not (isinstance(provenance.get(needs), str) and provenance[needs].strip()):
+        raise ValueError(f"its provenance is {provenance['kind']!r} but 'provenance.{needs}' is missing")
 
 
 def check_metrics(metrics: dict[str, Any], ranks: np.ndarray, level: str) -> None:
@@ -232,10 +245,16 @@ class Tokenizer(Plugin):
 class Dataset(Plugin):
     """The dataset plugin and the prepared data the run saw."""
 
+    OMIT_NONE = ("files", "report")
+
     fingerprint: str  # of the prepared data: equal fingerprints, equal splits
     users: int | None = None  # counts of the prepared data
     items: int | None = None
     interactions: int | None = None
+    # a local dataset's (recbench.data.generic): the files read ({path, bytes, sha256}) and what preparing
+    # them counted (repeated pairs, items without text, what the k-core dropped); absent for plugins' datasets
+    files: list[dict[str, Any]] | None = None
+    report: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)
@@ -354,15 +373,37 @@ class Checkpoints(Part):
     log: str  # log.jsonl: one line per epoch
 
 
+PROVENANCE = ("produced", "reproduced", "submitted")
+
+
+@dataclass(kw_only=True)
+class Provenance(Part):
+    """Where a record comes from, so that a reader knows what stands behind a row: "produced" by
+    `recbench run` (the default; every record before this field was), "reproduced" (`recbench
+    reproduce` re-ran an earlier record's config and matched its metrics within `tolerance`), or
+    "submitted" (a third party's record file, added with `recbench records submit`: checked for
+    consistency here, but not re-run)."""
+
+    OMIT_NONE = ("reproduces", "max_difference", "tolerance", "submitted_by", "source", "submitted")
+
+    kind: str  # one of PROVENANCE
+    reproduces: str | None = None  # reproduced: the run id of the record it matched
+    max_difference: float | None = None  # reproduced: the largest metric difference to that record
+    tolerance: float | None = None  # reproduced: the tolerance it was within
+    submitted_by: str | None = None  # submitted: who submitted it (a name or handle)
+    source: str | None = None  # submitted: where it comes from (a pull request, a paper, a URL)
+    submitted: str | None = None  # submitted: when (UTC, ISO 8601)
+
+
 @dataclass(kw_only=True)
 class Record(Part):
     """One run's result record. Fields in the order of the JSON; see the module docstring."""
 
     NESTED = {"generator": Plugin, "tokenizer": Tokenizer, "dataset": Dataset, "metrics": Metrics, "per_user": PerUser,
               "train": Train, "eval": Eval, "semantic_ids": SemanticIds, "id_level": IdLevel, "run_control": RunControl,
-              "device": Device, "tune": Tune, "checkpoints": Checkpoints}
+              "device": Device, "tune": Tune, "checkpoints": Checkpoints, "provenance": Provenance}
     OMIT_NONE = ("created", "protocol", "setting", "config_origins", "run_control", "per_user", "semantic_ids", "id_level",
-                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints", "trackers", "beyond")
+                 "notes", "params", "peak_memory_mb", "environment", "tune", "checkpoints", "trackers", "beyond", "provenance")
 
     schema_version: int = SCHEMA_VERSION  # always the current one: `from_dict` upgrades older ones
     run_id: str  # DATASET__GENERATOR__sSEED__UTC-TIME, the file's name
@@ -394,6 +435,7 @@ class Record(Part):
     tune: Tune | None = None  # the re-run of a tuning study's best trial
     checkpoints: Checkpoints | None = None  # runs that trained
     trackers: dict[str, dict[str, str]] | None = None  # tracker name -> where it keeps the run's curves (uri, run_id)
+    provenance: Provenance | None = None  # produced here, reproduced here or submitted (upgrade: "produced" where absent)
     path: Path | None = field(default=None, compare=False, metadata={"json": False})  # the file it was loaded from
 
     @classmethod

@@ -19,7 +19,7 @@ from ..atomic import write_error, write_text
 from ..errors import UsageError
 from . import references, site_data
 from .leaderboard import COLUMNS_NOTE, RANKED_BY, SIGNIFICANCE_NOTE, Board, header, id_level_note
-from .pages import protocol_lines
+from .pages import BEYOND_NOTE, protocol_lines
 
 MARKER = ".recbench-site"
 ASSETS = Path(__file__).with_name("site_assets")
@@ -89,7 +89,8 @@ def build(boards_: list[Board], folders: list[Path], out: Path, command: str, fo
         write_text(page, env.get_template("dataset.html").render(
             root="../", charts=True, data=data, dataset=board.dataset, protocol=[line[2:] for line in protocol_lines(board)],
             table=table, has_references=bool(board.references), id_table=site_data.id_level_table(board),
-            id_level_note=id_level_note(board), columns_note=COLUMNS_NOTE, reference_notes=references.NOTES, **common))
+            id_level_note=id_level_note(board), columns_note=COLUMNS_NOTE, reference_notes=references.NOTES,
+            beyond=site_data.beyond_table(board), beyond_note=BEYOND_NOTE, **common))
         written.append(page)
         for index in range(len(board.rows)):
             row = site_data.row_page(board, index)

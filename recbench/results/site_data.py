@@ -29,11 +29,11 @@ from .leaderboard import (
     row_labels,
     table_rows,
 )
-from .pages import hardware, software, tune_lines
+from .pages import BEYOND, beyond_rows, hardware, software, tune_lines
 from .records import Record
 
-FILTERS = ("generator", "tokenizer", "emb. model", "setting [config]", "device", "seeds")  # columns a reader filters by
-TEXT_COLUMNS = {0, 1, 2, 3, 4}  # sorted as text; the others by the number each cell starts with
+FILTERS = ("generator", "tokenizer", "emb. model", "setting [config]", "device", "seeds", "source")  # columns a reader filters by
+TEXT = ("generator", "tokenizer", "emb. model", "setting [config]", "seeds", "device", "source")  # sorted as text; the others by their first number
 
 
 def slug(text: str) -> str:
@@ -43,13 +43,14 @@ def slug(text: str) -> str:
 
 def row_file(row: Row) -> str:
     """The row page's file name, stable while the row's key is: its rank moves as records arrive, its key does not."""
-    return slug(f"{row.name()}-{row.embedding_model or 'none'}-{row.config_fingerprint[:12]}") + ".html"
+    submitted = f"-submitted-{row.submitted_by}" if row.submitted_by else ""  # a submitted row beside the same config run here
+    return slug(f"{row.name()}-{row.embedding_model or 'none'}-{row.config_fingerprint[:12]}{submitted}") + ".html"
 
 
-def sort_key(cell: str, column: int) -> str | float:
+def sort_key(cell: str, column: str) -> str | float:
     """What a column sorts by: text columns their text, the others the first number in the cell
     ("0.0412 ± 0.0010" -> 0.0412, "1.2 min" -> 72 seconds, "yes (p=0.210)" by its verdict)."""
-    if column in TEXT_COLUMNS:
+    if column in TEXT:
         return cell.lower()
     if cell.startswith(("best", "yes", "no", "n/a")):
         return {"best": 3, "yes": 2, "no": 1}.get(cell.split()[0], 0)
@@ -81,13 +82,13 @@ def dataset_table(board: Board) -> dict[str, Any]:
     rows = []
     for row, row_cells, row_marks in zip(board.rows, cells, marks):
         rows.append({"cells": row_cells, "bold": sorted(row_marks), "href": row_file(row), "reference": False,
-                     "sort": [sort_key(c, i) for i, c in enumerate(row_cells)]})
+                     "sort": [sort_key(c, h) for h, c in zip(head, row_cells)]})
     for ref in board.references:
         if ref.protocol != "item" or not any(m in ref.metrics for m in METRICS):
             continue
         ref_cells = reference_cells(head, ref)
         rows.append({"cells": ref_cells, "bold": [], "href": None, "reference": True,
-                     "sort": [sort_key(c, i) if c != "-" else -1 for i, c in enumerate(ref_cells)]})
+                     "sort": [sort_key(c, h) if c != "-" else -1 for h, c in zip(head, ref_cells)]})
     filters = [(name, head.index(name), sorted({r[head.index(name)] for r in cells})) for name in FILTERS]
     return {"head": head, "rows": rows, "filters": filters}
 
@@ -100,6 +101,22 @@ def id_level_table(board: Board) -> dict[str, Any] | None:
         return None
     published = published_level_rows(board)
     return {"head": head, "rows": [{"cells": c, "reference": False} for c in cells] + [{"cells": c, "reference": True} for c in published]}
+
+
+def beyond_table(board: Board) -> dict[str, Any] | None:
+    """The beyond-accuracy table of the dataset page (pages.beyond_rows), or None where no row has the metrics."""
+    head, cells = beyond_rows(board)
+    return {"head": head, "rows": cells} if cells else None
+
+
+def beyond_values(row: Row) -> list[tuple[str, str]] | None:
+    """(name, value) of each beyond-accuracy metric of a row, seeds averaged; None where its records have none."""
+    values = []
+    for key, name, fmt in BEYOND:
+        found = [r.beyond[key] for r in row.runs if r.beyond and r.beyond.get(key) is not None]
+        if found:
+            values.append((name, fmt.format(sum(found) / len(found))))
+    return values or None
 
 
 def dataset_charts(board: Board) -> dict[str, Any]:
@@ -222,6 +239,17 @@ def paired_test(board: Board, index: int) -> dict[str, Any]:
     return out
 
 
+def provenance_text(rec: Record) -> str:
+    """A record's provenance in words (records.Provenance)."""
+    p = rec.provenance
+    if p is None or p.kind == "produced":
+        return "run here"
+    if p.kind == "reproduced":
+        return f"reproduced here: matches {p.reproduces} within {p.tolerance:g} (largest difference {p.max_difference:.2e})"
+    return f"submitted by {p.submitted_by}" + (f" ({p.source})" if p.source else "") + (f", {p.submitted}" if p.submitted else "") + \
+        "; checked, not re-run here"
+
+
 def runs(row: Row) -> list[dict[str, Any]]:
     """Every record of the row, with its command, hardware and the command that reproduces it."""
     out = []
@@ -230,7 +258,7 @@ def runs(row: Row) -> list[dict[str, Any]]:
         out.append({"run_id": rec.run_id, "seed": rec.seed, "counted": rec not in row.repeats, "command": rec.command,
                     "hardware": hardware(rec), "software": software(rec), "reproduce": f"recbench reproduce {path}",
                     "test": f"{rec.metrics.test[RANKED_BY]:.4f}", "train": fmt_seconds(rec.train.seconds),
-                    "stopped": rec.train.stopped or "", "epochs": rec.train.epochs})
+                    "stopped": rec.train.stopped or "", "epochs": rec.train.epochs, "provenance": provenance_text(rec)})
     return out
 
 
@@ -246,6 +274,7 @@ def row_page(board: Board, index: int) -> dict[str, Any]:
         "config": config_rows(rec, plugin_defaults(rec)), "tune": " ".join(tune_lines(rec)).strip(), "notes": notes,
         "runs": runs(row), "curves": curves(row), "ranks": rank_histogram(row), "paired": paired_test(board, index),
         "id_level": {header(m): f"{row.id_level(m)[0]:.4f}" for m in ID_LEVEL_METRICS} if row.has_id_level() else None,
+        "beyond": beyond_values(row), "provenance": row.provenance(),
     }
 
 

@@ -2,15 +2,21 @@
 
 `upgrade` brings a record of any known schema version to the current one: run control that
 schema 1 and 2 kept in the generator's config moves out, a record without a setting label gets
-the one its command implies, the config gains the settings added since the run (`fill_absent`),
+the one its command implies, a record without a provenance was produced by `recbench run`, the config gains the settings added since the run (`fill_absent`),
 and the config fingerprint is computed anew from the upgraded config. The fingerprint functions
 live here because the upgrade defines them: equal fingerprints, equal configs, one leaderboard
 row. `fingerprint_before_full_config` is the earlier scheme, kept only so that run folders,
-checkpoints and tuning studies started under it can still be continued (`same_config`).
+checkpoints and tuning studies started under it can still be continued (`same_config`), and
+`checkpoint_setting` finds the setting label of a checkpoint from before checkpoints carried one.
+
+Fields added without a new schema version, absent from earlier records and read as None:
+`dataset.files` and `dataset.report` (a local dataset's files with their checksums, and its
+preparation counts; recbench.data.generic).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,8 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
         record = upgrade_2_to_3(record)
     if not isinstance(record.get("setting"), str) and isinstance(record.get("command"), str):  # before schema 3
         record = {**record, "setting": setting_of_command(record["command"])}
+    if "provenance" not in record:  # before provenance was recorded, every record was made by `recbench run`
+        record = {**record, "provenance": {"kind": "produced"}}
     return refingerprint(fill_absent(record))
 
 
@@ -132,7 +140,19 @@ def setting_of_command(command: str) -> str:
 # when it is added to a generator's config, with the value that keeps earlier runs' behaviour.
 WHEN_ABSENT = {"cpu_amp": False, "bucket_pool": 0, "warmup_ratio": 0.0, "guided_conf_metric": "msp",
                "guided_refresh_each_step": False, "guided_steps": 0, "loss": "sampled", "time_bias": True,
-               "fp32_logits": False, "train_windows": False, "optimizer": "adamw"}
+               "fp32_logits": False, "train_windows": False, "optimizer": "adamw", "compile": False}
+
+
+# Settings of how a run computes rather than what, added after fingerprints hashed the whole config:
+# hashed only when set away from this value, so that adding one leaves every earlier fingerprint (of
+# records, run folders, checkpoints and studies) as it was, and a run with it set gets a row of its own.
+HASHED_WHEN_SET = {"compile": False}
+
+
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (section -> values) without the HASHED_WHEN_SET settings that are at their value."""
+    return {section: {k: v for k, v in values.items() if not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
+            if isinstance(values, dict) else values for section, values in config.items()}
 
 
 def fill_absent(record: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +195,7 @@ def config_fingerprint(config: dict[str, Any], tokenizer: str | None = None) -> 
 
     if isinstance(config.get(SECTION), dict):  # files a run read instead of computing them: their checksums, not their paths
         config = {**config, SECTION: fingerprinted(config[SECTION])}
-    return fingerprint({**config, **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
+    return fingerprint({**hashed_config(config), **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
 
 
 def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None = None) -> str:
@@ -187,7 +207,7 @@ def fingerprint_before_full_config(config: dict[str, Any], tokenizer: str | None
     from ..config import fingerprint
 
     hashed = {section: {k: v for k, v in values.items() if not (k in WHEN_ABSENT and v == WHEN_ABSENT[k])}
-              for section, values in config.items()}
+              for section, values in hashed_config(config).items()}
     generator = hashed.get("generator")
     if generator is not None and "guided_select" in generator and generator.get("masking_strategy", "guided") != "guided":
         generator["guided_select"] = "most"
@@ -213,3 +233,17 @@ def refingerprint(record: dict[str, Any]) -> dict[str, Any]:
     tokenizer = record.get("tokenizer")
     name = tokenizer.get("name") if isinstance(tokenizer, dict) else None
     return {**record, "config_fingerprint": config_fingerprint(config, name)}
+
+
+def checkpoint_setting(path: Path) -> str | None:
+    """The setting label of the record that the run folder holding checkpoint `path` wrote, for a
+    checkpoint from before checkpoints carried their label (its run.json names the record); None
+    where there is no such folder, record or label, or the record is of another config."""
+    try:
+        meta = json.loads((path.parent / "run.json").read_text())
+        record = json.loads(Path(meta["record"]).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(record, dict) or record.get("config_fingerprint") != meta.get("config_fingerprint"):
+        return None
+    return record["setting"] if isinstance(record.get("setting"), str) else None

@@ -16,6 +16,7 @@ trials stay recorded as FAIL and are queued again with the same parameters (up t
 
 The modules, in the order a study uses them:
 
+- `devices`: the device of each worker (`--devices`), checked against the visible ones
 - `space`: search spaces, checked against the run's config fields; Optuna suggestions; trial 0's values
 - `plan`: the options, the resolved plan every worker shares, the study's identity and name
 - `storage`: storage URLs, opening a storage, creating, continuing or loading a study
@@ -24,6 +25,9 @@ The modules, in the order a study uses them:
 - `show`: a study's trials as rows, and its plots
 """
 
+from .devices import assign as assign_devices
+from .devices import parse as parse_devices
+from .devices import visible as visible_devices
 from .plan import PRUNERS, SAMPLERS, Plan, TuneOptions, base_spec, check_options, identity, make_plan, study_name
 from .show import trial_rows, write_plots
 from .space import SPACE_KEYS, SPACE_TYPES, Param, contains, default_values, describe, load_space, parse_space, space_fields, space_ranges, suggest
@@ -36,5 +40,5 @@ __all__ = [
     "base_spec", "check_options", "check_storage_url", "contains", "counts", "default_storage", "default_values", "describe",
     "evaluate_best", "finished", "fmt_params", "identity", "load_space", "load_study", "make_plan", "open_storage", "open_study",
     "parse_space", "recover", "requeue", "run_study", "space_fields", "space_ranges", "start", "study_name", "suggest", "trial_rows", "work",
-    "write_plots",
+    "write_plots", "assign_devices", "parse_devices", "visible_devices",
 ]

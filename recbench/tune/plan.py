@@ -27,6 +27,7 @@ class TuneOptions:
     storage: str | None = None  # Optuna storage URL or journal:PATH (None: sqlite:///RECBENCH_HOME/tune/studies.db)
     study_name: str | None = None  # None: GENERATOR__DATASET[__HASH], see study_name()
     jobs: int = 1  # worker processes sharing the study
+    devices: list[str] | None = None  # worker i trains on devices[i mod len] (recbench.tune.devices); None: every worker on run.device
     sampler: str = "tpe"  # tpe or random
     pruner: str = "median"  # median or none
     space_file: str | None = None  # a YAML/TOML/JSON search space replacing the generator's declared one

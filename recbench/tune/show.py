@@ -28,6 +28,10 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             notes.append(str(t.user_attrs.get("error", "killed or interrupted")).splitlines()[0][:120])
         if "epochs" in t.user_attrs:
             notes.append(f"{t.user_attrs['epochs']} epochs, best {t.user_attrs.get('best_epoch')}")
+        if "device" in t.user_attrs and "device_name" in t.user_attrs:
+            notes.append(f"on {t.user_attrs['device']} ({t.user_attrs['device_name']})")
+        elif "device" in t.user_attrs:
+            notes.append(f"on {t.user_attrs['device']}")
         rows.append({"number": t.number, "value": t.value, "state": t.state.name, "params": dict(t.params),
                      "seconds": t.duration.total_seconds() if t.duration else None, "notes": "; ".join(notes)})
     return rows

@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -21,6 +21,7 @@ from .. import paths, runner
 from ..errors import RunError, UsageError
 from ..results import records
 from ..train import metric_value, parse_metric
+from .devices import assign
 from .plan import Plan, TuneOptions, base_spec, make_plan
 from .space import describe, suggest
 from .storage import open_storage, open_study
@@ -47,6 +48,7 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
     run's folder is kept in the trial's `run_dir` attribute and marked abandoned if the trial is
     pruned or fails. `progress` False: the run shows no progress displays."""
     trial.set_user_attr("worker", worker_id())
+    trial.set_user_attr("device", options.run.device)  # the worker's (recbench.tune.devices); the machine's name once it ran
     if not claim(trial, plan.target):
         trial.set_user_attr("surplus", True)
         raise Surplus(f"trial {trial.number}: the study already has its {plan.target} trials")
@@ -63,7 +65,8 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
         trial.set_user_attr("run_dir", str(folder))
 
     try:
-        record = runner.validate(base_spec(options, params), on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
+        spec = replace(base_spec(options, params), group=plan.study, trial=trial.number)  # a tracker groups trials by study
+        record = runner.validate(spec, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress)
     except optuna.TrialPruned as exc:
         abandon(trial.user_attrs.get("run_dir"), "pruned")
         log(f"trial {trial.number} {fmt_params(params)}: {exc} after {time.perf_counter() - start:.0f} s")
@@ -80,6 +83,7 @@ def objective(trial: optuna.Trial, plan: Plan, options: TuneOptions, log: Callab
     value = metric_value(record.metrics.valid, terms)
     train = record.train
     trial.set_user_attr("valid", record.metrics.valid)
+    trial.set_user_attr("device_name", record.device.name)
     if train.epochs is not None:  # a model that trains
         trial.set_user_attr("epochs", train.epochs)
         trial.set_user_attr("best_epoch", train.best_epoch)
@@ -100,6 +104,8 @@ def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = pri
     quiet_surplus()
     plan = plan or make_plan(options)
     study = study or open_study(plan, open_storage(plan.storage, options))
+    if options.devices:  # this worker's own device, round robin over --devices
+        options = replace(options, run=replace(options.run, device=assign(options.devices, options.jobs)[worker]))
     if finished(study) >= plan.target:
         return
     study.sampler = make_sampler(options, worker, len(study.trials))
@@ -107,7 +113,7 @@ def work(options: TuneOptions, worker: int = 0, log: Callable[[str], None] = pri
     after = AfterTrial(options.max_retries, options.max_consecutive_failures)
     # stop once finished + running trials reach the target: a running trial that fails is re-run by its own worker
     enough = optuna.study.MaxTrialsCallback(plan.target, states=(*FINISHED, TrialState.RUNNING))
-    prefix = f"[worker {worker}] " if options.jobs > 1 else ""
+    prefix = f"[worker {worker}{' on ' + options.run.device if options.devices else ''}] " if options.jobs > 1 else ""
     try:
         study.optimize(lambda trial: objective(trial, plan, options, lambda s: log(prefix + s), progress), timeout=options.timeout,
                        catch=(TrialFailed,), callbacks=[after, enough], gc_after_trial=True)
@@ -177,8 +183,10 @@ def spawned_worker(options: TuneOptions, worker: int, parent: int | None = None,
         sys.exit(130)
 
 
-def run_workers(options: TuneOptions, jobs: int, plan: Plan | None = None) -> None:
-    """Run `jobs` worker processes (spawned) on the study of `plan` and wait for them."""
+def run_workers(options: TuneOptions, jobs: int, plan: Plan | None = None, log: Callable[[str], None] = print) -> None:
+    """Run `jobs` worker processes (spawned) on the study of `plan` and wait for them. A worker that
+    ends with an error (e.g. its GPU failed: its trials are recorded as failed and queued again) is
+    reported and the others' work stands; a RunError only when every worker failed."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -193,8 +201,10 @@ def run_workers(options: TuneOptions, jobs: int, plan: Plan | None = None) -> No
             p.join(timeout=30)
         raise
     failed = [f"worker {i}: exit code {p.exitcode}" for i, p in enumerate(procs) if p.exitcode != 0]
-    if failed:
+    if failed and len(failed) == len(procs):
         raise RunError(f"Tuning workers failed ({'; '.join(failed)}); see their messages above.")
+    if failed:
+        log(f"a worker ended with an error ({'; '.join(failed)}); the other workers' trials stand and the study goes on")
 
 
 @dataclass
@@ -244,7 +254,7 @@ def run_study(options: TuneOptions, log: Callable[[str], None] = print, show_con
             if options.jobs == 1:
                 work(options, 0, log, plan, study)
             else:
-                run_workers(options, min(options.jobs, left), plan)
+                run_workers(options, min(options.jobs, left), plan, log)
         again = recover(study, storage, options.max_retries)  # trials of workers that died meanwhile: failed, queued again
         running = running_here(study)
         if running:  # e.g. the workers of another `recbench tune` of this study: their trials end first
@@ -310,7 +320,7 @@ def evaluate_best(plan: Plan, options: TuneOptions, study: optuna.Study, best: o
     if existing is not None:
         log(f"trial {best.number} was already re-trained and tested: {existing}")
         return records.load(existing), existing, False
-    spec = base_spec(options, best.params)
+    spec = replace(base_spec(options, best.params), group=plan.study)
     spec.tune = records.tune_field(plan.study, plan.storage, best.number, plan.metric, best.value, best.params, trials)
     log(f"re-training trial {best.number}'s config and evaluating it on test")
     record, path = runner.run(spec, log=log, show_config=show_config)
