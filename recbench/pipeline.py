@@ -55,7 +55,7 @@ def semantic_ids_of(resolved, data: Prepared, split: Split, *, device: torch.dev
         dist.barrier()
     sids = semantic_ids.build(data, split, resolved.tokenizer, resolved.configs["tokenizer"], resolved.configs["embedding"],
                               log=log, progress=progress and dist.is_main(), rebuild=rebuild,
-                              device=None if device is None else str(device))
+                              device=None if device is None else str(device), imported=resolved.configs.get("imports"))
     if dist.is_main():
         dist.barrier()
     log(f"{resolved.tokenizer.name} semantic IDs: {sids.n_digit} digits x {sids.codebook_size} codes "

@@ -23,6 +23,8 @@ from .errors import UsageError, did_you_mean
 
 BUILTIN_PLUGINS = (
     "recbench_plugins.amazon",
+    "recbench_plugins.amazon2018",
+    "recbench_plugins.amazon2023",
     "recbench_plugins.movielens",
     "recbench_plugins.pop",
     "recbench_plugins.sasrec",

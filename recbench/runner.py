@@ -15,7 +15,7 @@ import torch
 
 from . import config as cfg
 from . import distributed as dist
-from . import eval_only, paths, pipeline, trackers
+from . import eval_only, imports, paths, pipeline, trackers
 from . import registry as plugins
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
@@ -92,7 +92,13 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: 
     elif spec.tokenizer is not None:
         raise UsageError(f"Generator '{gen.name}' ranks item ids and takes no tokenizer (--tokenizer {spec.tokenizer}).")
     origins: dict[tuple[str, str], str] = {}
-    configs = cfg.from_layers(sections(gen, ds, tok), layers(spec, gen, ds, tok, saved), origins)
+    run_layers = layers(spec, gen, ds, tok, saved)
+    if tok is None and imports.wanted(run_layers):
+        raise UsageError(f"Generator '{gen.name}' ranks item ids: --embeddings and --semantic_ids are for the semantic-ID "
+                         f"generators ({', '.join(n for n in registry.names('generator') if registry.get('generator', n).inputs == 'semantic_ids')}).")
+    configs = cfg.from_layers(sections(gen, ds, tok, imports.wanted(run_layers)), run_layers, origins)
+    if imports.SECTION in configs:  # the files' checksums, which the fingerprint hashes (a given one must match)
+        configs[imports.SECTION] = imports.with_checksums(configs[imports.SECTION])
     for where in [where for where, origin in origins.items() if origin == GENERATOR_DEFAULT and where[0] == "generator"]:
         del origins[where]  # the generator's own default is no setting of the run
     resolved = Resolved(gen, ds, configs, origins, tok, spec=spec)
@@ -103,11 +109,15 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: 
     return resolved
 
 
-def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None) -> dict[str, type]:
-    """Section -> config class of the run; a key such as n_digit is set in every section that has it."""
+def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, imported: bool = False) -> dict[str, type]:
+    """Section -> config class of the run; a key such as n_digit is set in every section that has it.
+    `imported`: a semantic-ID run that reads embeddings or IDs from files has their section too
+    (recbench.imports; a run without them has none, so its config is what it always was)."""
     out = {"generator": gen.obj.Config, "dataset": ds.obj.Config}
     if tok is not None:
         out.update(tokenizer=tok.obj.Config, embedding=EmbeddingConfig)
+        if imported:
+            out[imports.SECTION] = imports.ImportConfig
     return out
 
 
@@ -154,8 +164,9 @@ def resolve_checkpoint(spec: RunSpec, registry: plugins.Registry | None = None, 
         return replace(resolve(spec, registry, device=device), checkpoint=checkpoint)
     spec = eval_only.fill_spec(spec, saved, registry)
     resolved = resolve(spec, registry, device=device, saved=saved)
-    trained = cfg.from_layers(sections(resolved.generator, resolved.dataset, resolved.tokenizer),
-                             [(f"checkpoint {spec.checkpoint}", saved["flat_config"])])
+    trained_layers = [(f"checkpoint {spec.checkpoint}", saved["flat_config"])]
+    trained = cfg.from_layers(sections(resolved.generator, resolved.dataset, resolved.tokenizer, imports.wanted(trained_layers)),
+                              trained_layers)
     origins = dict(resolved.origins)
     evaluation = eval_only.check_configs(resolved.configs, trained, origins, spec.checkpoint)
     given = replace(spec, overrides={k: v for k, v in spec.overrides.items() if cfg.normalize_key(k) not in evaluation})

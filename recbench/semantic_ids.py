@@ -258,12 +258,13 @@ def tokenizer_configs(tokenizers: list, overrides: dict) -> tuple[EmbeddingConfi
     return configs["embedding"], {e.name: configs[f"tokenizer {e.name}"] for e in tokenizers}
 
 
-def cache_key(prepared: Prepared, train: np.ndarray, entry, config, embedding: EmbeddingConfig) -> str:
+def cache_key(prepared: Prepared, train: np.ndarray, entry, config, embedding: EmbeddingConfig, embeddings_sha256: str = "") -> str:
+    """What the IDs depend on; vectors from a file (`--embeddings`) stand in the model's place by their checksum."""
     key = {
         "version": SEMANTIC_IDS_VERSION,
         "fingerprint": prepared.fingerprint,
         "train": hashlib.sha256(np.packbits(train).tobytes()).hexdigest(),
-        "model": embeddings.model_identity(embedding.sent_emb_model),
+        "model": {"file": embeddings_sha256} if embeddings_sha256 else embeddings.model_identity(embedding.sent_emb_model),
         "template": embeddings.TEMPLATE,
         "reduction": {"sent_emb_pca": embedding.sent_emb_pca, "normalize_after_pca": embedding.normalize_after_pca},
         "tokenizer": [entry.name, entry.package, entry.version],
@@ -297,7 +298,8 @@ def load(path: Path, n_items: int, config, settings: dict, log: Log) -> Semantic
 
 
 def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embedding: EmbeddingConfig, *,
-          log: Log = lambda s: None, progress: bool = True, rebuild: bool = False, device: str | None = None) -> SemanticIDs:
+          log: Log = lambda s: None, progress: bool = True, rebuild: bool = False, device: str | None = None,
+          imported=None) -> SemanticIDs:
     """The unique semantic IDs of every item of `prepared`, from the cache or built now.
 
     train: the Split (its training parts) or an [N+1] mask/count of the items to fit on.
@@ -305,10 +307,17 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
     config: the tokenizer's Config; embedding: the EmbeddingConfig.
     rebuild: build the IDs anew even where cached (`--rebuild_ids`).
     device: where the item text is embedded (default: a GPU where there is one).
+    imported: the run's recbench.imports.ImportConfig, or None: IDs read from a file (`--semantic_ids`,
+    never cached: reading is quick), or vectors from a file (`--embeddings`) instead of the sentence model.
     """
     mask = train_mask(train, prepared.n_items)
-    path = paths.data_dir() / "semantic_ids" / prepared.name / f"{cache_key(prepared, mask, entry, config, embedding)}.npz"
     settings = {"tokenizer": asdict(config), "embedding": asdict(embedding)}
+    if imported is not None and imported.semantic_ids:
+        from . import id_files
+
+        return id_files.load(Path(imported.semantic_ids), prepared, entry, config, settings, log)
+    from_file = imported.embeddings_sha256 if imported is not None and imported.embeddings else ""
+    path = paths.data_dir() / "semantic_ids" / prepared.name / f"{cache_key(prepared, mask, entry, config, embedding, from_file)}.npz"
     if not rebuild:
         cached = load(path, prepared.n_items, config, settings, log)
         if cached is not None:
@@ -322,7 +331,13 @@ def build(prepared: Prepared, train: Split | np.ndarray, entry, config, embeddin
         entry.obj.check(config, embedding.sent_emb_pca, n_train)
     check_capacity(config, prepared.n_items)
     every = fit_checkpoint.interval() if entry.obj.resumable else None  # a bad RECBENCH_FIT_CHECKPOINT_SECONDS: before embedding
-    emb = embeddings.embed(prepared, embedding, log=log, progress=progress, device=device)
+    if from_file:
+        from .embedding_files import embeddings_of
+
+        emb = embeddings_of(Path(imported.embeddings), from_file, prepared, embedding)
+        log(f"embeddings of {prepared.n_items:,} items ({emb.dim}-dimensional) read from {emb.path}")
+    else:
+        emb = embeddings.embed(prepared, embedding, log=log, progress=progress, device=device)
     start = time.perf_counter()
     x = embeddings.reduce(emb.vectors, mask, embedding)[1:]
     pca_seconds = time.perf_counter() - start

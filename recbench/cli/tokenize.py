@@ -31,8 +31,11 @@ def tokenizer_names(values: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None, device: str | None = None) -> tuple[str, list[SemanticIDs]]:
-    """(dataset name, semantic IDs per tokenizer), built or loaded from the cache (`--rebuild_ids`: built)."""
+def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s: None, device: str | None = None,
+             embeddings: Path | None = None, export: Path | None = None) -> tuple[str, list[SemanticIDs]]:
+    """(dataset name, semantic IDs per tokenizer), built or loaded from the cache (`--rebuild_ids`: built);
+    `embeddings`: vectors from that file instead of the sentence model; `export`: the IDs written there."""
+    from .. import id_files, imports
     from ..data import Split
     from ..semantic_ids import build, tokenizer_configs
     from .datasets import load as load_dataset
@@ -40,11 +43,19 @@ def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s:
 
     registry = plugins.registry()
     entries = [registry.entry("tokenizer", name) for name in tokenizers]
+    if export is not None and len(entries) > 1:
+        raise UsageError(f"--export writes the IDs of one tokenizer; {len(entries)} are named ({', '.join(tokenizers)}).")
     rebuild = rebuild_ids(overrides)
     embedding, configs = tokenizer_configs(entries, overrides)
+    imported = imports.with_checksums(imports.ImportConfig(embeddings=str(embeddings))) if embeddings else None
     data = load_dataset(dataset)
     split = Split(data, 1)  # only its training items are used
-    return data.name, [build(data, split, e, configs[e.name], embedding, log=log, rebuild=rebuild, device=device) for e in entries]
+    results = [build(data, split, e, configs[e.name], embedding, log=log, rebuild=rebuild, device=device, imported=imported)
+               for e in entries]
+    if export is not None:
+        id_files.export(results[0], data, export)
+        log(f"semantic IDs of {data.n_items:,} items written to {export}")
+    return data.name, results
 
 
 ENERGY = ("energy reconstructed: how much digit k lowers the squared error of the reconstruction (digits 1..k-1 against "
@@ -127,6 +138,10 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (an object; a list for several tokenizers)."),
     plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of per-digit entropy and energy."),
     device: Optional[str] = typer.Option(None, "--device", help="Where to embed the item text: cpu, cuda or cuda:N (default: a GPU where there is one)."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help="Item embeddings from this file instead of the "
+                                              "sentence model (.npz, .npy, .parquet, .sent_emb; see docs/imports.md)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the semantic IDs (item id -> digits, with the "
+                                          "diagnostics) to this .json or .parquet file."),
 ) -> None:
     """Build or load semantic IDs and show per-digit diagnostics. Extra --key=value arguments set
     embedding (sent_emb_*, normalize_after_pca) and tokenizer (n_digit, codebook_size, seed) config
@@ -134,7 +149,8 @@ def command(
     names = tokenizer_names(tokenizer)
     if not names:
         raise UsageError("--tokenizer is empty; name one or more tokenizers (see `recbench plugins`).")
-    name, results = tokenize(dataset, names, cfg.parse_overrides(ctx.args), log=lambda s: err.print(s, highlight=False), device=device)
+    name, results = tokenize(dataset, names, cfg.parse_overrides(ctx.args), log=lambda s: err.print(s, highlight=False), device=device,
+                             embeddings=embeddings, export=export)
     if as_json:
         figures = [ids.summary() for ids in results]
         print(json.dumps(figures[0] if len(figures) == 1 else figures, indent=2))

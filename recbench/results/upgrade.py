@@ -191,7 +191,10 @@ def config_fingerprint(config: dict[str, Any], tokenizer: str | None = None) -> 
     name (pq and opq share a config: the name is part of what the run computes). One leaderboard
     row per fingerprint: equal fingerprints, equal configs."""
     from ..config import fingerprint
+    from ..imports import SECTION, fingerprinted
 
+    if isinstance(config.get(SECTION), dict):  # files a run read instead of computing them: their checksums, not their paths
+        config = {**config, SECTION: fingerprinted(config[SECTION])}
     return fingerprint({**hashed_config(config), **({"tokenizer_name": tokenizer} if tokenizer is not None else {})})
 
 
