@@ -19,8 +19,8 @@ from recbench import registry as plugins
 from recbench.cli.compare import find_record
 from recbench.errors import UsageError
 from recbench.metrics import summarize
+from recbench.results import formats, records, references, significance
 from recbench.results import leaderboard as lb
-from recbench.results import records, references, significance
 from recbench.runner import spec_from_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +253,7 @@ class Tables(HTMLParser):
 
 def test_html_csv_and_json_parse(board_records):
     boards = lb.boards(lb.collect([board_records]))
-    page = lb.to_html(boards)
+    page = formats.to_html(boards)
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "<script" not in page
     parser = Tables()
     parser.feed(page)
@@ -264,12 +264,12 @@ def test_html_csv_and_json_parse(board_records):
     assert [row[0][0] for row in ml[1:]] == ["better", "alike", "pop", "elsewhere"]
     assert all("best" not in cls for table in published for row in table["rows"] for _, cls in row)
 
-    rows = list(csv.DictReader(io.StringIO(lb.to_csv(boards))))
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv(boards))))
     assert {r["kind"] for r in rows} == {"measured", "published"}
     assert [r["generator"] for r in rows if r["dataset"] == "ml-100k"] == ["better", "alike", "pop", "elsewhere"]
     assert [r["vs_best"] for r in rows if r["dataset"] == "ml-100k"] == ["best", "tied", "worse", "n/a"]
 
-    data = json.loads(lb.to_json(boards))
+    data = json.loads(formats.to_json(boards))
     assert data["ml-100k"]["rows"][0]["runs"] == [f"ml-100k__better__s{s}__20260101T000000000" for s in range(3)]
     assert data["ml-100k"]["rows"][1]["vs_best"]["status"] == "tied" and data["ml-100k"]["references"] == []
     papers = {r["model"] for r in data["beauty"]["references"] if r["source"] != references.GENREC}

@@ -9,8 +9,8 @@ from rich.console import Console
 from .. import paths
 from ..atomic import write_error
 from ..errors import UsageError
+from ..results import formats, pages, plots
 from ..results import leaderboard as lb
-from ..results import pages, plots
 
 FORMATS = ("table", "markdown", "csv", "html", "json")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -88,10 +88,10 @@ def render(console, by_dataset, folders, dataset, fmt, output, no_references, pl
     if (plot is not None or write_markdown is not None) and output is None:
         return
     if fmt == "table":
-        for renderable in lb.rich_tables(boards):
+        for renderable in formats.rich_tables(boards):
             console.print(renderable)
         return
-    text = {"markdown": lb.markdown, "csv": lb.to_csv, "html": lb.to_html, "json": lb.to_json}[fmt](boards)
+    text = {"markdown": lb.markdown, "csv": formats.to_csv, "html": formats.to_html, "json": formats.to_json}[fmt](boards)
     if output:
         try:  # the file named, as named: a link the user made (or /dev/stdout) is written through
             output.write_text(text, encoding="utf-8")
