@@ -30,8 +30,8 @@ OFFLINE_EMBEDDING = "all-MiniLM-L6-v2"
 # the CPU mode's sizes (only the keys a generator's config has apply)
 TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "n_inner": 64, "encoder_n_layer": 1, "decoder_n_layer": 1, "batch_size": 32,
         "eval_batch_size": 64, "beam_size_val": 8, "beam_size_test": 8, "epochs": 1}
-# the synthetic dataset of the CPU mode without Beauty (120 items) is too small for 256 codes per digit or 256 PCA dimensions
-SMALL_CATALOGUE = {"codebook_size": 16, "sent_emb_pca": 32}
+# the synthetic dataset of the CPU mode without Beauty (120 items) is too small for 256 codes per digit, 256 PCA dimensions or a beam of 256
+SMALL_CATALOGUE = {"codebook_size": 16, "sent_emb_pca": 32, "beam_size_val": 32, "beam_size_test": 32}
 ASSUMED_TFLOPS = 100.0  # sustained training throughput assumed for estimates: about a tenth of an H100/H200's dense bf16 peak
 # dense bf16 peak TFLOP/s by a substring of torch.cuda.get_device_name (vendor data sheets, SXM where both exist)
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0}
@@ -47,7 +47,7 @@ def run_spec(name: str, device: str, tiny: bool = False, **overrides):
     the offline embedding model for semantic-ID generators, plus `overrides` (keys its configs lack are dropped)."""
     from recbench.runner import RunSpec, resolve
 
-    small = SMALL_CATALOGUE if tiny and DATASET != "beauty" else {}
+    small = SMALL_CATALOGUE if DATASET != "beauty" else {}
     settings = {**(TINY if tiny else {}), **small, "sent_emb_model": OFFLINE_EMBEDDING, **overrides}
     known = {f.name for config in resolve(RunSpec(name, DATASET, device="cpu")).configs.values() for f in dataclasses.fields(config)}
     return RunSpec(name, DATASET, device=device, overrides={k: str(v) for k, v in settings.items() if k in known})

@@ -26,14 +26,14 @@ from benchmarks.gpu_plan import DATASET, GENERATORS, run_spec
 LIMIT_MIB = 64
 
 
-def needed_files(names: list[str]) -> list[Path]:
-    """The cache files (under recbench.paths.data_dir()) that the planned runs of `names` read."""
+def needed_files(names: list[str], tiny: bool = False) -> list[Path]:
+    """The cache files (under recbench.paths.data_dir()) that the planned runs of `names` read (`tiny`: the CPU mode's runs)."""
     from recbench import paths, pipeline
     from recbench.runner import resolve
 
     found: list[Path] = []
     for name in names:
-        resolved = resolve(run_spec(name, "cpu"))
+        resolved = resolve(run_spec(name, "cpu", tiny=tiny))
         found += [Path(f) for f in raw_files(resolved.dataset.obj)]
         data, split = pipeline.data_of(resolved)
         found += sorted((paths.data_dir() / "prepared" / data.name / data.fingerprint).iterdir())
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", nargs="?", type=Path, default=Path(".gpu-data"), help="where the caches go (default: .gpu-data)")
     parser.add_argument("--generators", nargs="*", default=list(GENERATORS), help="the planned runs whose data is copied")
+    parser.add_argument("--tiny", action="store_true", help="the CPU mode's runs (the same IDs on Beauty; smaller ones on another dataset)")
     args = parser.parse_args(argv)
     from recbench import paths
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     target = args.dir.resolve()
     if target == source.resolve():
         parser.error(f"{target} is RECBENCH_DATA itself; name another folder")
-    files = needed_files(args.generators)
+    files = needed_files(args.generators, args.tiny)
     copied = copy(files, source, paths.mirror_dir(), target)
     size = folder_size(target)
     print(f"{len(files)} files ({copied / 2**20:.1f} MiB) of {DATASET} copied from {source} to {target}; "
