@@ -259,3 +259,20 @@ def test_a_folder_registered_under_its_own_name_is_that_dataset(cli, home, tmp_p
     write_interactions(other / "interactions.csv", interactions()), write_items(other / "items.jsonl")
     proc = cli("datasets", "stats", f"path:{other}", check=2)
     assert "the folder's name 'myshop' is already a local dataset of other files" in " ".join(proc.stderr.split())
+
+
+def test_records_check_checks_a_local_dataset_by_its_files_where_it_is_not_registered(cli, home, tmp_path):
+    inter, items = write_interactions(tmp_path / "inter.csv", interactions()), write_items(tmp_path / "items.jsonl")
+    cli("datasets", "add", "shop", "--interactions", str(inter), "--items", str(items), "--k-core", "0")
+    cli("run", "--plugin", "pop", "--dataset", "shop")
+    folder = home / "home" / "results"
+    assert "1 records checked: all pass." in cli("records", "check", str(folder)).stdout  # registered: by its fingerprint
+    cli("datasets", "remove", "shop")
+    out = cli("records", "check", str(folder)).stdout
+    assert "1 records checked: all pass." in out and "not checked" not in out  # not registered: by its files' sha256
+    inter.write_text(inter.read_text() + "u0,i1,99\n")
+    proc = cli("records", "check", str(folder), check=1)
+    assert f"its dataset file {inter} is not the one it was made from" in proc.stdout
+    inter.unlink()
+    out = cli("records", "check", str(folder)).stdout
+    assert f"shop: dataset fingerprint not checked: its file {inter} is not here to check" in out

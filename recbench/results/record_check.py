@@ -8,7 +8,9 @@ per-user ranks give (records.check). This adds what loading cannot know on its o
 - the dataset: the fingerprint a record names must be the one the raw files give here, under the
   record's dataset config (the same hash `recbench run` caches the prepared data under), so a
   record of edited or other data is found out. Where the raw files are not here the check says so
-  and, unless `require_data`, is not a failure: the other checks still stand;
+  and, unless `require_data`, is not a failure: the other checks still stand. A local dataset
+  (`recbench datasets add`) that is not registered here is checked by the files its record names,
+  against their sha256;
 - its name: a record file is named by its run id, as `recbench run` names it, so that two files
   never claim one run.
 
@@ -58,6 +60,21 @@ def data_fingerprint(dataset: str, config: dict, registry) -> str:
     return compute_fingerprint(entry.obj.name, prepare_params(entry.obj, cfg), files)
 
 
+def files_check(files: list) -> tuple[str | None, str | None]:
+    """A local dataset's record names the files it was read from with their sha256 (records.Dataset.files):
+    (what is wrong, None) where a file here differs, (None, None) where every file is here and equal, and
+    (None, why not checked) where one is not here."""
+    from ..data.prepare import file_digest
+
+    for f in files:
+        path = Path(str(f.get("path", "")))
+        if not path.is_file():
+            return None, f"its file {path} is not here to check"
+        if file_digest(path) != f.get("sha256"):
+            return f"its dataset file {path} is not the one it was made from (sha256 {f.get('sha256')}, here {file_digest(path)})", None
+    return None, None
+
+
 def check_file(path: Path, fingerprints: dict, registry, require_data: bool = False) -> tuple[list[str], dict[str, str]]:
     """(what is wrong with the record file `path`, dataset -> why its fingerprint could not be checked).
     `fingerprints` caches the data fingerprints computed so far, across files."""
@@ -77,6 +94,13 @@ def check_file(path: Path, fingerprints: dict, registry, require_data: bool = Fa
             fingerprints[key] = None
             unchecked[ds] = str(exc).splitlines()[0]
     expected = fingerprints[key]
+    if expected is None and record.dataset.files:  # a local dataset not registered here: checked by its own files
+        problem, why = files_check(record.dataset.files)
+        if problem:
+            return [*problems, problem], {}
+        if why is None:
+            return problems, {}
+        unchecked[ds] = why
     if expected is None:
         if require_data:
             problems.append(f"the raw files of {ds} are not here to check its dataset fingerprint")
