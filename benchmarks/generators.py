@@ -119,9 +119,9 @@ def measure(name: str, dataset: str, preset: str | None, device: str, steps: int
 
 
 def preset_names(name: str) -> set[str]:
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
 
-    return set(plugins.registry().entry("generator", name).obj.named_presets)
+    return set(plugin_registry.registry().entry("generator", name).obj.named_presets)
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
     from recbench.data import prepare
     from recbench.runner import device_name
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     print(f"machine: {device_name(torch.device('cpu'))}, {os.cpu_count()} cores")
     print(f"mirror: {os.environ.get('RECBENCH_DATA_MIRROR', '(unset)')}")
     print(f"{'dataset':<10} {'users':>8} {'items':>8} {'interactions':>13} {'prepare s':>10} {'load s':>8}")

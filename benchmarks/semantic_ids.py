@@ -89,10 +89,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from recbench import embeddings, semantic_ids
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
     from recbench.data import Split, prepare
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     entries = [registry.entry("tokenizer", name) for name in args.tokenizers]
     embedding, configs = semantic_ids.tokenizer_configs(entries, dict(kv.split("=", 1) for kv in args.set))
     ds = registry.get("dataset", args.dataset)

@@ -16,7 +16,7 @@ import torch
 from . import config as cfg
 from . import distributed as dist
 from . import eval_only, imports, paths, pipeline, trackers
-from . import registry as plugins
+from . import registry as plugin_registry
 from .atomic import write_text
 from .embeddings import EmbeddingConfig
 from .errors import RecbenchError, UsageError
@@ -53,18 +53,18 @@ class RunSpec:
 
 @dataclass
 class Resolved:
-    generator: plugins.Entry
-    dataset: plugins.Entry
+    generator: plugin_registry.Entry
+    dataset: plugin_registry.Entry
     configs: dict[str, Any]  # section -> config dataclass instance
     origins: dict[tuple[str, str], str]  # (section, key) -> layer that set it
-    tokenizer: plugins.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
+    tokenizer: plugin_registry.Entry | None = None  # semantic-ID generators: the tokenizer of their IDs
     cpu_amp_auto: str | None = None  # why cpu_amp=auto chose the value the generator config now holds
     spec: RunSpec | None = None  # the spec resolved, with the names and seed an --eval_only checkpoint supplied
     checkpoint: dict | None = None  # with eval_only: the checkpoint file's contents (read once by resolve_checkpoint, weights on the CPU)
     setting: str | None = None  # with eval_only: the checkpoint's setting label, and the evaluation settings that differ
 
 
-def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None,
+def resolve(spec: RunSpec, registry: plugin_registry.Registry | None = None, *, device: torch.device | None = None,
             saved: dict | None = None) -> Resolved:
     """The run's configs and where each value came from: the spec's layers over the generator's
     defaults and presets. Reads no checkpoint and changes neither argument, so that a caller (a
@@ -72,12 +72,12 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: 
     (eval_only.saved_run): its config is a layer under what the spec sets. `device` is the machine
     (pick_device(spec.device) where not given): cpu_amp=auto becomes its choice, so that every
     fingerprint sees the value the run trains with."""
-    registry = registry or plugins.registry()
+    registry = registry or plugin_registry.registry()
     if spec.seed is None:
         spec = replace(spec, seed=0)
     if spec.generator is None or spec.dataset is None:
         missing = "--plugin" if spec.generator is None else "--dataset"
-        raise UsageError(plugins.missing_option(missing, registry.option_aliases())[:-1]
+        raise UsageError(plugin_registry.missing_option(missing, registry.option_aliases())[:-1]
                          + (f"; checkpoint '{spec.checkpoint}' was written before checkpoints named their run, so name it."
                             if spec.eval_only else "."))
     gen = registry.entry("generator", spec.generator)
@@ -109,7 +109,7 @@ def resolve(spec: RunSpec, registry: plugins.Registry | None = None, *, device: 
     return resolved
 
 
-def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, imported: bool = False) -> dict[str, type]:
+def sections(gen: plugin_registry.Entry, ds: plugin_registry.Entry, tok: plugin_registry.Entry | None, imported: bool = False) -> dict[str, type]:
     """Section -> config class of the run; a key such as n_digit is set in every section that has it.
     `imported`: a semantic-ID run that reads embeddings or IDs from files has their section too
     (recbench.imports; a run without them has none, so its config is what it always was)."""
@@ -121,7 +121,7 @@ def sections(gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, i
     return out
 
 
-def layers(spec: RunSpec, gen: plugins.Entry, ds: plugins.Entry, tok: plugins.Entry | None, saved: dict | None) -> list:
+def layers(spec: RunSpec, gen: plugin_registry.Entry, ds: plugin_registry.Entry, tok: plugin_registry.Entry | None, saved: dict | None) -> list:
     """(origin, values) from the bottom up: the defaults a generator shares with its tokenizer, its
     dataset preset, an evaluated checkpoint's config, named presets, the config file, the command line."""
     out = []
@@ -146,13 +146,13 @@ def layers(spec: RunSpec, gen: plugins.Entry, ds: plugins.Entry, tok: plugins.En
     return out
 
 
-def resolve_checkpoint(spec: RunSpec, registry: plugins.Registry | None = None, *, device: torch.device | None = None) -> Resolved:
+def resolve_checkpoint(spec: RunSpec, registry: plugin_registry.Registry | None = None, *, device: torch.device | None = None) -> Resolved:
     """--eval_only: the run the checkpoint names, resolved, with the checkpoint (read once, weights on
     the CPU) and its setting label. Names, seed and config values the spec leaves out are the
     checkpoint's; one that contradicts it is a UsageError, save the evaluation settings (recbench.eval_only)."""
     from .checkpoints import load
 
-    registry = registry or plugins.registry()
+    registry = registry or plugin_registry.registry()
     if not spec.checkpoint:
         raise UsageError("--eval_only=true needs --checkpoint=PATH (a best.pt or last.pt of an earlier run).")
     if spec.resume and spec.resume.lower() not in NO:
@@ -231,7 +231,7 @@ def run(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, show_conf
     Trackers (`spec.trackers`) follow the run.
     """
     results = paths.folder(spec.results_dir, "--results-dir") if spec.results_dir else paths.results_dir()  # before any work
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     tracker_entries = trackers.entries(trackers.names(spec.trackers), registry)
     done = fit_and_validate(spec, registry, log=log, show_config=show_config, on_eval=on_eval, on_run_dir=on_run_dir,
                             progress=progress, tracker_entries=tracker_entries)
@@ -257,7 +257,7 @@ def validate(spec: RunSpec, *, log: Callable[[str], None] = lambda s: None, on_e
              on_run_dir: Callable[[Path], None] | None = None, progress: bool = True) -> records.Record:
     """A tuning trial: `spec` trained and validated, as `run` does, and no more: the test split is
     never evaluated and no record is written. The record returned has validation metrics only."""
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     tracker_entries = trackers.entries(trackers.names(spec.trackers), registry)
     done = fit_and_validate(spec, registry, log=log, on_eval=on_eval, on_run_dir=on_run_dir, progress=progress,
                             tracker_entries=tracker_entries)
@@ -314,7 +314,7 @@ class Validated:
             release_run_folder(self.run_dir)
 
 
-def fit_and_validate(spec: RunSpec, registry: plugins.Registry, *, log: Callable[[str], None],
+def fit_and_validate(spec: RunSpec, registry: plugin_registry.Registry, *, log: Callable[[str], None],
                      show_config: Callable[[Resolved], None] | None = None, on_eval: Callable[[int, float], None] | None = None,
                      on_run_dir: Callable[[Path], None] | None = None, progress: bool = True,
                      tracker_entries=()) -> Validated:

@@ -62,7 +62,7 @@ def with_example_plugins():
     folders: the conformance suites run over every plugin a user could register."""
     import importlib
 
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
 
     extra = []
     for package, module in (("recbench-example", "recbench_example"), ("recbench-markov", "recbench_markov")):
@@ -70,7 +70,7 @@ def with_example_plugins():
         if folder not in sys.path:
             sys.path.append(folder)
         extra.append((module, importlib.import_module(module), package, "0.1.0"))
-    return plugins.load(third_party=False, extra=extra)
+    return plugin_registry.load(third_party=False, extra=extra)
 
 
 @pytest.fixture(scope="session")
@@ -128,10 +128,10 @@ class InProcessCLI(CLI):
 
         from typer.testing import CliRunner
 
-        from recbench import registry as plugins
+        from recbench import registry as plugin_registry
 
         environ, argv, threads = dict(os.environ), sys.argv, torch_threads()
-        plugins.reset()
+        plugin_registry.reset()
         code = 0
         try:
             with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
@@ -157,7 +157,7 @@ class InProcessCLI(CLI):
             os.environ.update(environ)
             if threads is not None and torch_threads() != threads:
                 sys.modules["torch"].set_num_threads(threads)
-            plugins.reset()
+            plugin_registry.reset()
         proc = subprocess.CompletedProcess(["recbench", *args], code, stdout, stderr)
         if check is not None and proc.returncode != check:
             raise AssertionError(

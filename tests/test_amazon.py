@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.data import Source, prepare
 from recbench.errors import DataError
 from recbench_plugins.amazon import DOWNLOAD_HOSTS, Beauty, item_text
@@ -76,7 +76,7 @@ def raw_sequence(prepared, user: str) -> list[str]:
 
 
 def test_registered_with_aliases():
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     aliases = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games", "cds": "CDs_and_Vinyl"}
     for name, alias in aliases.items():
         dataset = registry.get("dataset", alias)
@@ -297,7 +297,7 @@ def test_missing_everywhere_and_offline_lists_the_forms(raw):
 
 def test_real_data_matches_published_5core_statistics(mirror):
     """`mirror` (conftest): ../shared/data beside the project root as RECBENCH_DATA_MIRROR, or a skip."""
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     counts = {"beauty": (22363, 12101, 198502), "sports": (35598, 18357, 296337)}
     prepared = {}
     for name, expected in counts.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.data import Source, prepare
 from recbench.errors import DataError
 from recbench_plugins.amazon2018 import Amazon2018
@@ -58,7 +58,7 @@ def complete(n: int, review, time=lambda u, i: 1000 + 10 * i + u) -> list[dict]:
 
 
 def test_registered_names_and_paper_aliases():
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     for name in ("amazon2018:Musical_Instruments", "amazon2018:Arts_Crafts_and_Sewing", "amazon2018:Video_Games",
                  "amazon2018:Office_Products", "amazon2023:Beauty_and_Personal_Care", "amazon2023:Sports_and_Outdoors",
                  "amazon2023:Toys_and_Games", "amazon2023:Video_Games", "amazon2023:Industrial_and_Scientific",

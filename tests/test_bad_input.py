@@ -579,9 +579,9 @@ def test_the_memory_estimate_counts_the_models_parameters_exactly():
     import types
 
     from recbench import memory
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
 
-    gen = plugins.registry().get("generator", "sasrec")
+    gen = plugin_registry.registry().get("generator", "sasrec")
     split = types.SimpleNamespace(n_items=120, max_seq_len=50)
     config = gen.Config(n_embd=64, n_layer=2)
     found = memory.estimate(lambda c: gen.build(c, split), config, 50, 120)

@@ -121,9 +121,9 @@ def semantic_ids(n_digit=3, codebook_size=4):
 
 
 def build(name):
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
 
-    gen = plugins.load(third_party=False).get("generator", name)
+    gen = plugin_registry.load(third_party=False).get("generator", name)
     small = {"n_embd": 16, "n_head": 2, "n_layer": 2, "dropout": 0.0, "n_digit": 3, "n_inner": 32, "encoder_n_layer": 2,
              "decoder_n_layer": 1}
     config = gen.Config(**{k: v for k, v in small.items() if k in {f for f in gen.Config.__dataclass_fields__}})

@@ -188,10 +188,10 @@ def minilm():
 
 
 def synthetic_items():
-    from recbench import registry as plugins
+    from recbench import registry as plugin_registry
     from recbench.data import prepare
 
-    dataset = plugins.load(third_party=False).get("dataset", "ml-100k")
+    dataset = plugin_registry.load(third_party=False).get("dataset", "ml-100k")
     return prepare(dataset, dataset.Config())
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.data import prepare
 from recbench.data.generic import Layout, LocalDataset
 from recbench.results import records
@@ -168,7 +168,7 @@ def test_recbole_atomic_files_are_read_from_their_typed_header(cli, home, tmp_pa
     items.write_text(RB_ITEMS, encoding="utf-8")
     proc = cli("datasets", "add", "rb", "--interactions", str(inter), "--items", str(items))
     assert "2 users, 3 items, 5 interactions" in proc.stdout
-    data = prepare(plugins.load(third_party=False).get("dataset", "rb"), plugins.load(third_party=False).get("dataset", "rb").Config())
+    data = prepare(plugin_registry.load(third_party=False).get("dataset", "rb"), plugin_registry.load(third_party=False).get("dataset", "rb").Config())
     assert sequences(data) == {"7": ["11", "12", "10"], "8": ["12", "10"]}  # by timestamp (float seconds, cut)
     assert list(data.times) == [100, 200, 300, 100, 200]
     text = dict(zip(data.item_ids[1:], data.item_text[1:]))
@@ -212,7 +212,7 @@ def test_local_datasets_are_listed_with_their_state_and_resolve_everywhere(cli, 
     inter, items = write_interactions(folder / "interactions.csv", interactions()), write_items(folder / "items.jsonl")
     cli("datasets", "add", "shop", "--interactions", str(inter), "--items", str(items), "--k-core", "2")
     assert listing(cli)["shop"] == ["shop", "", "local: interactions.csv + items.jsonl, 2-core", "(local)", "local", "yes"]
-    assert "beauty" in listing(cli) and "shop" in plugins.load(third_party=False).names("dataset")
+    assert "beauty" in listing(cli) and "shop" in plugin_registry.load(third_party=False).names("dataset")
     # a run, a stats call and the prepared cache by name; then by folder, under the folder's name
     cli("run", "--plugin", "pop", "--dataset", "shop")
     stats = json.loads(cli("datasets", "stats", f"path:{folder}", "--json").stdout)
@@ -243,7 +243,7 @@ def test_a_local_datasets_config_has_its_k_core_as_default_and_pickles(cli, home
 
     inter, items = write_interactions(tmp_path / "inter.csv", interactions()), write_items(tmp_path / "items.jsonl")
     cli("datasets", "add", "shop", "--interactions", str(inter), "--items", str(items), "--k-core", "2")
-    config = plugins.load(third_party=False).get("dataset", "shop").Config()
+    config = plugin_registry.load(third_party=False).get("dataset", "shop").Config()
     assert config.k_core == 2 and pickle.loads(pickle.dumps(config)) == config
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in cli("config", "shop").stdout.splitlines() if "│" in line]
     assert rows[0][:3] == ["k_core", "int", "2"]  # `recbench config` shows it

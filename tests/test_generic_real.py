@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.data import Split, prepare
 from recbench.results import records
 
@@ -26,7 +26,7 @@ PER_RUN = ("run_id", "created", "command", "train", "eval", "peak_memory_mb", "c
 
 
 def prepared(name: str):
-    entry = plugins.load(third_party=False).entry("dataset", name)
+    entry = plugin_registry.load(third_party=False).entry("dataset", name)
     return prepare(entry.obj, entry.obj.Config())
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.api import TrainConfig
 from recbench.data import Source, Split, prepare
 from recbench.embeddings import EmbeddingConfig, cache_path, write_cache
@@ -36,7 +36,7 @@ from recbench.train import train
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch sees none): "
                                                   "the GPU tests run on a GPU machine, see docs/gpu.md")]
 
-REGISTRY = plugins.registry()
+REGISTRY = plugin_registry.registry()
 TRAINED = [name for name in REGISTRY.names("generator") if issubclass(REGISTRY.get("generator", name).Config, TrainConfig)]
 SMALL = {"n_embd": 32, "n_head": 2, "n_layer": 2, "dropout": 0.1, "batch_size": 64, "epochs": 2, "lr": 5e-3, "eval_batch_size": 64,
          "patience": 100, "warmup_steps": 0, "n_digit": 4, "n_inner": 64, "encoder_n_layer": 1, "decoder_n_layer": 1,

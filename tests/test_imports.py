@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.data import Prepared, Source, prepare
 from recbench.embedding_files import aligned
 from recbench.errors import DataError
@@ -34,7 +34,7 @@ def small(generator: str) -> tuple[list[str], list[str]]:
 
     from recbench.embeddings import EmbeddingConfig
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     gen = registry.get("generator", generator)
     tokenizer = registry.get("tokenizer", gen.default_tokenizer)
     keys = {f.name for f in fields(tokenizer.Config)} | {f.name for f in fields(EmbeddingConfig)}
@@ -81,7 +81,7 @@ def test_every_embeddings_format_gives_the_same_vectors(tmp_path):
 def test_imported_ids_with_collisions_are_resolved_and_reported(tmp_path):
     from recbench import id_files
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     items = ["a", "b", "c", "d"]
     path = tmp_path / "Beauty.sem_ids"  # genrec's bare {item: digits}
     path.write_text(json.dumps({"a": [1, 2], "b": [1, 2], "c": [0, 3], "d": [1, 2]}))
@@ -137,7 +137,7 @@ def test_a_file_of_the_sentence_models_vectors_gives_its_ids(cli, synthetic, tmp
     from recbench import embeddings
 
     cli("tokenize", "--dataset", "ml-100k", *SMALL_IDS, "--export", str(tmp_path / "model.json"))
-    ds = plugins.registry().get("dataset", "ml-100k")
+    ds = plugin_registry.registry().get("dataset", "ml-100k")
     data = prepare(ds, ds.Config(), Source(ds.name))
     cached = embeddings.embed(data, embeddings.EmbeddingConfig(), progress=False)
     assert cached.seconds is None  # from the cache the tokenize filled, not encoded again

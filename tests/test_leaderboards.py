@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.cli.compare import find_record
 from recbench.errors import UsageError
 from recbench.metrics import summarize
@@ -322,7 +322,7 @@ def test_published_numbers_sit_in_the_column_of_their_protocol_on_every_page():
 
 
 def test_reference_datasets_are_recbench_dataset_names():
-    names = set(plugins.registry().entries["dataset"])
+    names = set(plugin_registry.registry().entries["dataset"])
     assert {r.dataset for r in references.REFERENCES} == {"beauty", "sports", "toys", "cds", "ml-1m"} <= names
     assert all(set(r.metrics) <= {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@50", "ndcg@50"} for r in references.REFERENCES)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from recbench import hookimpl
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.api import Generator, GeneratorConfig
 from recbench.errors import UsageError
 
@@ -44,7 +44,7 @@ class NamelessPlugin:
 
 
 def test_builtins_are_registered_with_package_and_version():
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     pop = registry.entry("generator", "pop")
     assert pop.package == "recbench" and pop.version and pop.plugin == "recbench_plugins.pop"
     assert registry.entry("dataset", "ml-100k").kind == "dataset"
@@ -52,13 +52,13 @@ def test_builtins_are_registered_with_package_and_version():
 
 
 def test_extra_plugins_register_through_the_same_path():
-    registry = plugins.load(third_party=False, extra=[("good", GoodPlugin(), "good-pkg", "1.2")])
+    registry = plugin_registry.load(third_party=False, extra=[("good", GoodPlugin(), "good-pkg", "1.2")])
     entry = registry.entry("generator", "copycat")
     assert (entry.package, entry.version) == ("good-pkg", "1.2")
 
 
 def test_name_clash_names_both_packages_and_keeps_the_first():
-    registry = plugins.load(third_party=False, extra=[("clash", ClashingPlugin(), "clash-pkg", "0.1")])
+    registry = plugin_registry.load(third_party=False, extra=[("clash", ClashingPlugin(), "clash-pkg", "0.1")])
     assert registry.entry("generator", "pop").package == "recbench"
     assert registry.entry("generator", "unique_one").package == "clash-pkg"
     [failure] = registry.failures
@@ -66,7 +66,7 @@ def test_name_clash_names_both_packages_and_keeps_the_first():
 
 
 def test_failing_and_malformed_plugins_are_reported_not_raised():
-    registry = plugins.load(
+    registry = plugin_registry.load(
         third_party=False,
         extra=[("failing", FailingPlugin(), "failing-pkg", "0.1"), ("nameless", NamelessPlugin(), "nameless-pkg", "0.1")],
     )
@@ -77,25 +77,25 @@ def test_failing_and_malformed_plugins_are_reported_not_raised():
 
 
 def test_unknown_name_lists_valid_names():
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     with pytest.raises(UsageError) as err:
         registry.get("generator", "popp")
     assert "Did you mean 'pop'" in str(err.value) and "Valid generators: " in str(err.value)
 
 
 def test_aliases_resolve_case_insensitively():
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     assert registry.entry("dataset", "ML100K").name == "ml-100k"
 
 
 def test_environment_variable_turns_off_third_party_loading(monkeypatch):
     calls = []
-    monkeypatch.setattr(plugins, "_third_party", lambda: calls.append(1) or [])
+    monkeypatch.setattr(plugin_registry, "_third_party", lambda: calls.append(1) or [])
     monkeypatch.setenv("RECBENCH_NO_PLUGINS", "1")
-    plugins.load()
+    plugin_registry.load()
     assert calls == []
     monkeypatch.setenv("RECBENCH_NO_PLUGINS", "0")
-    plugins.load()
+    plugin_registry.load()
     assert calls == [1]
 
 
@@ -111,7 +111,7 @@ class AliasClashPlugin:
 
 
 def test_a_name_or_alias_that_clashes_with_a_builtin_alias_is_refused():
-    registry = plugins.load(third_party=False, extra=[("aliases", AliasClashPlugin(), "alias-pkg", "0.1")])
+    registry = plugin_registry.load(third_party=False, extra=[("aliases", AliasClashPlugin(), "alias-pkg", "0.1")])
     assert registry.entry("dataset", "ml100k").package == "recbench"  # the alias still means the built-in
     errors = [f.error for f in registry.failures]
     assert len(errors) == 2 and "my-movies" not in registry.names("dataset") and "movielens-100k" not in registry.names("dataset")
@@ -120,7 +120,7 @@ def test_a_name_or_alias_that_clashes_with_a_builtin_alias_is_refused():
 
 
 def test_unknown_name_mentions_plugin_packages_that_failed_to_load():
-    registry = plugins.load(third_party=False, extra=[("failing", FailingPlugin(), "failing-pkg", "0.1")])
+    registry = plugin_registry.load(third_party=False, extra=[("failing", FailingPlugin(), "failing-pkg", "0.1")])
     with pytest.raises(UsageError, match=r"Unknown dataset 'mydata'.*failed to load: failing-pkg \(see `recbench plugins`\)"):
         registry.entry("dataset", "mydata")
 
@@ -133,7 +133,7 @@ def test_the_docs_list_every_built_in_dataset_with_the_aliases_it_accepts():
     table = page.split("| name (aliases) |", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `([^`]+)`(?: \(([^)]*)\))? \|", table, flags=re.M)
     listed = {name: tuple(re.findall(r"`([^`]+)`", aliases)) for name, aliases in rows}
-    registry = plugins.load(third_party=False)
+    registry = plugin_registry.load(third_party=False)
     assert listed == {e.name: tuple(e.obj.aliases) for e in registry.entries["dataset"].values()}
     for name, aliases in listed.items():
         assert all(registry.entry("dataset", a.upper()).name == name for a in aliases)  # in any case

@@ -9,7 +9,7 @@ import torch
 
 from recbench import config as cfg
 from recbench import embeddings, semantic_ids
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.api import TokenizerConfig
 from recbench.errors import UsageError
 from recbench.fit_checkpoint import FitCheckpoint
@@ -41,9 +41,9 @@ def tokenize(x, train=None, **overrides):
 
 
 def test_rqvae_is_a_registered_extra_digit_tokenizer():
-    entry = plugins.load(third_party=False).entry("tokenizer", "rqvae")
+    entry = plugin_registry.load(third_party=False).entry("tokenizer", "rqvae")
     assert entry.plugin == "recbench_plugins.rqvae" and entry.obj.extra_digit
-    assert not plugins.load(third_party=False).get("tokenizer", "rq").extra_digit
+    assert not plugin_registry.load(third_party=False).get("tokenizer", "rq").extra_digit
     rows = {r["key"]: r for r in cfg.describe(RQVAEConfig)}
     assert rows["hidden"]["default"] == (512, 256, 128) and rows["hidden"]["type"] == "comma-separated list of int"
     assert all(rows[k]["comment"] for k in ("n_digit", "latent_dim", "hidden", "beta", "vae_epochs", "vae_lr", "vae_batch_size"))
@@ -238,7 +238,7 @@ def test_an_interrupted_semantic_id_build_resumes_the_fit_and_gives_the_same_cod
     monkeypatch.setattr(embeddings, "load_model", lambda name, device: FakeModel())
     monkeypatch.setenv("RECBENCH_FIT_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch
     data, train = toy_dataset(), np.ones(301, dtype=bool)
-    entry, config = plugins.load(third_party=False).entry("tokenizer", "rqvae"), small(n_digit=3)
+    entry, config = plugin_registry.load(third_party=False).entry("tokenizer", "rqvae"), small(n_digit=3)
     embedding = embeddings.EmbeddingConfig(sent_emb_pca=16)
 
     def build(**kwargs):
@@ -269,7 +269,7 @@ def test_the_checkpoint_interval_is_checked_before_the_embedding(home, monkeypat
     model = FakeModel()
     monkeypatch.setattr(embeddings, "load_model", lambda name, device: model)
     monkeypatch.setenv("RECBENCH_FIT_CHECKPOINT_SECONDS", "often")
-    entry = plugins.load(third_party=False).entry("tokenizer", "rqvae")
+    entry = plugin_registry.load(third_party=False).entry("tokenizer", "rqvae")
     with pytest.raises(UsageError, match="RECBENCH_FIT_CHECKPOINT_SECONDS='often' is not a number of seconds"):
         semantic_ids.build(toy_dataset(), np.ones(301, dtype=bool), entry, small(n_digit=3), embeddings.EmbeddingConfig(sent_emb_pca=16),
                            progress=False)

@@ -9,7 +9,7 @@ import pytest
 from conftest import with_example_plugins
 
 from recbench import hookimpl, runner, trackers
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.api import RunInfo, Tracker, TrackerConfig, TrackerRun
 from recbench.errors import UsageError
 from recbench.results import records
@@ -99,7 +99,7 @@ class RaisingPlugin:
 
 def test_a_failing_tracker_warns_once_is_dropped_and_the_others_go_on():
     good, on_start, on_log = Raising("good", None), Raising("on_start", "start"), Raising("on_log", "log_metrics")
-    registry = plugins.load(third_party=False, extra=[("raising", RaisingPlugin(good, on_start, on_log), "raising-pkg", "0.1")])
+    registry = plugin_registry.load(third_party=False, extra=[("raising", RaisingPlugin(good, on_start, on_log), "raising-pkg", "0.1")])
     said = []
     tracking = trackers.Trackers(trackers.entries(["on_start", "good", "on_log"], registry), warn=said.append)
     tracking.every = 1
@@ -198,8 +198,8 @@ def test_curves_reach_tensorboard_mlflow_and_wandb_and_equal_the_record(syntheti
 
     # the same run with a third-party tracker that raises: the same result, one warning, no record entry for it
     broken = Raising("broken", "log_metrics")
-    registry = plugins.load(third_party=False, extra=[("broken", RaisingPlugin(broken), "broken-pkg", "0.1")])
-    monkeypatch.setattr(plugins, "_registry", registry)
+    registry = plugin_registry.load(third_party=False, extra=[("broken", RaisingPlugin(broken), "broken-pkg", "0.1")])
+    monkeypatch.setattr(plugin_registry, "_registry", registry)
     again, _ = runner.run(tiny(home / "again", "broken,tensorboard"))
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning: tracker" in line]
     assert warnings == ["warning: tracker 'broken' failed in log_metrics (ConnectionError: server went away); the run goes on without it."]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from recbench import checkpoints, interrupt, run_folders, runner, train
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench.api import Recommender, TrainConfig
 from recbench.data import Split, prepare
 from recbench.errors import RunError, UsageError
@@ -121,7 +121,7 @@ def test_resume_with_length_bucketed_batches_gives_the_uninterrupted_result(synt
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.config_fingerprint == straight.config_fingerprint
     last = checkpoints.load(straight.checkpoints.last, "cpu", ("scheduler",), "")
-    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    ds = plugin_registry.load(third_party=False).get("dataset", "ml-100k")
     users, _ = Split(prepare(ds, ds.Config()), 20).train_positions(sliding=True)
     assert last["scheduler"]["last_epoch"] == 3 * math.ceil(len(users) / 1024)  # the optimizer steps taken
     with pytest.raises(UsageError, match="'bucket_pool' must be >= 0"):
@@ -394,7 +394,7 @@ class TargetCounter(Recommender):
 def test_train_windows_predict_every_training_target_once_an_epoch(synthetic, home, windows):
     """One sample per user with history 5: with train_windows every training target is predicted
     exactly once an epoch (the split's count); without, users longer than 6 training items lose some."""
-    ds = plugins.load(third_party=False).get("dataset", "ml-100k")
+    ds = plugin_registry.load(third_party=False).get("dataset", "ml-100k")
     split = Split(prepare(ds, ds.Config()), 5)
     model = TargetCounter(split.n_items)
     config = TrainConfig(epochs=1, batch_size=32, train_windows=windows, eval_start_epoch=1, cpu_amp=False)

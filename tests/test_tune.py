@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from recbench import registry as plugins
+from recbench import registry as plugin_registry
 from recbench import runner, tune
 from recbench.errors import UsageError
 from recbench.results import records
@@ -107,7 +107,7 @@ def test_space_file_errors_name_the_file_and_line(tmp_path):
 
 
 def test_every_declared_search_space_is_valid_and_contains_the_defaults():
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     for name in registry.names("generator"):
         gen = registry.entry("generator", name).obj
         if not gen.search_space:
@@ -129,7 +129,7 @@ def test_trial_0_is_the_resolved_defaults_and_the_study_name_is_deterministic(tm
 
 
 def test_a_named_preset_is_part_of_the_study_and_of_every_trials_run():
-    preset = plugins.registry().entry("generator", "diff_grm").obj.named_presets["cpu"]
+    preset = plugin_registry.registry().entry("generator", "diff_grm").obj.named_presets["cpu"]
     plain = tune.make_plan(tune_options("diff_grm", "ml-100k"))
     opts = tune_options("diff_grm", "ml-100k", preset="cpu")
     cpu = tune.make_plan(opts)

@@ -15,18 +15,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import config as cfg
-from .. import registry as plugins
+from .. import registry as plugin_registry
 from ..errors import UsageError
 
 console = Console(soft_wrap=True)
 
 
-def sections(name: str) -> tuple[plugins.Entry, dict[str, list[dict]]]:
+def sections(name: str) -> tuple[plugin_registry.Entry, dict[str, list[dict]]]:
     """The plugin called `name` and its config sections: section -> described fields (config.describe).
     A semantic-ID generator also lists its default tokenizer's and the embedding's keys."""
     from ..embeddings import EmbeddingConfig
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     found = [registry.entry(kind, name) for kind in ("generator", "tokenizer", "dataset") if registry.has(kind, name)]
     if not found:
         names = ", ".join(registry.names("generator") + registry.names("tokenizer") + registry.names("dataset"))

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import paths
-from .. import registry as plugins
+from .. import registry as plugin_registry
 from ..errors import DataError
 
 app = typer.Typer(help="List, prepare and describe datasets.", invoke_without_command=True, no_args_is_help=False)
@@ -47,13 +47,13 @@ def listing(ctx: typer.Context) -> None:
     table = Table(title="recbench datasets", header_style="bold")
     for col in ("name", "aliases", "description", "package", "raw files", "prepared"):
         table.add_column(col)
-    for entry in sorted(plugins.registry().entries["dataset"].values(), key=lambda e: e.name):
+    for entry in sorted(plugin_registry.registry().entries["dataset"].values(), key=lambda e: e.name):
         aliases = ", ".join(getattr(entry.obj, "aliases", ()))
         prepared = "yes" if is_prepared(entry.name) else "no"
         package = "(local)" if getattr(entry.obj, "local", False) else entry.package
         table.add_row(entry.name, aliases, entry.description, package, raw_files_at(entry.obj), prepared)
     console.print(table)
-    for failure in plugins.registry().failures:  # e.g. a datasets.json that cannot be read
+    for failure in plugin_registry.registry().failures:  # e.g. a datasets.json that cannot be read
         if failure.plugin == "recbench_plugins.local":
             console.print(f"[yellow]Local datasets not listed:[/] {failure.error}", highlight=False)
 
@@ -61,7 +61,7 @@ def listing(ctx: typer.Context) -> None:
 def load(name: str):
     from ..data import prepare
 
-    entry = plugins.registry().entry("dataset", name)
+    entry = plugin_registry.registry().entry("dataset", name)
     return prepare(entry.obj, entry.obj.Config(), log=console.print)
 
 

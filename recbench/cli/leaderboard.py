@@ -45,9 +45,9 @@ def command(
     if write_markdown is not None:
         paths.folder(write_markdown, "--write-markdown")
     if dataset:
-        from .. import registry as plugins
+        from .. import registry as plugin_registry
 
-        dataset = plugins.registry().entry("dataset", dataset).name
+        dataset = plugin_registry.registry().entry("dataset", dataset).name
     folders = results or [paths.results_dir()]
     console = Console()
     if not console.is_terminal:  # a pipe or file: do not squeeze 17 columns into 80 characters

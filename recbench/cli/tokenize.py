@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import config as cfg
-from .. import registry as plugins
+from .. import registry as plugin_registry
 from ..errors import UsageError
 
 if TYPE_CHECKING:  # imported when a command runs (numpy, faiss): `recbench --help` starts without them
@@ -41,7 +41,7 @@ def tokenize(dataset: str, tokenizers: list[str], overrides: dict, log=lambda s:
     from .datasets import load as load_dataset
     from .run import rebuild_ids
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     entries = [registry.entry("tokenizer", name) for name in tokenizers]
     if export is not None and len(entries) > 1:
         raise UsageError(f"--export writes the IDs of one tokenizer; {len(entries)} are named ({', '.join(tokenizers)}).")
@@ -90,7 +90,7 @@ def show(dataset: str, ids: SemanticIDs) -> None:
     from ..semantic_ids import STAGES
 
     console.print(digit_table(dataset, ids))
-    if plugins.registry().get("tokenizer", ids.tokenizer).extra_digit:  # TIGER's numbering digit
+    if plugin_registry.registry().get("tokenizer", ids.tokenizer).extra_digit:  # TIGER's numbering digit
         resolution = f"{ids.moved:,} numbered 1, 2, ... in the extra last digit"
     else:
         resolution = f"{ids.moved:,} moved to their next-best last digit (quantization error +{ids.error_increase:.2%})"

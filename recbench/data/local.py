@@ -84,10 +84,10 @@ def layout_for(interactions: Path, items: Path, **options) -> Layout:
 def add(name: str, layout: Layout, *, k_core: int = 0, replace: bool = False, registry=None, log=lambda s: None):
     """Register `layout` as dataset `name`: read and prepare it first (any bad input ends here, with
     nothing written), then write datasets.json. Returns the prepared data."""
-    from .. import registry as plugins
+    from .. import registry as plugin_registry
     from .prepare import prepare
 
-    registry = registry or plugins.registry()
+    registry = registry or plugin_registry.registry()
     check_name(name, registry)
     known = entries()
     if name in known and not replace:

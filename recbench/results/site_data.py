@@ -142,10 +142,10 @@ def plugin_defaults(rec: Record) -> dict[str, dict[str, Any]]:
     """section -> key -> default of the plugins that made `rec`, where they are installed (a section
     whose plugin is not is absent: its keys are then shown without a default)."""
     from .. import config as cfg
-    from .. import registry as plugins
+    from .. import registry as plugin_registry
     from ..embeddings import EmbeddingConfig
 
-    registry = plugins.registry()
+    registry = plugin_registry.registry()
     classes = {"embedding": EmbeddingConfig}
     for section, part in (("generator", rec.generator), ("tokenizer", rec.tokenizer), ("dataset", rec.dataset)):
         if part is not None and registry.has(section, part.name):
