@@ -32,7 +32,7 @@ from recbench import checkpoints, metrics, pipeline
 from recbench.data import Split
 from recbench.results import records
 from recbench.runner import device_name, resolve, spec_from_record
-from recbench_plugins.sid_parts import pad_ranking
+from recbench_plugins.models.sid_parts import pad_ranking
 
 
 def load(record: dict, device: torch.device):

@@ -6,29 +6,13 @@ only (never the validation or test targets); no gradients, no parameters to lear
 
 from dataclasses import dataclass
 
-import torch
-
 from recbench import hookimpl
-from recbench.api import Generator, GeneratorConfig, Recommender
+from recbench.api import Generator, GeneratorConfig
 
 
 @dataclass
 class PopConfig(GeneratorConfig):
     pass
-
-
-class Popularity(Recommender):
-    trainable = False
-
-    def __init__(self, n_items: int):
-        super().__init__()
-        self.register_buffer("counts", torch.zeros(n_items + 1))
-
-    def fit(self, split):
-        self.counts.copy_(torch.from_numpy(split.train_item_counts()).float())
-
-    def score(self, batch):
-        return self.counts.expand(len(batch), -1)
 
 
 class Pop(Generator):
@@ -37,6 +21,8 @@ class Pop(Generator):
     Config = PopConfig
 
     def build(self, config, split):
+        from recbench_plugins.models.pop import Popularity
+
         return Popularity(split.n_items)
 
 

@@ -12,6 +12,8 @@ from recbench.data import Batch
 from recbench.errors import UsageError
 from recbench.runner import RunSpec, config_fingerprint, resolve
 from recbench_plugins import diff_grm
+from recbench_plugins.models.diff_grm import parallel_beam_search
+from recbench_plugins.models.sid_parts import ItemIndex
 
 D, C = 3, 4  # a tiny item table: 3 digits x 4 codes
 
@@ -66,7 +68,7 @@ def test_exhaustive_beam_search_equals_brute_force(steps):
 
 def test_extension_bits_list_exactly_the_fillings_that_lead_to_an_item():
     codes = torch.as_tensor(table(n=13, seed=4)[1:])
-    index = diff_grm.ItemIndex(codes, C)
+    index = ItemIndex(codes, C)
     keys = index.valid  # every valid partial ID
     digits = (keys[:, None] // index.base) % (C + 1) - 1  # [V, D], -1 = masked
     expect = torch.zeros(len(keys), D, C, dtype=torch.bool)
@@ -99,7 +101,7 @@ def test_search_scores_are_summed_log_probs_and_ids_complete():
     codes = table()
     m = model(codes)
     lp = independent(m, 5)
-    items, score = diff_grm.parallel_beam_search(lambda p: lp[:, None].expand(5, p.shape[1], D, C), m.index, 5, D, C,
+    items, score = parallel_beam_search(lambda p: lp[:, None].expand(5, p.shape[1], D, C), m.index, 5, D, C,
                                                  beam=64, steps=D, device="cpu")
     finite = torch.isfinite(score)
     assert (items[finite] > 0).all()
@@ -117,7 +119,7 @@ def test_every_returned_id_is_a_valid_distinct_item(beam):
     assert top.shape == (5, 10)
     assert ((top >= 1) & (top <= 13)).all()
     assert all(len(set(r.tolist())) == 10 for r in top)
-    items, score = diff_grm.parallel_beam_search(lambda p: m.slot_logprobs(*m.encode(batch(n_items=13).history), p), m.index,
+    items, score = parallel_beam_search(lambda p: m.slot_logprobs(*m.encode(batch(n_items=13).history), p), m.index,
                                                  5, D, C, beam=beam, steps=D, device="cpu")
     assert (items[torch.isfinite(score)] > 0).all()  # every finished beam is an item
 

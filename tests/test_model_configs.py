@@ -18,7 +18,8 @@ MAX_PARAMETERS = 6  # besides self: the config, the data's shapes (items, codes,
 
 
 def plugin_modules():
-    return [importlib.import_module(f"recbench_plugins.{m.name}") for m in pkgutil.iter_modules(recbench_plugins.__path__)]
+    """Every built-in plugin module and every network module (recbench_plugins.models)."""
+    return [importlib.import_module(m.name) for m in pkgutil.walk_packages(recbench_plugins.__path__, "recbench_plugins.")]
 
 
 def plugin_module_classes():

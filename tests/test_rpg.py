@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from recbench.data import Batch
 from recbench_plugins import rpg
-from recbench_plugins.layers import attention_mask
+from recbench_plugins.models.layers import attention_mask
 
 D, C, N = 3, 8, 40  # 3 digits of 8 codes, 40 items
 

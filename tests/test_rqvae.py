@@ -13,7 +13,8 @@ from recbench import registry as plugin_registry
 from recbench.api import TokenizerConfig
 from recbench.errors import UsageError
 from recbench.fit_checkpoint import FitCheckpoint
-from recbench_plugins.rqvae import RQVAE, RQVAEConfig, RQVAEModel
+from recbench_plugins.models.rqvae import RQVAEModel
+from recbench_plugins.rqvae import RQVAE, RQVAEConfig
 from recbench_plugins.tokenizers import RQ
 
 N, DIM = 300, 16

@@ -290,9 +290,9 @@ def test_validation_schedule_and_a_run_too_short_for_it(synthetic, home):
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synthetic, home, monkeypatch):
-    from recbench_plugins import sasrec
+    from recbench_plugins.models.sasrec import SASRec
 
-    real_loss = sasrec.SASRec.loss
+    real_loss = SASRec.loss
     calls = {"n": 0}
 
     def loss(self, batch):
@@ -300,7 +300,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synt
         value = real_loss(self, batch)
         return value * float("nan") if calls["n"] > 6 else value  # 3 batches per epoch: epoch 3 diverges
 
-    monkeypatch.setattr(sasrec.SASRec, "loss", loss)
+    monkeypatch.setattr(SASRec, "loss", loss)
     with pytest.raises(RunError, match="diverged") as err:
         runner.run(spec(home / "r", batch_size="64"))  # 150 users
     assert "epoch 3" in str(err.value) and "last.pt" in str(err.value)
