@@ -26,14 +26,15 @@ import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, ClassVar
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from recbench import hookimpl
 from recbench.api import Dataset
 from recbench.data import RawData, Source
 from recbench.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that registering the plugins imports none
+    import pandas as pd
 
 DOWNLOAD_HOSTS = (
     "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/",
@@ -84,6 +85,8 @@ def parse_record(line: str, path: Path, number: int) -> dict[str, Any]:
 
 def read_sequences(path: Path) -> pd.DataFrame:
     """The P5 form: one user per line, items in chronological order."""
+    import pandas as pd
+
     users: list[str] = []
     items: list[str] = []
     seen: dict[str, int] = {}  # user -> the line that gave the user's history
@@ -102,6 +105,8 @@ def read_sequences(path: Path) -> pd.DataFrame:
 
 def read_reviews(path: Path) -> pd.DataFrame:
     """The upstream reviews: reviewer, product and review time, in file order."""
+    import pandas as pd
+
     users: list[str] = []
     items: list[str] = []
     times: list[int] = []

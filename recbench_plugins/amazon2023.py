@@ -39,10 +39,9 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from recbench import hookimpl
 from recbench.api import Dataset, DatasetConfig
@@ -51,6 +50,9 @@ from recbench.data import RawData, Source
 from recbench.errors import DataError
 from recbench_plugins.amazon import clean, lines, parse_record
 from recbench_plugins.amazon2018 import join_text, read_meta
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that registering the plugins imports none
+    import pandas as pd
 
 HF = "https://huggingface.co/datasets/McAuley-Lab/Amazon-Reviews-2023/resolve/main/"
 UCSD = ("https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/",
@@ -107,6 +109,8 @@ def milliseconds(value: Any, path: Path, number: int) -> int:
 def interactions(users: list[str], items: list[str], ms: list[int]) -> pd.DataFrame:
     """Ordered by millisecond (stable: equal times keep file order), then stored as seconds: the
     core's stable sort by seconds keeps the millisecond order within a second."""
+    import pandas as pd
+
     ms_array = np.asarray(ms, dtype=np.int64)
     order = np.argsort(ms_array, kind="stable")
     return pd.DataFrame({"user": np.asarray(users, dtype=object)[order], "item": np.asarray(items, dtype=object)[order],

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from recbench import hookimpl
 from recbench.api import Dataset
 from recbench.data import RawData, Source
 from recbench.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that registering the plugins imports none
+    import pandas as pd
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -38,6 +40,8 @@ def read_table(path: Path, member: str | None, sep: str, names: list[str], *, he
     `user_id:token`: the part before ':' is compared); empty for files without a header line. The
     frame's `line` column holds each row's line number in the file.
     """
+    import pandas as pd
+
     where = f"{path}:{member}" if member else str(path)
     try:
         if member:
@@ -82,6 +86,8 @@ def ratings_frame(df: pd.DataFrame, where: str) -> pd.DataFrame:
     """user, item (str) and integer timestamp columns; an empty id, or a timestamp that is not a
     number of unix seconds in [0, 2^53], names its line (cast to int64 it would wrap around and
     reorder the user's history without a word)."""
+    import pandas as pd
+
     user, item = df["user"].str.strip(), df["item"].str.strip()
     for column, values in (("user id", user), ("item id", item)):
         empty = (values == "").to_numpy().nonzero()[0]

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..api import Dataset, DatasetConfig
 from ..config import ranged
@@ -29,6 +28,9 @@ from ..errors import DataError
 from .prepare import RawData
 from .source import Source
 from .tables import Table, json_lines, kind_of, read_table
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that registering the plugins imports none
+    import pandas as pd
 
 INTERACTION_KINDS = ("csv", "tsv", "parquet", "recbole")
 ITEM_KINDS = ("jsonl", "csv", "tsv", "parquet", "recbole")
@@ -153,6 +155,8 @@ def ids(table: Table, name: str, role: str, option: str) -> pd.Series:
 def timestamps(table: Table, name: str) -> pd.Series:
     """Unix seconds (int64) from numbers of seconds (decimals cut to the second), ISO 8601 dates, or
     Parquet's own timestamps; the first value that is none of these names its line."""
+    import pandas as pd
+
     values = table.frame[name]
     if pd.api.types.is_datetime64_any_dtype(values):
         seconds = pd.to_datetime(values, utc=True)
@@ -179,6 +183,8 @@ def timestamps(table: Table, name: str) -> pd.Series:
 
 def read_interactions(path: Path, layout: Layout) -> tuple[pd.DataFrame, Table, dict[str, Any], list[str]]:
     """user, item (text) and, where the file has the time column, timestamp; in file order."""
+    import pandas as pd
+
     kind = kind_of(path, layout.format)
     check_kind(path, kind, INTERACTION_KINDS, "interactions")
     table = read_table(path, kind)

@@ -26,14 +26,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .. import paths
 from ..atomic import replacing
 from ..errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that registering the plugins imports none
+    import pandas as pd
 
 PREPARE_VERSION = 1
 
@@ -108,6 +110,8 @@ def k_core(df: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def from_raw(raw: RawData, name: str, *, k: int = 0, expect_core: int = 0, fingerprint: str = "") -> Prepared:
+    import pandas as pd
+
     df = raw.interactions
     missing = {"user", "item"} - set(df.columns)
     if missing:
