@@ -256,7 +256,7 @@ class Tokenizer:
         """Learn the codebooks from `x` ([n_train, dim] float32); deterministic for `config.seed`.
         The core calls it with faiss single-threaded. A long fit can declare `resumable` and take
         `checkpoint`: it then loads the state an interrupted run saved and saves its own when
-        `checkpoint.due()`, so that a re-run continues with the same result (see recbench_plugins/rqvae.py)."""
+        `checkpoint.due()`, so that a re-run continues with the same result (see recbench_plugins/models/rqvae.py)."""
         raise NotImplementedError
 
 
