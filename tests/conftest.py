@@ -29,6 +29,12 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 SLOW_FIXTURES = ("mirror", "example_plugins")  # the real data; a pip install
 
+# pytest-xdist (`-n 2`, the README's test command) starts its workers with COLUMNS=80, the width of
+# no terminal; a rich Console made at import (recbench.cli's modules) would keep 80 for good, where
+# a test run without workers, like a user's shell, decides the width per call (InProcessCLI: 200).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+
 
 def pytest_collection_modifyitems(items):
     for item in items:

@@ -28,7 +28,7 @@ from recbench import runner, tune
 
 POSTGRES = os.environ.get("RECBENCH_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: RECBENCH_TEST_POSTGRES is unset (.ci/run starts one)")
-pytestmark = [needs_postgres]
+pytestmark = [needs_postgres, pytest.mark.xdist_group("hosts")]  # one worker: the hosts share .ci/run's bridge and its addresses
 
 N_TRIALS = 4
 TRIAL_ARGS = [f"--{k}={v}" for k, v in {**TINY, "epochs": "5"}.items()]  # five epochs: a trial long enough to be killed in

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from pathlib import Path
 
 import pytest
 
@@ -55,8 +56,12 @@ def test_loading_the_registry_and_reading_every_config_and_preset_imports_no_tor
     assert {"pq", "opq", "rq", "rqvae"} <= set(out["names"]["tokenizer"])
 
 
-@pytest.mark.parametrize("args", [["plugins"], ["plugins", "--json"], ["config", "diff_grm"], ["config", "rqvae", "--json"]],
-                         ids=" ".join)
+RECORDS = str(Path(__file__).resolve().parents[1] / "leaderboards" / "records")
+
+
+@pytest.mark.parametrize("args", [["plugins"], ["plugins", "--json"], ["config", "diff_grm"], ["config", "rqvae", "--json"],
+                                  ["leaderboard", "--results", RECORDS, "--dataset", "ml-100k"]],  # records upgraded, rows made
+                         ids=lambda args: " ".join(args[:2]))
 def test_the_plugins_and_config_commands_import_no_torch(env, args):
     out = run_python(f"""
         import json, sys

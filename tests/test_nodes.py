@@ -19,7 +19,8 @@ import hosts
 import pytest
 from test_distributed import ARGS
 
-pytestmark = [pytest.mark.slow, pytest.mark.process]  # torchrun on two hosts, each training
+pytestmark = [pytest.mark.slow, pytest.mark.process, pytest.mark.xdist_group("hosts")]  # torchrun on two hosts, each training; one
+# worker runs every test that makes hosts (they share .ci/run's bridge and its addresses)
 
 PORT = 29500
 
