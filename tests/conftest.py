@@ -32,8 +32,11 @@ SLOW_FIXTURES = ("mirror", "example_plugins")  # the real data; a pip install
 # pytest-xdist (`-n 2`, the README's test command) starts its workers with COLUMNS=80, the width of
 # no terminal; a rich Console made at import (recbench.cli's modules) would keep 80 for good, where
 # a test run without workers, like a user's shell, decides the width per call (InProcessCLI: 200).
+# Each worker computes on one thread (torch, OpenMP, and the recbench processes tests start), so that
+# two workers share two cores instead of spinning four threads on them.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(items):
