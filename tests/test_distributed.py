@@ -25,19 +25,16 @@ def single_and_two_processes(cli, home, args) -> tuple[dict, dict]:
     return single, ddp
 
 
-def test_two_processes_write_one_record_close_to_single_process(cli, synthetic, home):
-    """`recbench run --nproc 2` runs under torchrun: one record, of two processes."""
-    single, ddp = single_and_two_processes(cli, home, ARGS)
-    assert ddp["device"]["processes"] == 2 and single["device"]["processes"] == 1
-    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 150  # every (synthetic) user evaluated once
-
-
-def test_two_processes_share_every_length_bucketed_batch(cli, synthetic, home):
-    """bucket_pool > 0: each rank trains on its share of every global batch (trimmed to its own longest
-    history); the result stays close to one process's, and no rank waits for a batch it never gets."""
+def test_two_processes_write_one_record_close_to_single_process_sharing_every_length_bucketed_batch(cli, synthetic, home):
+    """`recbench run --nproc 2` runs under torchrun: one record, of two processes. With bucket_pool > 0
+    each rank trains on its share of every global batch (trimmed to its own longest history); the
+    result stays close to one process's, and no rank waits for a batch it never gets. (The batches
+    without length buckets: the next test and tests/test_nodes.py.)"""
     # 150 samples in batches of 128: the last one (22) splits 11 + 11
-    _, ddp = single_and_two_processes(cli, home, [*ARGS, "--bucket_pool=4"])
-    assert ddp["device"]["processes"] == 2 and ddp["config"]["generator"]["bucket_pool"] == 4
+    single, ddp = single_and_two_processes(cli, home, [*ARGS, "--bucket_pool=4"])
+    assert ddp["device"]["processes"] == 2 and single["device"]["processes"] == 1
+    assert ddp["config"]["generator"]["bucket_pool"] == 4
+    assert ddp["protocol"]["eval_users"] == single["protocol"]["eval_users"] == 150  # every (synthetic) user evaluated once
 
 
 def test_two_processes_record_the_validation_a_fresh_ranking_of_best_pt_gives(cli, synthetic, home):
