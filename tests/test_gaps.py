@@ -98,3 +98,32 @@ def test_a_bad_spec_is_an_error_that_names_the_file(folder, edit, message):
     with pytest.raises(UsageError, match=message) as info:
         gaps.page(folder, lb.collect([folder]), "REGENERATE")
     assert "gaps.toml" in str(info.value)
+
+
+def test_the_scaling_section_places_each_row_at_its_training_flops_and_plots_it(folder, tmp_path):
+    """A [[scaling]] group: one point per row at its runs' mean training FLOPs (benchmarks/train_flops.jsonl),
+    the row's mean test NDCG@10 ± std over seeds, its label, the group's reading once, and the plot."""
+    import json
+
+    a, b = (gaps.find_row(n, rows(folder), "here") for n in ("tiger eeee092f", "tiger 77181abc"))
+    flops = {r.run_id: 1e12 * (1 + i) for i, r in enumerate(a.runs + b.runs)}
+    (folder / "benchmarks").mkdir()
+    (folder / "benchmarks" / "train_flops.jsonl").write_text("".join(json.dumps({"run_id": k, "train_flops": v}) + "\n"
+                                                                       for k, v in flops.items()))
+    (folder / "gaps.toml").write_text(SPEC + """
+[[scaling]]
+dataset = "beauty"
+rows = ["tiger eeee092f", "tiger 77181abc"]
+labels = {"tiger 77181abc" = "lr 0.002"}
+about = "The reading of these points."
+""")
+    text, points = gaps.page(folder, lb.collect([folder]), "REGENERATE")
+    assert [p["row"] for p in points] == [a, b]
+    assert points[1]["tflops"] == pytest.approx(np.mean([flops[r.run_id] for r in b.runs]) / 1e12)
+    assert f"| beauty | tiger | lr 0.002 [77181abc] | 2 | {points[1]['tflops']:,.1f} | {b.mean('ndcg@10'):.4f} ± {b.std('ndcg@10'):.4f} |" in text
+    assert text.count("The reading of these points.") == 1 and "![test NDCG@10 against training compute](gaps.png)" in text
+    assert gaps.plot_scaling(points, tmp_path / "gaps.png").stat().st_size > 10_000
+
+    (folder / "benchmarks" / "train_flops.jsonl").write_text("")
+    with pytest.raises(UsageError, match=f"no training FLOPs for {a.runs[0].run_id}"):
+        gaps.page(folder, lb.collect([folder]), "REGENERATE")

@@ -188,19 +188,21 @@ def train_flops(folder: Path) -> dict[str, dict]:
     return out
 
 
-def scaling_points(spec: dict, rows: list[Row], flops: dict[str, dict], where: str) -> list[dict]:
-    """One point per scaling row: its model, setting, training TFLOPs (mean over seeds) and test NDCG@10."""
+def scaling_points(spec: dict, by_dataset: dict[str, list[Row]], flops: dict[str, dict], where: str) -> list[dict]:
+    """One point per scaling row (of the group's dataset): its model, setting, training TFLOPs (mean over
+    seeds) and test NDCG@10."""
     points = []
     for group in spec.get("scaling", []):
         for name in group["rows"]:
-            row = find_row(name, rows, where)
+            row = find_row(name, by_dataset.get(group["dataset"], []), where)
             missing = [r.run_id for r in row.runs if r.run_id not in flops]
             if missing:
                 raise UsageError(f"{where}: no training FLOPs for {', '.join(missing)} in benchmarks/train_flops.jsonl "
                                  "(python benchmarks/train_flops.py RECORD --jsonl FILE).")
             tf = float(np.mean([flops[r.run_id]["train_flops"] for r in row.runs])) / 1e12
             points.append({"dataset": group["dataset"], "model": row.generator, "row": row, "tflops": tf,
-                           "mean": row.mean(METRIC), "std": row.std(METRIC), "what": group.get("labels", {}).get(name, "")})
+                           "mean": row.mean(METRIC), "std": row.std(METRIC), "what": group.get("labels", {}).get(name, ""),
+                           "about": group.get("about", "").strip()})
     return points
 
 
@@ -216,12 +218,16 @@ def scaling_lines(points: list[dict]) -> list[str]:
         row = p["row"]
         lines.append(f"| {p['dataset']} | {p['model']} | {p['what'] or row.setting()} [{row.config_fingerprint[:8]}] | {row.seeds} | "
                      f"{p['tflops']:,.1f} | {row.mean(METRIC):.4f}" + (f" ± {row.std(METRIC):.4f}" if row.seeds > 1 else "") + " |")
-    return lines + [""]
+    lines.append("")
+    for about in dict.fromkeys(p["about"] for p in points if p["about"]):  # each group's reading of its points, once
+        lines += [about, ""]
+    return lines
 
 
 def plot_scaling(points: list[dict], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     datasets = sorted({p["dataset"] for p in points})
     fig = Figure(figsize=(6 * len(datasets), 4.2), layout="constrained")
@@ -232,9 +238,13 @@ def plot_scaling(points: list[dict], path: Path) -> Path:
             mine = sorted((p for p in points if p["dataset"] == ds and p["model"] == model), key=lambda p: p["tflops"])
             ax.errorbar([p["tflops"] for p in mine], [p["mean"] for p in mine], yerr=[p["std"] for p in mine], fmt="o-",
                         color=f"C{i}", capsize=4, label=model)
-            for p in mine:
-                ax.annotate(p["what"], (p["tflops"], p["mean"]), textcoords="offset points", xytext=(5, -10), fontsize="x-small")
+            for p in mine:  # the label's head ("4 epochs"); the table under the plot gives it whole
+                short = p["what"].split(" (")[0].split(",")[0]
+                ax.annotate(short, (p["tflops"], p["mean"]), textcoords="offset points", xytext=(5, -10), fontsize="x-small")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training compute (TFLOP, log scale)")
         ax.set_ylabel("test NDCG@10 (item level, mean ± std over seeds)")
         ax.set_title(f"{ds}: DIFF_GRM against AR_GRM")
@@ -256,7 +266,7 @@ def page(folder: Path, by_dataset: dict[str, list[Row]], regenerate: str) -> tup
              f"edit by hand: regenerate with `{regenerate}`.", "", spec.get("about", "").strip(), ""]
     for chain in spec.get("chain", []):
         lines += chain_lines(chain, by_dataset, where) + [""]
-    points = scaling_points(spec, [r for rows in by_dataset.values() for r in rows], train_flops(folder), where)
+    points = scaling_points(spec, by_dataset, train_flops(folder), where)
     lines += scaling_lines(points) + sweep_lines(folder)
     text = "\n".join(lines)
     while "\n\n\n" in text:
