@@ -201,12 +201,12 @@ def scaling_points(spec: dict, by_dataset: dict[str, list[Row]], flops: dict[str
                                  "(python benchmarks/train_flops.py RECORD --jsonl FILE).")
             tf = float(np.mean([flops[r.run_id]["train_flops"] for r in row.runs])) / 1e12
             points.append({"dataset": group["dataset"], "model": row.generator, "row": row, "tflops": tf,
-                           "mean": row.mean(METRIC), "std": row.std(METRIC), "what": group.get("labels", {}).get(name, ""),
-                           "about": group.get("about", "").strip()})
+                           "mean": row.mean(METRIC), "std": row.std(METRIC), "what": group.get("labels", {}).get(name, "")})
     return points
 
 
-def scaling_lines(points: list[dict]) -> list[str]:
+def scaling_lines(points: list[dict], readings: list[str]) -> list[str]:
+    """The scaling table, then each [[scaling]] group's reading of its points (`about`)."""
     if not points:
         return []
     lines = ["## DIFF_GRM against AR_GRM as training compute grows", "",
@@ -219,8 +219,8 @@ def scaling_lines(points: list[dict]) -> list[str]:
         lines.append(f"| {p['dataset']} | {p['model']} | {p['what'] or row.setting()} [{row.config_fingerprint[:8]}] | {row.seeds} | "
                      f"{p['tflops']:,.1f} | {row.mean(METRIC):.4f}" + (f" ± {row.std(METRIC):.4f}" if row.seeds > 1 else "") + " |")
     lines.append("")
-    for about in dict.fromkeys(p["about"] for p in points if p["about"]):  # each group's reading of its points, once
-        lines += [about, ""]
+    for reading in readings:
+        lines += [reading, ""]
     return lines
 
 
@@ -267,7 +267,8 @@ def page(folder: Path, by_dataset: dict[str, list[Row]], regenerate: str) -> tup
     for chain in spec.get("chain", []):
         lines += chain_lines(chain, by_dataset, where) + [""]
     points = scaling_points(spec, by_dataset, train_flops(folder), where)
-    lines += scaling_lines(points) + sweep_lines(folder)
+    readings = [g["about"].strip() for g in spec.get("scaling", []) if g.get("about", "").strip()]
+    lines += scaling_lines(points, readings) + sweep_lines(folder)
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
