@@ -312,6 +312,36 @@ def test_worker_processes_on_one_sqlite_file_never_take_the_same_queued_trial(tm
         assert len(ids) == 3 and len(set(ids)) == 3, f"round {round}: queued trials taken {ids}"
 
 
+def open_the_new_study(url: str, ready) -> None:
+    plan = tune.make_plan(tune_options("sasrec", "ml-100k"))
+    storage = tune.open_storage(url)
+    ready.wait()  # all four machines start the same new study at once
+    tune.open_study(plan, storage)
+
+
+@pytest.mark.slow  # worker processes
+def test_machines_starting_one_new_study_at_once_queue_the_defaults_once(tmp_path):
+    """Every process that found the study empty used to queue trial 0; now only the one whose
+    create_study won the database's unique name does (the two-host test saw the defaults run twice)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    plan = tune.make_plan(tune_options("sasrec", "ml-100k"))
+    for round in range(3):
+        url = f"sqlite:///{tmp_path / f'new{round}.db'}"
+        ready = ctx.Barrier(4)
+        procs = [ctx.Process(target=open_the_new_study, args=(url, ready)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        study = optuna.load_study(study_name=plan.study, storage=tune.open_storage(url))
+        queued = [t for t in study.get_trials() if t.user_attrs.get("defaults")]
+        assert len(queued) == 1, f"round {round}: {len(queued)} defaults trials queued"
+        assert study.user_attrs[tune.storage.STUDY_ATTR] == {**plan.identity, "metric": plan.metric}
+
+
 @pytest.mark.slow  # worker processes
 def test_two_worker_processes_share_one_study_and_finish_exactly_n_trials(synthetic, home, tmp_path):
     opts = options(tmp_path, SPACE, n_trials=5, jobs=2, sampler="tpe")

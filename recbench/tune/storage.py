@@ -3,6 +3,7 @@ and creating, continuing or loading a study in it."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,15 +61,28 @@ def open_storage(url: str, options: TuneOptions | None = None, create: bool = Tr
     heartbeat = {} if options is None else {
         "heartbeat_interval": options.heartbeat_interval, "grace_period": options.grace_period,
         "heartbeat_stale_trial_callback": lambda study, trial: requeue(study, trial, options.max_retries)}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
-    except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, an unreachable server
-        raise UsageError(open_error(url, exc)) from exc
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+            break
+        except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, an unreachable server
+            if attempt < 4 and schema_made_meanwhile(exc):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise UsageError(open_error(url, exc)) from exc
     if sqlite:
         lock_sqlite_transactions(storage.engine)
     return storage
+
+
+def schema_made_meanwhile(exc: Exception) -> bool:
+    """Whether opening failed because another process created the new database's tables at the same
+    moment (machines starting one study on an empty database): opening it again then finds them."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, IntegrityError) or "already exists" in str(exc)
 
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
@@ -107,10 +121,20 @@ def lock_sqlite_transactions(engine) -> None:
 
 def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """The plan's study, created (maximising the validation metric) or loaded; a study of the same
-    name made for another generator, dataset, fixed config, search space or seed is a UsageError."""
-    study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize", load_if_exists=True)
+    name made for another generator, dataset, fixed config, search space or seed is a UsageError.
+
+    Only the process that creates the study queues trial 0 (the defaults): the database's unique study
+    name decides which one, so two machines starting the same study at once queue it once, not twice."""
     info = {**plan.identity, "metric": plan.metric}
-    stored = study.user_attrs.get(STUDY_ATTR)
+    try:
+        study = optuna.create_study(storage=storage, study_name=plan.study, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=plan.study, storage=storage)
+        stored = stored_identity(study)
+    else:
+        study.set_user_attr(STUDY_ATTR, info)
+        study.enqueue_trial(plan.defaults, user_attrs={"defaults": True})
+        stored = info
     if isinstance(stored, dict) and stored.get("config") != info["config"] and same_fixed_config(stored.get("config"), plan):
         stored = {**stored, "config": info["config"]}  # a study made before fingerprints hashed the whole config
     if stored is None and not study.trials:
@@ -120,6 +144,15 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
         raise UsageError(f"Study '{plan.study}' in {plan.storage} was made for another run (differs in: {', '.join(differ)}); "
                          "pick another --study-name, or leave it out for the default name.")
     return study
+
+
+def stored_identity(study: optuna.Study, wait: float = 5.0):
+    """The identity stored with a loaded study. A study created a moment ago by another machine may not
+    carry it yet (open_study stores it right after create_study): wait for it up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while (stored := study.user_attrs.get(STUDY_ATTR)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return stored
 
 
 def same_fixed_config(stored, plan: Plan) -> bool:

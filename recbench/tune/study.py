@@ -228,7 +228,7 @@ class TuneResult:
 
 
 def start(options: TuneOptions, log: Callable[[str], None] = print) -> tuple[Plan, optuna.Study, optuna.storages.BaseStorage]:
-    """Make the plan, open (or create) the study, recover from a killed run, queue trial 0 (the defaults) in a new study."""
+    """Make the plan, open (or create, queueing trial 0: the defaults) the study, recover from a killed run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = make_plan(options)
     from ..data import prepare
@@ -239,8 +239,6 @@ def start(options: TuneOptions, log: Callable[[str], None] = print) -> tuple[Pla
     again = recover(study, storage, options.max_retries)
     if again:
         log(f"queued again with the same parameters: trial(s) {', '.join(map(str, again))} (failed or killed)")
-    if not study.trials:
-        study.enqueue_trial(plan.defaults, user_attrs={"defaults": True})
     return plan, study, storage
 
 
