@@ -29,6 +29,10 @@ unmeasured = ["the embedding model"]
 name = "learning rate"
 what = "0.005 -> 0.002, 4 epochs"
 rows = ["tiger eeee092f", "tiger 77181abc"]
+[[chain.factor]]
+name = "protocol"
+what = "item level -> ID level"
+id_level = "tiger eeee092f"
 [[chain]]
 model = "DIFF_GRM"
 dataset = "beauty"
@@ -56,7 +60,7 @@ def rows(folder):
 
 def test_a_factor_is_the_paired_comparison_of_its_two_rows(folder):
     spec, rs = gaps.load_spec(folder), rows(folder)
-    baseline, (step,) = gaps.measure(spec["chain"][0], {"beauty": rs}, "here")
+    baseline, (step, _) = gaps.measure(spec["chain"][0], {"beauty": rs}, "here")
     a, b = (gaps.find_row(n, rs, "here") for n in ("tiger eeee092f", "tiger 77181abc"))
     test = significance.compare(b.runs, a.runs)
     assert baseline is a and step.a is a and step.b is b
@@ -82,7 +86,10 @@ def test_the_page_says_what_is_left_unexplained(folder):
     published = next(r for r in references.for_dataset("beauty") if r.model == "TIGER" and r.source.startswith("TIGER paper"))
     a, b = (gaps.find_row(n, rows(folder), "here") for n in ("tiger eeee092f", "tiger 77181abc"))
     gap, step = published.metrics["ndcg@10"] - a.mean("ndcg@10"), b.mean("ndcg@10") - a.mean("ndcg@10")
+    # TIGER's published number is item level: its protocol step is shown but not summed; DiffGRM's is ID level
     assert f"Published − baseline: {gap:+.4f}" in tiger and f"Unexplained: {gap - step:+.4f}" in tiger
+    assert "| protocol |" in tiger and "The protocol step is not in the sum" in tiger
+    assert "The protocol step is not in the sum" not in text.split("### DIFF_GRM on beauty")[1].split("###")[0]
     assert "| learning rate |" in tiger and "Not measured here: the embedding model" in tiger
     assert "published 0.0502 (semantic IDs, collisions kept; DiffGRM paper (arXiv 2510.21805))" in text
 

@@ -135,11 +135,15 @@ def chain_lines(chain: dict, by_dataset: dict[str, list[Row]], where: str) -> li
         lines.append(f"| {s.factor}{on} | {s.what} | {label(s.a)} → {to} | {seeds} | {s.mean_a:.4f} → {s.mean_b:.4f} | "
                      f"{s.mean_b - s.mean_a:+.4f} | {fmt_p(s.p)} |")
     here = [s for s, f in zip(steps, chain.get("factor", [])) if f.get("dataset", chain["dataset"]) == chain["dataset"]]
+    if ref is not None and ref.protocol == "item":  # the ID level is not what the published number counts
+        here = [s for s in here if s.b is not None]
     total = sum(s.mean_b - s.mean_a for s in here)
     if ref is not None:
         gap = ref.metrics[METRIC] - base
+        apart = (" The protocol step is not in the sum: the published number is item level, like the baseline."
+                 if ref.protocol == "item" and any(s.b is None for s in steps) else "")
         lines += ["", f"Published − baseline: {gap:+.4f}. Measured steps on {chain['dataset']}, summed: {total:+.4f} "
-                  f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}."
+                  f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}.{apart}"
                   if gap else "Published − baseline: 0.", ""]
     for item in chain.get("unmeasured", []):
         lines.append(f"- Not measured here: {item}")
