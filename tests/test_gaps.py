@@ -134,3 +134,25 @@ about = "The reading of these points."
     (folder / "benchmarks" / "train_flops.jsonl").write_text("")
     with pytest.raises(UsageError, match=f"no training FLOPs for {a.runs[0].run_id}"):
         gaps.page(folder, lb.collect([folder]), "REGENERATE")
+
+
+def test_the_fitted_trend_is_a_line_in_log_compute_and_says_where_two_models_would_meet():
+    """Each model's points get the least-squares line NDCG@10 = a + b·log2(TFLOP); two models' lines on a
+    dataset either meet at more compute (stated as an extrapolation, with how far past the largest run)
+    or do not (the leader's line is the steeper one)."""
+    def points(model, a, b, tflops):
+        return [{"dataset": "d", "model": model, "tflops": t, "mean": a + b * np.log2(t)} for t in tflops]
+
+    slow = points("slow", 0.01, 0.004, [10, 20, 40])  # leads, flatter
+    fast = points("fast", -0.01, 0.008, [10, 20, 40])  # trails, steeper: the lines meet at log2(x) = 5, 32 TFLOP...
+    fitted = gaps.trends(slow + fast)
+    assert fitted[("d", "slow")] == pytest.approx((0.01, 0.004)) and fitted[("d", "fast")] == pytest.approx((-0.01, 0.008))
+    assert "the lines meet" not in "\n".join(gaps.trend_lines(slow + fast))  # ... which is behind the largest run (40)
+    ahead = points("fast", -0.03, 0.008, [10, 20, 40])  # now they meet at log2(x) = 10: 1,024 TFLOP, 26x the largest run
+    text = "\n".join(gaps.trend_lines(slow + ahead))
+    assert "d, fast: NDCG@10 ≈ -0.0300 +0.0080 × log2(TFLOP), +0.0080 per doubling (fitted on 3 points, 10.0–40.0 TFLOP)" in text
+    assert "d: the lines meet at about 1,024 TFLOP, 26x the largest run measured (extrapolated)" in text
+    apart = points("fast", -0.01, 0.002, [10, 20, 40])
+    assert "slow leads at the largest run and its line is the steeper one, so the fitted gap grows by 0.0020 per doubling" in \
+        "\n".join(gaps.trend_lines(slow + apart))
+    assert gaps.trends(slow[:2]) == {} and gaps.trend_lines(slow[:2]) == []  # two points: no line is fitted

@@ -209,6 +209,46 @@ def scaling_points(spec: dict, by_dataset: dict[str, list[Row]], flops: dict[str
     return points
 
 
+def trends(points: list[dict]) -> dict[tuple[str, str], tuple[float, float]]:
+    """(dataset, model) -> (a, b) of the least-squares line NDCG@10 = a + b * log2(TFLOP) through the
+    model's points (three or more): b is what one doubling of training compute is worth."""
+    out = {}
+    for key in sorted({(p["dataset"], p["model"]) for p in points}):
+        mine = [p for p in points if (p["dataset"], p["model"]) == key]
+        if len(mine) >= 3:
+            b, a = np.polyfit(np.log2([p["tflops"] for p in mine]), [p["mean"] for p in mine], 1)
+            out[key] = (float(a), float(b))
+    return out
+
+
+def trend_lines(points: list[dict]) -> list[str]:
+    """Each fitted line, and where two models' lines on one dataset would meet: an extrapolation, said so."""
+    fitted = trends(points)
+    if not fitted:
+        return []
+    lines = ["Fitted trend (least squares on each model's points; beyond the largest run it is an extrapolation, "
+             "not a measurement):", ""]
+    for (ds, model), (a, b) in fitted.items():
+        span = [p["tflops"] for p in points if (p["dataset"], p["model"]) == (ds, model)]
+        lines.append(f"- {ds}, {model}: NDCG@10 ≈ {a:.4f} {b:+.4f} × log2(TFLOP), {b:+.4f} per doubling "
+                     f"(fitted on {len(span)} points, {min(span):,.1f}–{max(span):,.1f} TFLOP)")
+    for ds in sorted({ds for ds, _ in fitted}):
+        pair = [(m, ab) for (d, m), ab in fitted.items() if d == ds]
+        if len(pair) != 2:
+            continue
+        (m1, (a1, b1)), (m2, (a2, b2)) = pair
+        top = max(p["tflops"] for p in points if p["dataset"] == ds)
+        x = None if b1 == b2 else (a2 - a1) / (b1 - b2)  # log2(TFLOP) where the lines meet
+        if x is not None and 2.0 ** x > top:
+            lines.append(f"- {ds}: the lines meet at about {2.0 ** x:,.0f} TFLOP, {2.0 ** x / top:,.0f}x the largest run "
+                         "measured (extrapolated)")
+        else:
+            lead = m1 if a1 + b1 * np.log2(top) > a2 + b2 * np.log2(top) else m2
+            lines.append(f"- {ds}: the lines do not meet at more compute: {lead} leads at the largest run and its "
+                         f"line is the steeper one, so the fitted gap grows by {abs(b1 - b2):.4f} per doubling")
+    return lines + [""]
+
+
 def scaling_lines(points: list[dict], readings: list[str]) -> list[str]:
     """The scaling table, then each [[scaling]] group's reading of its points (`about`)."""
     if not points:
@@ -223,6 +263,7 @@ def scaling_lines(points: list[dict], readings: list[str]) -> list[str]:
         lines.append(f"| {p['dataset']} | {p['model']} | {p['what'] or row.setting()} [{row.config_fingerprint[:8]}] | {row.seeds} | "
                      f"{p['tflops']:,.1f} | {row.mean(METRIC):.4f}" + (f" ± {row.std(METRIC):.4f}" if row.seeds > 1 else "") + " |")
     lines.append("")
+    lines += trend_lines(points)
     for reading in readings:
         lines += [reading, ""]
     return lines
@@ -234,6 +275,7 @@ def plot_scaling(points: list[dict], path: Path) -> Path:
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     datasets = sorted({p["dataset"] for p in points})
+    fitted = trends(points)
     fig = Figure(figsize=(6 * len(datasets), 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
@@ -242,6 +284,12 @@ def plot_scaling(points: list[dict], path: Path) -> Path:
             mine = sorted((p for p in points if p["dataset"] == ds and p["model"] == model), key=lambda p: p["tflops"])
             ax.errorbar([p["tflops"] for p in mine], [p["mean"] for p in mine], yerr=[p["std"] for p in mine], fmt="o-",
                         color=f"C{i}", capsize=4, label=model)
+            if (ds, model) in fitted:  # the fitted line, dotted past the last point (extrapolated)
+                a, b = fitted[ds, model]
+                top = mine[-1]["tflops"]
+                for lo, hi, style in ((mine[0]["tflops"], top, "--"), (top, 4 * top, ":")):
+                    xs = np.geomspace(lo, hi, 20)
+                    ax.plot(xs, a + b * np.log2(xs), style, color=f"C{i}", alpha=0.6, linewidth=1)
             for p in mine:  # the label's head ("4 epochs"); the table under the plot gives it whole
                 short = p["what"].split(" (")[0].split(",")[0]
                 ax.annotate(short, (p["tflops"], p["mean"]), textcoords="offset points", xytext=(5, -10), fontsize="x-small")
@@ -252,6 +300,9 @@ def plot_scaling(points: list[dict], path: Path) -> Path:
         ax.set_xlabel("training compute (TFLOP, log scale)")
         ax.set_ylabel("test NDCG@10 (item level, mean ± std over seeds)")
         ax.set_title(f"{ds}: DIFF_GRM against AR_GRM")
+        if fitted:
+            ax.text(0.98, 0.02, "dashed: fitted trend; dotted: extrapolated", transform=ax.transAxes, ha="right",
+                    fontsize="x-small", color="0.4")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     path = Path(path)
