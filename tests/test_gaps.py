@@ -94,6 +94,31 @@ def test_the_page_says_what_is_left_unexplained(folder):
     assert "published 0.0502 (semantic IDs, collisions kept; DiffGRM paper (arXiv 2510.21805))" in text
 
 
+def test_a_one_seed_step_within_two_standard_errors_is_marked_not_settled(folder):
+    """The embeddings step of AR_GRM (one seed each, p about 0.12) is marked; TIGER's learning rate
+    (p far below 0.05) and a step with two seeds on both sides (p above 0.05) are not."""
+    (folder / "gaps.toml").write_text(SPEC + """
+[[chain]]
+model = "AR_GRM"
+dataset = "beauty"
+baseline = "ar_grm 1015e421"
+[[chain.factor]]
+name = "text embeddings"
+rows = ["ar_grm 1015e421", "ar_grm 23ccdc75"]
+""")
+    spec, rs = gaps.load_spec(folder), rows(folder)
+    _, steps = gaps.measure(spec["chain"][2], {"beauty": rs}, "here")
+    assert steps[0].p > gaps.TWO_SE_P and [s.factor for s in gaps.unsettled(steps)] == ["text embeddings"]
+    two = gaps.find_row("diff_grm 7fe37529", rs, "here")
+    assert two.seeds == 2 and gaps.unsettled([gaps.Step("two seeds each", "", two, two, 0.02, 0.021, 0.5)]) == []
+    _, tiger = gaps.measure(spec["chain"][0], {"beauty": rs}, "here")
+    assert gaps.unsettled(tiger) == []
+    text, _ = gaps.page(folder, lb.collect([folder]), "REGENERATE")
+    ar = text.split("### AR_GRM on beauty")[1]
+    assert f"Not settled: text embeddings is within two standard errors (p = {gaps.fmt_p(steps[0].p)}) on one seed" in ar
+    assert "Not settled" not in text.split("### AR_GRM on beauty")[0]
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.replace("tiger 77181abc", "tiger ffffffff"), "row 'tiger ffffffff' matches 0 rows"),
     (lambda s: s.replace('published = "DiffGRM"', 'published = "DiffGRM-X"'), "no published row 'DiffGRM-X'"),

@@ -33,6 +33,9 @@ from .records import decode_ints
 
 SPEC = "gaps.toml"
 METRIC = "ndcg@10"
+# A two-sided p above this is a difference within two standard errors of zero: on one seed a step
+# like that is not settled, since the seed's own variation may be as large.
+TWO_SE_P = 0.0455
 
 
 @dataclass
@@ -145,9 +148,17 @@ def chain_lines(chain: dict, by_dataset: dict[str, list[Row]], where: str) -> li
         lines += ["", f"Published − baseline: {gap:+.4f}. Measured steps on {chain['dataset']}, summed: {total:+.4f} "
                   f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}.{apart}"
                   if gap else "Published − baseline: 0.", ""]
+    for s in unsettled(steps):
+        lines.append(f"- Not settled: {s.factor} is within two standard errors (p = {fmt_p(s.p)}) on one seed; "
+                     "a second seed of both rows would settle it.")
     for item in chain.get("unmeasured", []):
         lines.append(f"- Not measured here: {item}")
     return lines
+
+
+def unsettled(steps: list[Step]) -> list[Step]:
+    """Steps between two rows, one of them a single seed, whose difference is within two standard errors."""
+    return [s for s in steps if s.b is not None and min(s.a.seeds, s.b.seeds) == 1 and s.p > TWO_SE_P]
 
 
 def sweep_lines(folder: Path) -> list[str]:
