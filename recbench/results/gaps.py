@@ -149,8 +149,9 @@ def chain_lines(chain: dict, by_dataset: dict[str, list[Row]], where: str) -> li
                   f"({total / gap:.0%} of the gap, if the factors add up). Unexplained: {gap - total:+.4f}.{apart}"
                   if gap else "Published − baseline: 0.", ""]
     for s in unsettled(steps):
-        lines.append(f"- Not settled: {s.factor} is within two standard errors (p = {fmt_p(s.p)}) on one seed; "
-                     "a second seed of both rows would settle it.")
+        single = " and ".join(f"{r.generator} [{r.config_fingerprint[:8]}]" for r in (s.a, s.b) if r.seeds == 1)
+        lines.append(f"- Not settled: {s.factor} is within two standard errors (p = {fmt_p(s.p)}) with one seed of "
+                     f"{single}; a second seed would settle it.")
     for item in chain.get("unmeasured", []):
         lines.append(f"- Not measured here: {item}")
     return lines
